@@ -1,0 +1,48 @@
+"""fidelitymed: team fidelity -> working alliance -> client outcome studies, end to end.
+
+The public API is re-exported here lazily so that ``import fidelitymed`` stays fast and
+each analysis pulls in only what it needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "FidelityMedError": "fidelitymed.errors",
+    "StudyDataError": "fidelitymed.errors",
+    "ConfigError": "fidelitymed.errors",
+    "read_table": "fidelitymed.study.io",
+    "mediate": "fidelitymed.stats.mediation",
+    "MediationResult": "fidelitymed.stats.mediation",
+    "icc": "fidelitymed.stats.nested",
+    "hierarchical_regression": "fidelitymed.stats.regression",
+    "power_regression": "fidelitymed.stats.power",
+    "sample_size_regression": "fidelitymed.stats.power",
+    "power_mediation": "fidelitymed.stats.power",
+    "sample_size_mediation": "fidelitymed.stats.power",
+    "load_study": "fidelitymed.study.schema",
+    "StudyData": "fidelitymed.study.schema",
+    "run_study": "fidelitymed.pipeline",
+    "StudyResults": "fidelitymed.pipeline",
+    "simulate_study": "fidelitymed.simulate",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'fidelitymed' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,159 @@
+"""Reading tables (CSV, XLSX, SAV, DTA) and writing outputs atomically.
+
+Every reader returns a plain :class:`pandas.DataFrame`; every failure is a
+:class:`~fidelitymed.errors.StudyDataError` naming the file. Writers never leave a
+half-written file: they write beside the target and rename into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..errors import StudyDataError
+
+TABLE_SUFFIXES = (".csv", ".xlsx", ".sav", ".dta")
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read one data table from CSV, XLSX (first sheet), SPSS ``.sav`` or Stata ``.dta``.
+
+    SPSS/Stata value labels are not applied: the numeric codes are what the scoring rules
+    expect. Empty strings are read as missing.
+
+    Raises
+    ------
+    StudyDataError
+        If the file is missing, has an unsupported suffix or cannot be parsed.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise StudyDataError(file=str(path), expected="an existing readable file")
+    if suffix not in TABLE_SUFFIXES:
+        raise StudyDataError(file=str(path), value=path.suffix,
+                             expected="a table ending in " + ", ".join(TABLE_SUFFIXES))
+    try:
+        if suffix == ".csv":
+            frame = pd.read_csv(path, skipinitialspace=True)
+        elif suffix == ".xlsx":
+            frame = pd.read_excel(path, sheet_name=0, engine="openpyxl")
+        else:
+            import pyreadstat
+
+            reader = pyreadstat.read_sav if suffix == ".sav" else pyreadstat.read_dta
+            frame, _meta = reader(str(path), apply_value_formats=False)
+    except StudyDataError:
+        raise
+    except Exception as exc:  # parser errors come in many types; the user needs the file named
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StudyDataError(file=str(path), expected=f"a readable {suffix[1:].upper()} table ({reason})") from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write ``frame`` to CSV, XLSX, SAV or DTA by suffix, atomically."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    with atomic_path(path) as tmp:
+        if suffix == ".csv":
+            frame.to_csv(tmp, index=False, lineterminator="\n")
+        elif suffix == ".xlsx":
+            frame.to_excel(tmp, index=False, engine="openpyxl")
+        elif suffix == ".sav":
+            import pyreadstat
+
+            pyreadstat.write_sav(frame, str(tmp))
+        elif suffix == ".dta":
+            import pyreadstat
+
+            pyreadstat.write_dta(frame, str(tmp))
+        else:
+            raise ValueError(f"unsupported table suffix {suffix!r}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path in the target's folder; rename it onto ``path`` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix + ".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write text atomically (UTF-8, ``\\n`` line ends)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8", newline="\n")
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write JSON atomically, keys in insertion order, NaN written as ``null``."""
+    write_text(path, json.dumps(_json_safe(obj), indent=2, allow_nan=False) + "\n")
+
+
+def _json_safe(obj: Any) -> Any:
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_json_safe(v) for v in obj.tolist()]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        value = float(obj)
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, (pd.Timestamp,)):
+        return obj.isoformat()
+    return obj
+
+
+@contextlib.contextmanager
+def atomic_directory(target: str | os.PathLike, *, force: bool = False) -> Iterator[Path]:
+    """Build an output folder in a temporary sibling and rename it onto ``target`` at the end.
+
+    An existing ``target`` is replaced only with ``force=True``; if the body raises, the
+    temporary folder is removed and ``target`` is untouched.
+    """
+    from ..errors import FidelityMedError
+
+    target = Path(target)
+    if target.exists() and not force:
+        raise FidelityMedError(f"output folder {str(target)!r} exists; use --force to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.replace(target, old / target.name)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
