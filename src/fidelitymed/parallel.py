@@ -1,0 +1,426 @@
+"""One ``map`` over independent tasks: serially, on local processes, or on a Dask cluster.
+
+Every unit of work of a study (imputation x model x window, or one replicate batch of a power
+simulation) is a :class:`Task`: a *key* that names it and a *payload* it works on. Its random
+stream is the :class:`numpy.random.SeedSequence` child of the analysis seed keyed by the task
+(:func:`fidelitymed.seeding.child_sequence`), never by the order in which workers pick tasks
+up. A task function that draws random numbers only from ``task.seed`` / ``task.rng()`` therefore
+returns bit-identical results on every backend and any number of workers, and results are
+always returned in task order.
+
+Backends
+--------
+``"serial"``
+    In this process, one task after another (the reference; no pickling).
+``"processes"``
+    A :class:`concurrent.futures.ProcessPoolExecutor` of ``workers`` processes (``forkserver``
+    start method on POSIX, so it is safe inside threaded programs).
+``"dask"``
+    :mod:`dask.distributed`: a :class:`~distributed.LocalCluster` of ``workers`` single-threaded
+    worker processes started (and closed) here, or an existing cluster with
+    ``scheduler="tcp://HOST:PORT"`` (its workers must be able to import ``fidelitymed``; only the
+    client is closed then, never the cluster).
+
+Examples
+--------
+>>> from fidelitymed import parallel
+>>> def draw(task):                       # module-level, so it pickles
+...     return float(task.rng().normal() + task.payload)
+>>> tasks = parallel.make_tasks({("m", i): i for i in range(4)}, seed=1)
+>>> serial = parallel.map(draw, tasks)
+>>> serial == parallel.map(draw, tasks, backend="processes", workers=2)  # doctest: +SKIP
+True
+
+Reuse one pool/cluster for several stages with the executor object::
+
+    with parallel.Executor("dask", workers=2) as ex:
+        imputed = ex.map(impute_one, imputation_tasks, progress=cb1)
+        fitted = ex.map(fit_one, model_tasks, progress=cb2)
+
+Progress: ``progress(done, total, key)`` is called in the calling process once per finished task
+(in completion order). :func:`rich_progress` gives a ready-made rich progress bar callback.
+
+Functions and payloads must be picklable for ``"processes"`` and ``"dask"`` (define task
+functions at module level). ``context`` (an object shared by every task, e.g. the analysis
+frame) is shipped once per worker rather than once per task; the function is then called as
+``func(task, context)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from .errors import ConfigError
+from .seeding import SeedLike, child_sequence
+
+Backend = Literal["serial", "processes", "dask"]
+BACKENDS: tuple[str, ...] = ("serial", "processes", "dask")
+ProgressCallback = Callable[[int, int, tuple], None]
+
+__all__ = ["BACKENDS", "Executor", "Task", "example_task", "make_tasks", "map", "rich_progress"]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One independent unit of work.
+
+    Attributes
+    ----------
+    key
+        A tuple of ints/strings naming the task (e.g. ``("qoli20", 9, 180, 3)``); unique within one
+        :func:`map` call. Keys are reported to progress callbacks and attached to errors.
+    payload
+        Whatever the task function needs (must pickle for the process/Dask backends).
+    seed
+        The task's own :class:`numpy.random.SeedSequence` (``child_sequence(root, key)``), or
+        ``None`` for a task that draws no random numbers.
+    """
+
+    key: tuple
+    payload: Any = None
+    seed: np.random.SeedSequence | None = field(default=None, compare=False)
+
+    def rng(self) -> np.random.Generator:
+        """A PCG64 generator on the task's own stream."""
+        if self.seed is None:
+            raise ConfigError(f"task {self.key!r} has no seed; build tasks with make_tasks(..., seed=...)")
+        return np.random.Generator(np.random.PCG64(self.seed))
+
+
+def make_tasks(payloads: Mapping[tuple, Any] | Iterable[tuple[tuple, Any]], seed: SeedLike = None,
+               *, prefix: Sequence[int | str] = (), seeded: bool = True) -> list[Task]:
+    """Tasks from ``{key: payload}`` (or ``(key, payload)`` pairs), each seeded by its key.
+
+    Parameters
+    ----------
+    payloads
+        Keys are tuples of ints/strings (a scalar key is wrapped in a 1-tuple).
+    seed
+        The analysis seed (int, SeedSequence or None for fresh entropy, which is then the same
+        root for all tasks of this call).
+    prefix
+        Prepended to every key when deriving the seed only (e.g. ``("bootstrap",)``) so two
+        stages of one analysis never share streams even if their task keys coincide.
+    seeded
+        ``False`` builds tasks without a seed (deterministic work).
+    """
+    from .seeding import root_sequence
+
+    items = payloads.items() if isinstance(payloads, Mapping) else payloads
+    root = root_sequence(seed) if seeded else None
+    tasks: list[Task] = []
+    seen: set = set()
+    for key, payload in items:
+        key = key if isinstance(key, tuple) else (key,)
+        if key in seen:
+            raise ConfigError(f"duplicate task key {key!r}: every task needs its own key")
+        seen.add(key)
+        task_seed = child_sequence(root, tuple(prefix) + key) if seeded else None
+        tasks.append(Task(key=key, payload=payload, seed=task_seed))
+    return tasks
+
+
+# --------------------------------------------------------------------------- worker side
+
+_WORKER_CONTEXT: dict[str, Any] = {}
+
+
+def _init_process_worker(context: Any) -> None:
+    # One copy of the shared context per worker process instead of one per task.
+    _WORKER_CONTEXT["value"] = context
+
+
+def _run_in_process(func: Callable, task: Task, with_context: bool) -> Any:
+    if with_context:
+        return func(task, _WORKER_CONTEXT["value"])
+    return func(task)
+
+
+def _run_with_context(func: Callable, task: Task, context: Any) -> Any:
+    return func(task, context)
+
+
+def _call(func: Callable, task: Task) -> Any:
+    return func(task)
+
+
+def _annotate(exc: BaseException, task: Task) -> BaseException:
+    with contextlib.suppress(Exception):
+        exc.add_note(f"in fidelitymed.parallel task {task.key!r}")
+    return exc
+
+
+# --------------------------------------------------------------------------- executor
+
+class Executor:
+    """A backend that runs :meth:`map` calls; a context manager that owns its pool/cluster.
+
+    Parameters
+    ----------
+    backend
+        ``"serial"``, ``"processes"`` or ``"dask"``.
+    workers
+        Number of worker processes (default: ``os.cpu_count()``; ignored by ``"serial"`` and when
+        ``scheduler`` names an existing cluster).
+    scheduler
+        ``"tcp://HOST:PORT"`` of a running dask scheduler (implies ``backend="dask"``).
+
+    The pool or cluster is started lazily by the first :meth:`map` and kept until :meth:`close`
+    (or the end of the ``with`` block), so one pipeline run starts it only once.
+    """
+
+    def __init__(self, backend: Backend | str = "serial", workers: int | None = None,
+                 scheduler: str | None = None) -> None:
+        if scheduler is not None:
+            if backend not in ("dask", "serial"):
+                raise ConfigError(f"scheduler={scheduler!r} needs backend='dask'; got backend={backend!r}")
+            backend = "dask"
+            if not str(scheduler).startswith(("tcp://", "tls://", "inproc://", "ws://", "wss://")):
+                raise ConfigError(f"scheduler must be an address like 'tcp://HOST:PORT'; got {scheduler!r}")
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
+                                    or workers < 1):
+            raise ConfigError(f"workers must be a positive integer; got {workers!r}")
+        self.backend: str = backend
+        self.workers: int = int(workers) if workers is not None else (os.cpu_count() or 1)
+        self.scheduler: str | None = scheduler
+        self._pool: ProcessPoolExecutor | None = None
+        self._pool_context_id: int | None = None
+        self._cluster = None
+        self._client = None
+
+    # -- description used in manifests
+    def describe(self) -> dict[str, Any]:
+        """JSON-safe description (backend, workers, scheduler) for a results manifest."""
+        return {"backend": self.backend,
+                "workers": 1 if self.backend == "serial" else (None if self.scheduler else self.workers),
+                "scheduler": self.scheduler}
+
+    def __repr__(self) -> str:
+        return f"Executor(backend={self.backend!r}, workers={self.workers}, scheduler={self.scheduler!r})"
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Shut down the pool / client / local cluster (idempotent)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+            self._pool_context_id = None
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.close()
+            self._client = None
+        if self._cluster is not None:
+            with contextlib.suppress(Exception):
+                self._cluster.close()
+            self._cluster = None
+
+    # -- the one operation
+    def map(self, func: Callable[..., Any], tasks: Iterable[Task], *,
+            progress: ProgressCallback | None = None, context: Any = None) -> list[Any]:
+        """``[func(task) for task in tasks]`` (or ``func(task, context)``), in task order.
+
+        Parameters
+        ----------
+        func
+            The task function; module-level (picklable) for the process and Dask backends.
+        tasks
+            :class:`Task` objects (see :func:`make_tasks`).
+        progress
+            ``progress(done, total, key)``, called in this process after each finished task.
+        context
+            Optional object shared by all tasks, shipped once per worker.
+
+        Raises
+        ------
+        Exception
+            The first failing task's exception, re-raised here with a note naming its key.
+        """
+        tasks = list(tasks)
+        for task in tasks:
+            if not isinstance(task, Task):
+                raise ConfigError(f"parallel.map expects Task objects (see make_tasks); got {type(task).__name__}")
+        if len({t.key for t in tasks}) != len(tasks):
+            raise ConfigError("parallel.map: task keys must be unique")
+        if not tasks:
+            return []
+        if self.backend == "serial":
+            return self._map_serial(func, tasks, progress, context)
+        if self.backend == "processes":
+            return self._map_processes(func, tasks, progress, context)
+        return self._map_dask(func, tasks, progress, context)
+
+    def _map_serial(self, func, tasks, progress, context) -> list[Any]:
+        out: list[Any] = []
+        total = len(tasks)
+        for i, task in enumerate(tasks):
+            try:
+                out.append(func(task) if context is None else func(task, context))
+            except Exception as exc:
+                raise _annotate(exc, task)
+            if progress is not None:
+                progress(i + 1, total, task.key)
+        return out
+
+    def _ensure_pool(self, context: Any) -> ProcessPoolExecutor:
+        # A new shared context needs fresh workers (it is installed by the initializer).
+        if self._pool is not None and self._pool_context_id != id(context):
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if self._pool is None:
+            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+            self._pool = ProcessPoolExecutor(max_workers=self.workers,
+                                             mp_context=multiprocessing.get_context(method),
+                                             initializer=_init_process_worker, initargs=(context,))
+            self._pool_context_id = id(context)
+        return self._pool
+
+    def _map_processes(self, func, tasks, progress, context) -> list[Any]:
+        pool = self._ensure_pool(context)
+        with_context = context is not None
+        futures = {pool.submit(_run_in_process, func, task, with_context): i for i, task in enumerate(tasks)}
+        return self._collect(futures, tasks, progress, as_completed)
+
+    def _ensure_client(self):
+        if self._client is None:
+            from distributed import Client, LocalCluster
+
+            if self.scheduler is not None:
+                self._client = Client(self.scheduler, set_as_default=False)
+            else:
+                # Single-threaded worker processes: the numerical work holds the GIL in places,
+                # and one thread per worker keeps BLAS from oversubscribing the cores.
+                self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                             dashboard_address=None, silence_logs=logging.ERROR)
+                self._client = Client(self._cluster, set_as_default=False)
+        return self._client
+
+    def _map_dask(self, func, tasks, progress, context) -> list[Any]:
+        client = self._ensure_client()
+        if context is not None:
+            shared = client.scatter(context, broadcast=True, hash=False)
+            futures_list = client.map(_run_with_context, [func] * len(tasks), tasks,
+                                      context=shared, pure=False)
+        else:
+            futures_list = client.map(_call, [func] * len(tasks), tasks, pure=False)
+        futures = {fut: i for i, fut in enumerate(futures_list)}
+        try:
+            return self._collect(futures, tasks, progress, _completed_dask)
+        finally:
+            for fut in futures_list:
+                fut.release()
+
+    @staticmethod
+    def _collect(futures: dict, tasks: list[Task], progress, completed) -> list[Any]:
+        results: list[Any] = [None] * len(tasks)
+        total = len(tasks)
+        try:
+            for done_count, fut in enumerate(completed(list(futures)), start=1):
+                i = futures[fut]
+                try:
+                    results[i] = fut.result()
+                except Exception as exc:
+                    raise _annotate(exc, tasks[i])
+                if progress is not None:
+                    progress(done_count, total, tasks[i].key)
+        except BaseException:
+            for fut in futures:
+                with contextlib.suppress(Exception):
+                    fut.cancel()
+            raise
+        return results
+
+
+def _completed_dask(futures: list) -> Iterator:
+    from distributed import as_completed
+
+    # as_completed looks up "the current client"; ours is never the global default.
+    with futures[0].client.as_current():
+        yield from as_completed(futures)
+
+
+def map(func: Callable[..., Any], tasks: Iterable[Task], *, backend: Backend | str = "serial",
+        workers: int | None = None, scheduler: str | None = None,
+        progress: ProgressCallback | None = None, context: Any = None) -> list[Any]:
+    """Run ``func`` over ``tasks`` on one backend and return the results in task order.
+
+    A one-shot :class:`Executor`: the pool or local cluster is started and cleanly shut down
+    within the call. Use :class:`Executor` directly to reuse it across several calls.
+
+    Parameters
+    ----------
+    func
+        ``func(task)`` (or ``func(task, context)``), drawing random numbers only from
+        ``task.seed`` / ``task.rng()``.
+    tasks
+        :class:`Task` objects, e.g. from :func:`make_tasks`.
+    backend, workers, scheduler
+        See :class:`Executor`.
+    progress
+        ``progress(done, total, key)`` after each finished task (see :func:`rich_progress`).
+    context
+        Optional object shared by every task.
+
+    Returns
+    -------
+    list
+        ``[func(t) for t in tasks]`` — identical on every backend.
+    """
+    with Executor(backend, workers=workers, scheduler=scheduler) as ex:
+        return ex.map(func, tasks, progress=progress, context=context)
+
+
+class _RichCallback:
+    def __init__(self, progress, task_id) -> None:
+        self._progress = progress
+        self._task_id = task_id
+
+    def __call__(self, done: int, total: int, key: tuple) -> None:
+        self._progress.update(self._task_id, completed=done, total=total)
+
+
+@contextlib.contextmanager
+def rich_progress(description: str = "tasks", *, total: int | None = None, disable: bool = False,
+                  console=None) -> Iterator[ProgressCallback]:
+    """A rich progress bar as a ``progress`` callback for :func:`map`.
+
+    >>> with rich_progress("models") as cb:            # doctest: +SKIP
+    ...     results = map(fit, tasks, backend="processes", progress=cb)
+
+    With ``disable=True`` a no-op callback is yielded (quiet runs).
+    """
+    if disable:
+        yield lambda done, total, key: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=False) as prog:
+        task_id = prog.add_task(description, total=total)
+        yield _RichCallback(prog, task_id)
+
+
+def example_task(task: Task, context: Any = None) -> np.ndarray:
+    """A small seeded bootstrap used by the tests, the benchmark and as a template.
+
+    ``task.payload`` (or ``context`` when given) is a 1-D array; returns the means of 200
+    bootstrap resamples drawn from the task's own stream (one vectorized draw, no Python loop).
+    """
+    data = np.asarray(context if context is not None else task.payload, dtype=float)
+    idx = task.rng().integers(0, data.shape[0], size=(200, data.shape[0]))
+    return data[idx].mean(axis=1)
