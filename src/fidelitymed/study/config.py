@@ -1,0 +1,550 @@
+"""``study.yaml``: the study configuration as a pydantic v2 model.
+
+Every key has a default that reproduces the paper (Methods and Data Analysis of the SMCM
+study; scoring defaults from the codebook, i.e. ``shared/reference/instruments.md``). Unknown
+keys and wrong types are errors: :func:`load_config` / :func:`parse_config` turn pydantic's
+``ValidationError`` into one :class:`~fidelitymed.errors.ConfigError` whose message has one
+line per problem, each naming the key path (``scoring.rprs.metric``) and what was expected.
+
+Sections
+--------
+``name``, ``files``
+    Study name; the four table files, relative to the folder of ``study.yaml``.
+``schedule``
+    Wave (months since baseline) -> instruments given at that wave.
+``scoring``
+    One block per instrument; every inferred (I) or partly verified (P) scoring fact of the
+    codebook is a setting here (see ``docs/study-data.md`` for the table).
+``exposure``
+    Fidelity exposure windows and the rules of :mod:`fidelitymed.exposure`.
+``analysis``
+    What the pipeline analyses (issue 5): outcomes and their scores, wave pairs, mediator,
+    covariates, imputation, bootstrap, alpha rule, executor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..errors import ConfigError
+from ..instruments.codebook import load_codebook
+
+InstrumentName = Literal["rprs", "qoli20", "pgi", "hope", "mcas", "ace"]
+
+_CB = load_codebook()
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _default(instrument: str, key: str) -> Any:
+    value = _CB[instrument][key]
+    return dict(value) if isinstance(value, dict) else (list(value) if isinstance(value, list) else value)
+
+
+# --------------------------------------------------------------------------------------- files
+class FilesConfig(_Model):
+    """Table files, relative to the study folder (CSV, XLSX, SAV or DTA)."""
+
+    teams: str = "teams.csv"
+    fidelity: str = "fidelity.csv"
+    clients: str = "clients.csv"
+    interviews: str = "interviews.csv"
+
+
+# ------------------------------------------------------------------------------------- scoring
+class FidelityScoring(_Model):
+    """SMCM fidelity scale (codebook ``fidelity``)."""
+
+    #: items per domain (item names ``<domain>_1..k``); I: the per-domain item list was not found
+    domains: dict[str, int] = Field(default_factory=lambda: _default("fidelity", "domains"))
+    #: domains left out of the total; the paper drops SA-treatment-plan integration (V)
+    excluded_domains: list[str] = Field(default_factory=lambda: ["integration"])
+    #: total >= threshold counts as high fidelity (32 of 40 in the paper; not verified)
+    high_fidelity_threshold: float = 32.0
+    #: an unrated item: "domain_mean" = skip it (mean of the rated items of its domain, I),
+    #: "missing" = its domain (and so the total) is missing
+    item_missing: Literal["domain_mean", "missing"] = "domain_mean"
+
+    @field_validator("domains")
+    @classmethod
+    def _positive_counts(cls, value: dict[str, int]) -> dict[str, int]:
+        if not value:
+            raise ValueError("at least one domain is needed")
+        bad = [k for k, v in value.items() if v < 1]
+        if bad:
+            raise ValueError(f"item counts must be >= 1 (domains {bad})")
+        return value
+
+    @model_validator(mode="after")
+    def _excluded_known(self) -> FidelityScoring:
+        unknown = [d for d in self.excluded_domains if d not in self.domains]
+        if unknown:
+            raise ValueError(f"excluded_domains {unknown} are not among domains {list(self.domains)}")
+        if len(self.excluded_domains) >= len(self.domains):
+            raise ValueError("excluded_domains leaves no domain to score")
+        return self
+
+    @property
+    def included_domains(self) -> list[str]:
+        return [d for d in self.domains if d not in self.excluded_domains]
+
+
+def _check_members(groups: dict[str, list[str]], items: list[str], what: str) -> None:
+    for name, members in groups.items():
+        unknown = [m for m in members if m not in items]
+        if unknown:
+            raise ValueError(f"{what} {name!r}: {unknown} are not items of the instrument")
+        if not members:
+            raise ValueError(f"{what} {name!r} has no items")
+
+
+class RprsScoring(_Model):
+    """Recovery-Promoting Relationships Scale (codebook ``rprs``)."""
+
+    #: "zero_to_100" = (mean - min)/(max - min) x 100 (I, default); "percent_of_max" = mean/max x 100
+    metric: Literal["zero_to_100", "percent_of_max"] = "zero_to_100"
+    #: prorate when at most this share of the items of the total / an index is missing (I)
+    max_missing_share: float = Field(0.2, ge=0, le=1)
+    #: valid item values: 4-point agree-disagree coded 1-4 (P)
+    item_min: int = 1
+    item_max: int = 4
+    #: reverse-keyed items (I: none)
+    reverse: list[str] = Field(default_factory=list)
+    #: index membership (I: 16 recovery-promoting strategies + 8 core relationship)
+    indices: dict[str, list[str]] = Field(default_factory=lambda: _default("rprs", "indices"))
+
+    @model_validator(mode="after")
+    def _check(self) -> RprsScoring:
+        items = list(_CB["rprs"]["items"])
+        _check_members(self.indices, items, "index")
+        _check_members({"reverse": self.reverse}, items, "list") if self.reverse else None
+        if self.item_max <= self.item_min:
+            raise ValueError("item_max must exceed item_min")
+        return self
+
+
+class Qoli20Scoring(_Model):
+    """QOLI-20 (codebook ``qoli20``)."""
+
+    max_missing_share: float = Field(0.2, ge=0, le=1)
+    #: don't know / not applicable codes read as missing (I)
+    missing_codes: list[int] = Field(default_factory=lambda: _default("qoli20", "missing_codes"))
+    #: reverse-keyed items (I: none)
+    reverse: list[str] = Field(default_factory=list)
+    #: subscale membership (I: At Home/Chez Soi usage)
+    subscales: dict[str, list[str]] = Field(default_factory=lambda: _default("qoli20", "subscales"))
+    #: total = "sum" of the 20 items, 20-140 (I), or their "mean", 1-7
+    total: Literal["sum", "mean"] = "sum"
+    #: subscale score = "mean" of its items (I) or their "sum"
+    subscale_stat: Literal["mean", "sum"] = "mean"
+
+    @model_validator(mode="after")
+    def _check(self) -> Qoli20Scoring:
+        items = list(_CB["qoli20"]["items"])
+        _check_members(self.subscales, items, "subscale")
+        if self.reverse:
+            _check_members({"reverse": self.reverse}, items, "list")
+        clash = [c for c in self.missing_codes if _CB["qoli20"]["min"] <= c <= _CB["qoli20"]["max"]]
+        if clash:
+            raise ValueError(f"missing_codes {clash} are valid scale points 1-7")
+        return self
+
+
+class PgiScoring(_Model):
+    """Patient-Generated Index (codebook ``pgi``)."""
+
+    #: number of nominated areas (columns pgi_rating_1..k, pgi_points_1..k)
+    areas: int = Field(default_factory=lambda: int(_CB["pgi"]["areas"]), ge=1)
+    #: ratings run 0..rating_max (I: improved form 0-10)
+    rating_max: int = Field(default_factory=lambda: int(_CB["pgi"]["rating_max"]), ge=1)
+    #: points to spend (I: 10)
+    points_total: int = Field(default_factory=lambda: int(_CB["pgi"]["points_total"]), ge=1)
+    #: "normalize" = divide by the points actually spent (I); "exclude" = unscorable unless
+    #: the points spent equal points_total
+    points_rule: Literal["normalize", "exclude"] = "normalize"
+
+
+class HopeScoring(_Model):
+    """Adult (Trait) Hope Scale (codebook ``hope``)."""
+
+    #: response format: 8-point (1-8, total 8-64) or the 1991 4-point (1-4, total 8-32). Not verified which one.
+    points: Literal[4, 8] = 8
+    #: items that may be missing per 4-item subscale before it is missing (I: 0; 1 = 25% allowed)
+    max_missing_per_subscale: int = Field(0, ge=0, le=3)
+
+
+class McasScoring(_Model):
+    """Multnomah Community Ability Scale (codebook ``mcas``)."""
+
+    max_missing_share: float = Field(0.2, ge=0, le=1)
+    #: 1 = extreme impairment ... 5 = no impairment (I)
+    item_min: int = 1
+    item_max: int = 5
+    #: reverse-keyed items (I: none, anchors already run higher = better)
+    reverse: list[str] = Field(default_factory=list)
+    #: subscale item order (I; names and counts V)
+    subscales: dict[str, list[str]] = Field(default_factory=lambda: _default("mcas", "subscales"))
+
+    @model_validator(mode="after")
+    def _check(self) -> McasScoring:
+        items = list(_CB["mcas"]["items"])
+        _check_members(self.subscales, items, "subscale")
+        if self.reverse:
+            _check_members({"reverse": self.reverse}, items, "list")
+        if self.item_max <= self.item_min:
+            raise ValueError("item_max must exceed item_min")
+        return self
+
+
+class AceScoring(_Model):
+    """Adverse Childhood Experiences (codebook ``ace``)."""
+
+    #: "missing" = any missing item makes the score missing (default); "count_answered" = count the yes answers given
+    missing_rule: Literal["missing", "count_answered"] = "missing"
+
+
+class ScoringConfig(_Model):
+    """Per-instrument scoring settings."""
+
+    fidelity: FidelityScoring = Field(default_factory=FidelityScoring)
+    rprs: RprsScoring = Field(default_factory=RprsScoring)
+    qoli20: Qoli20Scoring = Field(default_factory=Qoli20Scoring)
+    pgi: PgiScoring = Field(default_factory=PgiScoring)
+    hope: HopeScoring = Field(default_factory=HopeScoring)
+    mcas: McasScoring = Field(default_factory=McasScoring)
+    ace: AceScoring = Field(default_factory=AceScoring)
+
+
+# ------------------------------------------------------------------------------------ exposure
+class ExposureConfig(_Model):
+    """Fidelity exposure (:mod:`fidelitymed.exposure`)."""
+
+    #: window lengths in days; the paper: 180 primary, 90 and 270 as sensitivity analyses
+    windows: list[int] = Field(default_factory=lambda: [90, 180, 270])
+    primary_window: int = 180
+    #: days before a team's first / after its last assessment: "carry" the nearest score and
+    #: flag the exposure, or "exclude" (the exposure is missing when its window reaches them)
+    outside_assessments: Literal["carry", "exclude"] = "carry"
+    #: the window is the N days ending the day "before" the interview (default) or ending "on" it
+    window_end: Literal["before", "on"] = "before"
+    #: two assessments of one team on one day: "mean" of their scores, or "error" (a validation issue)
+    same_day: Literal["mean", "error"] = "mean"
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, value: list[int]) -> list[int]:
+        if not value:
+            raise ValueError("at least one window is needed")
+        if any(w < 1 for w in value):
+            raise ValueError("windows are positive numbers of days")
+        if len(set(value)) != len(value):
+            raise ValueError("windows must be distinct")
+        return value
+
+    @model_validator(mode="after")
+    def _primary(self) -> ExposureConfig:
+        if self.primary_window not in self.windows:
+            raise ValueError(f"primary_window {self.primary_window} is not one of windows {self.windows}")
+        return self
+
+
+# ------------------------------------------------------------------------------------ analysis
+class WavePair(_Model):
+    """An outcome wave and the alliance (mediator) wave matched to it."""
+
+    outcome: float
+    mediator: float
+
+
+class AlphaRule(_Model):
+    """The paper's nesting rule: ICC > icc_threshold -> adjusted_alpha for paths into that variable."""
+
+    icc_threshold: float = Field(0.05, ge=0, le=1)
+    alpha: float = Field(0.05, gt=0, lt=1)
+    adjusted_alpha: float = Field(0.01, gt=0, lt=1)
+    #: the nesting level whose ICC triggers the rule
+    level: Literal["team", "case_manager"] = "team"
+
+
+class ExecutorConfig(_Model):
+    """Where the independent model tasks run (:mod:`fidelitymed.parallel`)."""
+
+    backend: Literal["serial", "processes", "dask"] = "serial"
+    #: worker count (None = number of CPUs)
+    workers: int | None = Field(None, ge=1)
+    #: address of an existing dask scheduler, e.g. tcp://host:8786 (None = a LocalCluster)
+    scheduler: str | None = None
+
+
+DEFAULT_SCORES: dict[str, str] = {"qoli20": "total", "pgi": "index", "hope": "total", "mcas": "total",
+                                  "rprs": "total", "ace": "total"}
+#: client-table covariates, plus the derived ones: ace (baseline interview), site (teams
+#: table) and ``baseline`` (the analysed outcome at the baseline wave)
+DERIVED_COVARIATES = ("ace", "site", "baseline")
+
+
+class AnalysisConfig(_Model):
+    """What the pipeline analyses (issue 5 item 1); defaults reproduce the paper."""
+
+    outcomes: list[InstrumentName] = Field(default_factory=lambda: ["qoli20", "pgi", "hope", "mcas"])
+    #: which score of each instrument is analysed (score names of fidelitymed.instruments.scoring)
+    scores: dict[InstrumentName, str] = Field(default_factory=lambda: dict(DEFAULT_SCORES))
+    mediator: InstrumentName = "rprs"
+    #: outcome wave <- mediator wave (months); the paper: 9 <- 4.5, 18 <- 13.5
+    waves: list[WavePair] = Field(default_factory=lambda: [WavePair(outcome=9, mediator=4.5),
+                                                           WavePair(outcome=18, mediator=13.5)])
+    baseline_wave: float = 0
+    covariates: list[str] = Field(default_factory=lambda: ["age", "gender", "housing", "employment", "education",
+                                                           "ace", "site", "long_hospitalization", "baseline"])
+    categorical: list[str] = Field(default_factory=lambda: ["site"])
+    impute: bool = True
+    imputations: int = Field(20, ge=1)
+    pooling: Literal["stacked", "boot_mi", "rubin_mc"] = "stacked"
+    n_boot: int = Field(5000, ge=1)
+    conf: float = Field(0.95, gt=0, lt=1)
+    ci: Literal["percentile", "bca"] = "percentile"
+    seed: int | None = Field(20241126, ge=0)
+    alpha_rule: AlphaRule = Field(default_factory=AlphaRule)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    #: table cells with fewer clients than this are suppressed in reports
+    small_cell_threshold: int = Field(5, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> AnalysisConfig:
+        unknown = [c for c in self.categorical if c not in self.covariates]
+        if unknown:
+            raise ValueError(f"categorical {unknown} are not among covariates")
+        if len(set(self.covariates)) != len(self.covariates):
+            raise ValueError("covariates must be distinct")
+        if self.mediator in self.outcomes:
+            raise ValueError(f"the mediator {self.mediator!r} cannot also be an outcome")
+        return self
+
+    def score_column(self, instrument: str) -> str:
+        """Column of the analysed score, e.g. ``qoli20_total`` (see :mod:`fidelitymed.instruments.scoring`)."""
+        return f"{instrument}_{self.scores.get(instrument, 'total')}"
+
+
+# ---------------------------------------------------------------------------------------- root
+def _default_schedule() -> dict[float, list[InstrumentName]]:
+    return {0.0: ["qoli20", "pgi", "hope", "mcas", "ace"], 4.5: ["rprs"], 9.0: ["qoli20", "pgi", "hope", "mcas"],
+            13.5: ["rprs"], 18.0: ["qoli20", "pgi", "hope", "mcas"]}
+
+
+class StudyConfig(_Model):
+    """The whole ``study.yaml``."""
+
+    name: str = "SMCM fidelity study"
+    files: FilesConfig = Field(default_factory=FilesConfig)
+    #: wave in months -> instruments given at that wave
+    schedule: dict[float, list[InstrumentName]] = Field(default_factory=_default_schedule)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    exposure: ExposureConfig = Field(default_factory=ExposureConfig)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: dict[float, list[str]]) -> dict[float, list[str]]:
+        if not value:
+            raise ValueError("at least one wave is needed")
+        if any(w < 0 for w in value):
+            raise ValueError("waves are months since baseline (>= 0)")
+        return dict(sorted(value.items()))
+
+    @property
+    def waves(self) -> list[float]:
+        """Scheduled waves in increasing order."""
+        return sorted(self.schedule)
+
+    def instruments_at(self, wave: float) -> list[str]:
+        return list(self.schedule.get(float(wave), []))
+
+    def hash(self) -> str:
+        """SHA-256 of the canonical JSON of the full configuration (defaults included)."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ------------------------------------------------------------------------------ cross checks
+def _score_names(instrument: str, scoring: ScoringConfig) -> list[str]:
+    if instrument == "rprs":
+        return ["total", *scoring.rprs.indices]
+    if instrument == "qoli20":
+        return ["total", *scoring.qoli20.subscales]
+    if instrument == "pgi":
+        return ["index"]
+    if instrument == "hope":
+        return ["total", "agency", "pathways"]
+    if instrument == "mcas":
+        return ["total", *scoring.mcas.subscales]
+    return ["total"]
+
+
+def _cross_problems(cfg: StudyConfig) -> list[str]:
+    """Consistency between sections, each problem with the key path it concerns."""
+    problems: list[str] = []
+    a = cfg.analysis
+    for inst, score in a.scores.items():
+        names = _score_names(inst, cfg.scoring)
+        if score not in names:
+            problems.append(f"analysis.scores.{inst}: expected one of {names}; got {score!r}")
+    if a.baseline_wave not in cfg.schedule:
+        problems.append(f"analysis.baseline_wave: expected a wave of schedule {cfg.waves}; got {a.baseline_wave:g}")
+    for i, pair in enumerate(a.waves):
+        for role, wave, needed in (("outcome", pair.outcome, a.outcomes), ("mediator", pair.mediator, [a.mediator])):
+            if wave not in cfg.schedule:
+                problems.append(f"analysis.waves[{i}].{role}: expected a wave of schedule {cfg.waves}; got {wave:g}")
+                continue
+            absent = [inst for inst in needed if inst not in cfg.schedule[wave]]
+            if absent:
+                problems.append(f"analysis.waves[{i}].{role}: instruments {absent} are not scheduled at wave {wave:g}")
+        if pair.mediator > pair.outcome:
+            problems.append(f"analysis.waves[{i}]: expected the mediator wave before the outcome wave; "
+                            f"got mediator {pair.mediator:g} > outcome {pair.outcome:g}")
+    if "baseline" in a.covariates and a.baseline_wave in cfg.schedule:
+        absent = [o for o in a.outcomes if o not in cfg.schedule[a.baseline_wave]]
+        if absent:
+            problems.append(f"analysis.covariates: 'baseline' needs {absent} at baseline wave {a.baseline_wave:g}")
+    if "ace" in a.covariates and "ace" not in cfg.schedule.get(a.baseline_wave, []):
+        problems.append(f"analysis.covariates: 'ace' needs the ace instrument at baseline wave {a.baseline_wave:g}")
+    return problems
+
+
+# ------------------------------------------------------------------------------------ loading
+def _field_type(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The model class reached by following ``loc`` (to list allowed keys of an unknown one)."""
+    current: Any = model
+    for part in loc[:-1]:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return None
+        current = field.annotation
+        args = getattr(current, "__args__", ())
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            nested = [t for t in args if isinstance(t, type) and issubclass(t, BaseModel)]
+            if nested:
+                current = nested[0]
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _render_path(loc: tuple) -> str:
+    """``scoring.rprs.metric``, ``analysis.waves[0].outcome``, ``schedule.4.5[1]`` (dict keys dotted, list indices bracketed)."""
+    import typing
+
+    current: Any = StudyConfig
+    path = ""
+    for part in loc:
+        if part == "[key]":
+            path += " (key)"
+            continue
+        origin = typing.get_origin(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            path += ("." if path else "") + str(part)
+            current = field.annotation if field is not None else None
+        elif origin is dict:
+            path += ("." if path else "") + str(part)
+            current = typing.get_args(current)[1]
+        elif origin is list:
+            path += f"[{part}]"
+            current = typing.get_args(current)[0]
+        else:
+            path += f"[{part}]" if isinstance(part, int) else ("." if path else "") + str(part)
+            current = None
+        args = typing.get_args(current) if current is not None else ()
+        if current is not None and typing.get_origin(current) not in (dict, list) and not (
+                isinstance(current, type) and issubclass(current, BaseModel)):
+            nested = [t for t in args if isinstance(t, type) and issubclass(t, BaseModel)]
+            current = nested[0] if nested else current
+    return path or "(top level)"
+
+
+def _format_error(err: dict[str, Any]) -> str:
+    loc = tuple(err.get("loc", ()))
+    path = _render_path(loc)
+    kind = err.get("type", "")
+    value = err.get("input")
+    if kind == "extra_forbidden":
+        owner = _field_type(StudyConfig, loc)
+        allowed = f" (allowed: {', '.join(owner.model_fields)})" if owner is not None else ""
+        return f"{path}: unknown key{allowed}"
+    msg = err.get("msg", "invalid value")
+    if kind == "missing":
+        return f"{path}: required key is missing"
+    if kind == "value_error":
+        msg = msg.removeprefix("Value error, ")
+        return f"{path}: {msg}"
+    shown = repr(value) if not isinstance(value, dict) else "a mapping"
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"{path}: expected {msg[0].lower() + msg[1:]}; got {shown}" if msg.startswith(("Input should", "input should")) \
+        else f"{path}: {msg}; got {shown}"
+
+
+def parse_config(data: dict[str, Any] | None, *, source: str = "study.yaml") -> StudyConfig:
+    """Validate a mapping (e.g. the parsed YAML) into a :class:`StudyConfig`.
+
+    Raises
+    ------
+    ConfigError
+        One message, one line per problem, each naming the key path and the expected type.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys at the top level; got {type(data).__name__}")
+    try:
+        cfg = StudyConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [_format_error(e).replace("Input should be", "input should be") for e in exc.errors()]
+        lines = [line.replace("expected input should be ", "expected ") for line in lines]
+        raise ConfigError(_join(source, lines)) from None
+    problems = _cross_problems(cfg)
+    if problems:
+        raise ConfigError(_join(source, problems))
+    return cfg
+
+
+def _join(source: str, lines: list[str]) -> str:
+    if len(lines) == 1:
+        return f"{source}: {lines[0]}"
+    return f"{source}: {len(lines)} problems:\n" + "\n".join(f"  - {line}" for line in lines)
+
+
+def load_config(path: str | os.PathLike) -> StudyConfig:
+    """Read and validate ``study.yaml`` (or the ``study.yaml`` of a study folder).
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing, is not valid YAML, or any key is unknown or of the wrong type.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "study.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file; expected a study.yaml (run `fidelitymed template DIR` for one)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}:{where}: not valid YAML ({reason})") from None
+    return parse_config(data, source=str(path))
+
+
+def default_config() -> StudyConfig:
+    """The configuration that reproduces the paper."""
+    return StudyConfig()
