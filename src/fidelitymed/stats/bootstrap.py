@@ -1,0 +1,582 @@
+"""Vectorized nonparametric bootstrap for linear models: resample counts, moment matrices, batched solves.
+
+A bootstrap of an OLS statistic never needs the resampled rows themselves: every coefficient,
+residual sum of squares and standard deviation of a resample follows from its moment matrix
+``sum_i w_bi z_i z_i'`` of the data columns ``z = [1, x_1, ..., y]``, where ``w_bi`` counts how
+often row ``i`` was drawn into resample ``b``.  For all ``B`` resamples these matrices come from
+*one* matrix product ``W @ O`` of the ``(B, n)`` count matrix with the ``(n, p(p+1)/2)`` row-wise
+outer products, and the systems are then solved in a batch (a Cholesky factorisation written
+over the batch axis).  This replaces the per-resample loop of PROCESS (Hayes 2022, Appendix A)
+and of most peers by a handful of BLAS calls.
+
+Seeding.  Resample indices are drawn in fixed-size *blocks* of :data:`BLOCK_SIZE` resamples; the
+generator of block ``k`` is the keyed child ``("resample", k)`` of the task's
+:class:`numpy.random.SeedSequence` (:func:`fidelitymed.seeding.child_sequence`).  A singular
+resample is redrawn from the block's own keyed child ``("redraw", k)``.  Blocks are then grouped
+into memory-bounded *chunks*; because no stream depends on the chunking, results are
+bit-identical for one seed whatever the chunk size.
+
+References
+----------
+Efron, B., & Tibshirani, R. J. (1993). *An Introduction to the Bootstrap*. Chapman & Hall
+(percentile, BC and BCa intervals, jackknife acceleration; ch. 13-14).
+Hayes, A. F. (2022). *Introduction to Mediation, Moderation, and Conditional Process Analysis*
+(3rd ed.). Guilford (PROCESS v4: resampling, rejection of singular resamples, order-statistic
+percentile rule).
+Golub, G. H., & Van Loan, C. F. (2013). *Matrix Computations* (4th ed.), sec. 4.2 (Cholesky)
+and sec. 5.3 (normal equations via the Cholesky factor of the augmented cross-product matrix).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from ..errors import FidelityMedError
+from ..seeding import SeedLike, child_sequence, root_sequence
+
+__all__ = [
+    "BLOCK_SIZE",
+    "TOLERANCE",
+    "BootstrapRun",
+    "bc_interval",
+    "bca_interval",
+    "block_generator",
+    "index_counts",
+    "jackknife_moments",
+    "moment_matrices",
+    "moment_triangles",
+    "percentile_interval",
+    "resample_indices",
+    "run_bootstrap",
+    "solve_from_moments",
+    "triangle_index",
+]
+
+#: Resamples per RNG block.  Fixed, so a seed gives the same draws for any chunk size.
+BLOCK_SIZE = 500
+
+#: Smallest accepted Cholesky pivot ratio ``d_j / S_jj`` (the share of a column's second moment not
+#: explained by the columns before it).  A resample with a smaller ratio is singular or so
+#: ill-conditioned that its coefficients would keep fewer than ~6 significant digits.  It plays
+#: the role of PROCESS's "eigenvalue of X'X <= 2e-12" but does not depend on the units of the data.
+TOLERANCE = 1e-10
+
+# Target number of count-matrix elements held in memory per chunk (about 32 MB of float64).
+_CHUNK_ELEMENTS = 1 << 22
+
+
+# --------------------------------------------------------------------------- resampling plans
+
+
+def resample_indices(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
+    """Row indices of ``n_boot`` nonparametric bootstrap resamples of ``n`` rows.
+
+    Each index is ``floor(u * n)`` with ``u`` uniform on [0, 1) -- PROCESS's
+    ``trunc(runif(n) * n)`` (Hayes 2022), drawn here for all resamples at once.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Source of randomness.
+    n : int
+        Number of rows in the data.
+    n_boot : int
+        Number of resamples.
+
+    Returns
+    -------
+    numpy.ndarray of int, shape (n_boot, n)
+        ``indices[b]`` lists the rows of resample ``b`` (with repetitions).
+    """
+    if n < 1 or n_boot < 0:
+        raise ValueError(f"need n >= 1 and n_boot >= 0; got n={n}, n_boot={n_boot}")
+    u = rng.random((n_boot, n))
+    u *= n
+    # u < n always (u < 1 in double precision), so the cast cannot reach n
+    return u.astype(np.intp)
+
+
+def index_counts(indices: np.ndarray, n: int) -> np.ndarray:
+    """How often each row occurs in each resample (the bootstrap weight matrix).
+
+    Computed with one :func:`numpy.bincount` over indices offset by ``n * b``, without a loop over
+    resamples.
+
+    Parameters
+    ----------
+    indices : numpy.ndarray of int, shape (..., n_draws)
+        Row indices per resample, values in ``[0, n)``; leading axes are batch axes.
+    n : int
+        Number of rows.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (..., n)
+        ``counts[..., b, i]`` = number of times row ``i`` was drawn into resample ``b``.
+    """
+    indices = np.asarray(indices)
+    lead = indices.shape[:-1]
+    flat = indices.reshape(-1, indices.shape[-1]) if indices.ndim else indices.reshape(1, 1)
+    n_rows = flat.shape[0]
+    offsets = (np.arange(n_rows, dtype=np.intp) * n)[:, None]
+    counts = np.bincount((flat + offsets).ravel(), minlength=n_rows * n)
+    return counts.reshape(*lead, n).astype(np.float64)
+
+
+def block_generator(seed: SeedLike, block: int, kind: str = "resample") -> np.random.Generator:
+    """The generator of RNG block ``block`` (``kind`` is ``"resample"`` or ``"redraw"``).
+
+    Keyed children of ``seed`` (:func:`fidelitymed.seeding.child_sequence`), so block ``k`` draws
+    the same indices whatever else is computed, in whatever order.
+    """
+    return np.random.Generator(np.random.PCG64(child_sequence(seed, (kind, int(block)))))
+
+
+# --------------------------------------------------------------------------- moment matrices
+
+
+def triangle_index(p: int) -> np.ndarray:
+    """``(p, p)`` map from matrix position to the column of the packed upper triangle.
+
+    The packed triangle lists ``(i, j)``, ``i <= j``, in the order of :func:`numpy.triu_indices`.
+    """
+    rows, cols = np.triu_indices(p)
+    index = np.empty((p, p), dtype=np.intp)
+    index[rows, cols] = np.arange(rows.size)
+    index[cols, rows] = np.arange(rows.size)
+    return index
+
+
+def _row_outer_products(Z: np.ndarray) -> np.ndarray:
+    """Row-wise products ``z_ij * z_ik`` for ``j <= k``: shape (..., n, p(p+1)/2)."""
+    rows, cols = np.triu_indices(Z.shape[-1])
+    return Z[..., rows] * Z[..., cols]
+
+
+def moment_triangles(Z: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Packed upper triangles of the weighted moment matrices ``sum_i w_bi z_i z_i'``.
+
+    Parameters
+    ----------
+    Z : numpy.ndarray, shape (n, p) or (R, n, p)
+        Data columns (include a column of ones for an intercept).  Centre and scale them by
+        full-sample statistics first so the normal equations stay well conditioned.
+    weights : numpy.ndarray, shape (B, n) or (R, B, n)
+        Resample counts (or any row weights), e.g. from :func:`index_counts`.
+
+    Returns
+    -------
+    numpy.ndarray, shape (B, p(p+1)/2) or (R, B, p(p+1)/2)
+        One matrix product ``weights @ outer`` (batched over ``R``); see :func:`triangle_index`.
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    if Z.shape[-2] != weights.shape[-1]:
+        raise ValueError(f"Z has {Z.shape[-2]} rows but weights have {weights.shape[-1]} columns")
+    return np.matmul(weights, _row_outer_products(Z))
+
+
+def moment_matrices(Z: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted moment (cross-product) matrices ``sum_i w_bi z_i z_i'`` of all resamples.
+
+    Parameters
+    ----------
+    Z : numpy.ndarray, shape (n, p) or (R, n, p)
+        Data columns; with a batch axis ``R`` (e.g. simulation replicates), ``weights`` must
+        carry the same leading axis.
+    weights : numpy.ndarray, shape (B, n) or (R, B, n)
+        Resample counts or weights.
+
+    Returns
+    -------
+    numpy.ndarray, shape (B, p, p) or (R, B, p, p)
+        Symmetric moment matrices, from one matrix product over the upper triangle.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> Z = np.column_stack([np.ones(5), rng.normal(size=5)])
+    >>> counts = index_counts(resample_indices(rng, 5, 3), 5)
+    >>> moment_matrices(Z, counts).shape
+    (3, 2, 2)
+    """
+    p = np.asarray(Z).shape[-1]
+    return moment_triangles(Z, weights)[..., triangle_index(p)]
+
+
+def jackknife_moments(Z: np.ndarray) -> np.ndarray:
+    """Moment matrices of the ``n`` leave-one-out samples: full moments minus each row's outer product.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, p, p)
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    full = Z.T @ Z
+    return full[None, :, :] - Z[:, :, None] * Z[:, None, :]
+
+
+# --------------------------------------------------------------------------- batched solves
+
+
+def _cholesky_batch(S: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Cholesky factors of ``q x q`` matrices stored batch-last: ``S`` has shape (q, q, N).
+
+    Left-looking column Cholesky, vectorized over the batch axis (which is contiguous), so the
+    Python loop runs over the ``q`` columns only.  Returns ``L`` (q, q, N) and ``ok`` (N,) where
+    ``ok`` is False when a pivot ratio ``d_j / S_jj`` falls to ``tol`` or below (column ``j`` lies,
+    up to ``tol``, in the span of the columns before it).  Rejected systems get a placeholder
+    pivot so that no NaN or warning arises; their factor is meaningless.
+    """
+    q, _, N = S.shape
+    L = np.zeros_like(S)
+    ok = np.ones(N, dtype=bool)
+    for j in range(q):
+        col = S[j:, j, :].copy()
+        if j:
+            col -= np.einsum("ikn,kn->in", L[j:, :j, :], L[j, :j, :])
+        diag = S[j, j, :]
+        good = (col[0] > tol * diag) & (diag > 0) & np.isfinite(col[0])
+        ok &= good
+        root = np.sqrt(np.where(good, col[0], 1.0))
+        L[j, j, :] = root
+        if j + 1 < q:
+            L[j + 1 :, j, :] = col[1:] / root
+    return L, ok
+
+
+def solve_from_moments(
+    moments: np.ndarray,
+    predictors: Sequence[int],
+    response: int,
+    *,
+    intercept: int | None = 0,
+    tol: float = TOLERANCE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """OLS coefficients of column ``response`` on columns ``predictors``, from moment matrices.
+
+    Factors the augmented matrix ``[[X'X, X'y], [y'X, y'y]]`` of every resample by a batched
+    Cholesky decomposition and back-substitutes (Golub & Van Loan 2013, sec. 5.3).
+
+    Parameters
+    ----------
+    moments : numpy.ndarray, shape (..., p, p)
+        Moment matrices, e.g. from :func:`moment_matrices`; any leading batch axes.
+    predictors : sequence of int
+        Columns of the regressors (include the constant column for an intercept).
+    response : int
+        Column of the dependent variable.
+    intercept : int or None, default 0
+        Column holding the constant 1; used to reject resamples in which the response has zero
+        variance (as PROCESS does).  ``None`` skips that check.
+    tol : float, default :data:`TOLERANCE`
+        Scale-free singularity threshold on the Cholesky pivot ratios of the regressors (the
+        "tolerance" ``1 - R^2`` of each regressor on the ones before it, relative to its
+        uncentred second moment).
+
+    Returns
+    -------
+    coef : numpy.ndarray, shape (..., len(predictors))
+        Coefficients in the order of ``predictors``; NaN where ``ok`` is False.
+    ok : numpy.ndarray of bool, shape (...)
+        False for singular or ill-conditioned systems and for a constant response.
+    """
+    moments = np.asarray(moments, dtype=np.float64)
+    predictors = [int(j) for j in predictors]
+    k = len(predictors)
+    order = predictors + [int(response)]
+    lead = moments.shape[:-2]
+    sub = moments[..., order, :][..., :, order].reshape(-1, k + 1, k + 1)
+    S = np.ascontiguousarray(np.moveaxis(sub, 0, -1))  # (q, q, N)
+    L, ok = _cholesky_batch(S[:k, :k, :], tol)
+    # Augmented last row: L11 l = X'y; back-substitution of L11' beta = l.
+    rhs = S[:k, k, :].copy()
+    for j in range(k):
+        if j:
+            rhs[j] -= np.einsum("kn,kn->n", L[j, :j, :], rhs[:j])
+        rhs[j] /= L[j, j, :]
+    beta = np.empty_like(rhs)
+    for j in range(k - 1, -1, -1):
+        acc = rhs[j].copy()
+        if j + 1 < k:
+            acc -= np.einsum("kn,kn->n", L[j + 1 :, j, :], beta[j + 1 :])
+        beta[j] = acc / L[j, j, :]
+    if intercept is not None:
+        m = moments.reshape(-1, *moments.shape[-2:])
+        n_w = m[:, intercept, intercept]
+        syy = m[:, response, response]
+        centred = syy - m[:, intercept, response] ** 2 / np.where(n_w > 0, n_w, 1.0)
+        ok &= centred > tol * syy
+    ok &= np.all(np.isfinite(beta), axis=0)
+    coef = np.where(ok, beta, np.nan).T.reshape(*lead, k)
+    return coef, ok.reshape(lead)
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+@dataclass(frozen=True)
+class BootstrapRun:
+    """Draws of a bootstrap statistic.
+
+    Attributes
+    ----------
+    draws : numpy.ndarray, shape (n_boot, q)
+        One row per accepted resample, in resample order.
+    n_failed : int
+        Resamples rejected as singular and redrawn.
+    indices : numpy.ndarray or None
+        The row indices actually used, shape (n_boot, n), if requested (tests and audits).
+    """
+
+    draws: np.ndarray
+    n_failed: int
+    indices: np.ndarray | None = None
+
+
+Statistic = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def _moments_batch_last(outer_T: np.ndarray, counts: np.ndarray, tri: np.ndarray) -> np.ndarray:
+    """(p, p, b) moment matrices, batch axis last, from ``outer_T`` (T, n) and counts (b, n)."""
+    packed = outer_T @ counts.T  # (T, b): rows are contiguous over resamples
+    return packed[tri]
+
+
+def run_bootstrap(
+    Z: np.ndarray,
+    statistic: Statistic,
+    n_boot: int,
+    seed: SeedLike,
+    *,
+    chunk_size: int | None = None,
+    return_indices: bool = False,
+) -> BootstrapRun:
+    """Bootstrap a statistic of the moment matrix of ``Z`` without a loop over resamples.
+
+    Parameters
+    ----------
+    Z : numpy.ndarray, shape (n, p)
+        Data columns (ones column included), already centred and scaled by the caller.
+    statistic : callable
+        ``statistic(S) -> (values, ok)`` with ``S`` the moment matrices of a batch of resamples
+        stored batch-last, shape (p, p, b); ``values`` has shape (b, q), ``ok`` (b,) is False for
+        a resample that must be redrawn (e.g. ``solve_from_moments``'s ``ok``).
+    n_boot : int
+        Number of accepted resamples.
+    seed : int, numpy.random.SeedSequence or None
+        Root of the keyed block streams (see the module docstring).
+    chunk_size : int, optional
+        Resamples per processing chunk, rounded to whole blocks; by default about 4 million
+        count-matrix elements.  Does not change the result.
+    return_indices : bool, default False
+        Also return the (n_boot, n) indices used (memory-heavy; for tests).
+
+    Returns
+    -------
+    BootstrapRun
+
+    Raises
+    ------
+    FidelityMedError
+        If a block needs more redraws than it has resamples (PROCESS's limit of ``2 * boot``
+        attempts, applied per block): the data are too sparse for a bootstrap, e.g. a dummy
+        with one or two cases.
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    n, p = Z.shape
+    seed = root_sequence(seed)
+    outer_T = np.ascontiguousarray(_row_outer_products(Z).T)
+    tri = triangle_index(p)
+    if chunk_size is None:
+        chunk_size = max(1, _CHUNK_ELEMENTS // n)
+    blocks_per_chunk = max(1, int(chunk_size) // BLOCK_SIZE)
+    n_blocks = -(-n_boot // BLOCK_SIZE)
+
+    out: np.ndarray | None = None
+    all_idx = np.empty((n_boot, n), dtype=np.intp) if return_indices else None
+    n_failed = 0
+    for first in range(0, n_blocks, blocks_per_chunk):
+        blocks = range(first, min(n_blocks, first + blocks_per_chunk))
+        sizes = [min(BLOCK_SIZE, n_boot - k * BLOCK_SIZE) for k in blocks]
+        idx = np.concatenate([resample_indices(block_generator(seed, k), n, s)
+                              for k, s in zip(blocks, sizes)])
+        values, ok = statistic(_moments_batch_last(outer_T, index_counts(idx, n), tri))
+        values = np.array(values, dtype=np.float64)
+        if out is None:
+            out = np.empty((n_boot, values.shape[1]))
+        if not ok.all():
+            # Redraw per block from that block's own keyed stream, so chunking cannot matter.
+            start = 0
+            for k, s in zip(blocks, sizes):
+                bad = np.flatnonzero(~ok[start:start + s]) + start
+                if bad.size:
+                    rng = block_generator(seed, k, "redraw")
+                    attempts = 0
+                    while bad.size:
+                        attempts += bad.size
+                        n_failed += bad.size
+                        if attempts > s:
+                            raise FidelityMedError(
+                                f"bootstrap: more than half of the resamples in a block were singular "
+                                f"({attempts} rejections in {s} resamples); a predictor is (nearly) "
+                                "constant in many resamples, e.g. a dummy with very few cases")
+                        new_idx = resample_indices(rng, n, bad.size)
+                        new_vals, new_ok = statistic(
+                            _moments_batch_last(outer_T, index_counts(new_idx, n), tri))
+                        values[bad[new_ok]] = new_vals[new_ok]
+                        idx[bad[new_ok]] = new_idx[new_ok]
+                        bad = bad[~new_ok]
+                start += s
+        lo = first * BLOCK_SIZE
+        out[lo:lo + values.shape[0]] = values
+        if all_idx is not None:
+            all_idx[lo:lo + values.shape[0]] = idx
+    if out is None:
+        out = np.empty((0, 0))
+    return BootstrapRun(draws=out, n_failed=int(n_failed), indices=all_idx)
+
+
+# --------------------------------------------------------------------------- intervals
+
+
+def _alpha(conf: float) -> float:
+    if not 0.0 < conf < 1.0:
+        raise ValueError(f"conf must lie strictly between 0 and 1; got {conf!r}")
+    return 1.0 - conf
+
+
+def _process_order_stats(B: int, lower_p: np.ndarray, upper_p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """PROCESS's 0-based order statistics: ``round(B*p_lo)`` and ``trunc(B*p_hi) + 1`` (1-based),
+    clamped to ``1..B`` (PROCESS instead raises B; we never change the user's B)."""
+    lo = np.rint(B * lower_p).astype(np.intp)  # R's round(): half to even, as np.rint
+    hi = np.trunc(B * upper_p).astype(np.intp) + 1
+    return np.clip(lo, 1, B) - 1, np.clip(hi, 1, B) - 1
+
+
+def percentile_interval(draws: np.ndarray, conf: float = 0.95, rule: str = "linear") -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap confidence limits.
+
+    Parameters
+    ----------
+    draws : numpy.ndarray, shape (B,) or (B, q)
+        Bootstrap draws; columns are separate statistics.
+    conf : float, default 0.95
+        Confidence level in (0, 1).
+    rule : {"linear", "process"}
+        ``"linear"``: the ``(1-conf)/2`` and ``(1+conf)/2`` quantiles with linear interpolation
+        between order statistics (:func:`numpy.quantile`, Hyndman & Fan type 7).
+        ``"process"``: PROCESS v4's order statistics (Hayes 2022): lower = the
+        ``round(B*(1-c)/2)``-th, upper = the ``trunc(B*c + B*(1-c)/2) + 1``-th smallest draw
+        (``c`` = conf), e.g. the 125th and 4876th of 5,000 at 95%.  The level is formed as
+        PROCESS forms it from a percentage, so the floating-point rounding matches too.
+
+    Returns
+    -------
+    (lower, upper) : numpy.ndarray
+        Scalars (0-d) for 1-D draws, else shape (q,).
+    """
+    alpha = _alpha(conf)
+    draws = np.asarray(draws, dtype=np.float64)
+    if rule == "linear":
+        q = np.quantile(draws, [alpha / 2.0, 1.0 - alpha / 2.0], axis=0, method="linear")
+        return q[0], q[1]
+    if rule == "process":
+        B = draws.shape[0]
+        pct = conf * 100.0
+        tail = (1.0 - pct / 100.0) / 2.0
+        lo, hi = _process_order_stats(B, np.asarray(tail), np.asarray(pct / 100.0 + tail))
+        s = np.sort(draws, axis=0)
+        return s[lo], s[hi]
+    raise ValueError(f"rule must be 'linear' or 'process'; got {rule!r}")
+
+
+def _quantile_at(draws: np.ndarray, probs_lo: np.ndarray, probs_hi: np.ndarray, rule: str):
+    """Per-column quantiles at column-specific levels."""
+    draws = draws.reshape(draws.shape[0], -1)
+    lo = np.empty(draws.shape[1])
+    hi = np.empty(draws.shape[1])
+    s = np.sort(draws, axis=0)
+    B = draws.shape[0]
+    for j in range(draws.shape[1]):  # loop over statistics (a handful), not resamples
+        if rule == "linear":
+            lo[j], hi[j] = np.quantile(s[:, j], [probs_lo[j], probs_hi[j]], method="linear")
+        elif rule == "process":
+            i_lo, i_hi = _process_order_stats(B, probs_lo[j], probs_hi[j])
+            lo[j], hi[j] = s[i_lo, j], s[i_hi, j]
+        else:
+            raise ValueError(f"rule must be 'linear' or 'process'; got {rule!r}")
+    return lo, hi
+
+
+def _bias_z0(draws: np.ndarray, estimate: np.ndarray, ties: str) -> np.ndarray:
+    if ties == "split":  # Efron & Tibshirani (1993, eq. 14.14) with ties counted half, as scipy does
+        share = ((draws < estimate).sum(axis=0) + (draws <= estimate).sum(axis=0)) / (2.0 * draws.shape[0])
+    else:  # PROCESS: share of draws strictly below the estimate
+        share = (draws < estimate).mean(axis=0)
+    return special.ndtri(share)
+
+
+def bc_interval(draws: np.ndarray, estimate, conf: float = 0.95, rule: str = "linear"):
+    """Bias-corrected (BC) percentile interval, without acceleration (Efron & Tibshirani 1993, 14.3).
+
+    ``z0 = Phi^-1(share of draws below the estimate)``; the limits are the draws' quantiles at
+    ``Phi(2 z0 -+ z_{1-alpha/2})``.  With ``rule="process"`` the share counts draws strictly below
+    the estimate and the order statistics are PROCESS's ``round(B p_lo)`` and ``trunc(B p_hi)+1``.
+
+    Returns
+    -------
+    (lower, upper) : numpy.ndarray
+    """
+    alpha = _alpha(conf)
+    draws = np.asarray(draws, dtype=np.float64)
+    est = np.asarray(estimate, dtype=np.float64)
+    z0 = np.atleast_1d(_bias_z0(draws, est, "strict" if rule == "process" else "split"))
+    z = special.ndtri(1.0 - alpha / 2.0)
+    lo, hi = _quantile_at(draws, special.ndtr(2 * z0 - z), special.ndtr(2 * z0 + z), rule)
+    shape = np.broadcast_shapes(draws.shape[1:], est.shape)
+    return lo.reshape(shape), hi.reshape(shape)
+
+
+def bca_interval(draws: np.ndarray, estimate, jackknife_values: np.ndarray, conf: float = 0.95,
+                 rule: str = "linear"):
+    """Bias-corrected and accelerated (BCa) bootstrap interval (Efron 1987; Efron & Tibshirani 1993, 14.3).
+
+    Parameters
+    ----------
+    draws : numpy.ndarray, shape (B,) or (B, q)
+        Bootstrap draws.
+    estimate : float or numpy.ndarray, shape (q,)
+        Full-sample estimate.
+    jackknife_values : numpy.ndarray, shape (n,) or (n, q)
+        Leave-one-out estimates; the acceleration is
+        ``a = sum(d^3) / (6 * sum(d^2)^1.5)`` with ``d = mean(jack) - jack``.
+    conf : float, default 0.95
+    rule : {"linear", "process"}
+        How a level is turned into a limit (see :func:`percentile_interval`).
+
+    Returns
+    -------
+    (lower, upper) : numpy.ndarray
+        Limits at ``Phi(z0 + (z0 + z_q) / (1 - a (z0 + z_q)))`` for ``z_q = -+ z_{1-alpha/2}``;
+        ``z0`` counts ties as half (as :func:`scipy.stats.bootstrap` does).
+    """
+    alpha = _alpha(conf)
+    draws = np.asarray(draws, dtype=np.float64)
+    est = np.asarray(estimate, dtype=np.float64)
+    jack = np.asarray(jackknife_values, dtype=np.float64)
+    z0 = np.atleast_1d(_bias_z0(draws, est, "split"))
+    d = jack.mean(axis=0) - jack
+    num = (d ** 3).sum(axis=0)
+    den = 6.0 * (d ** 2).sum(axis=0) ** 1.5
+    accel = np.atleast_1d(np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0))
+    z = special.ndtri(1.0 - alpha / 2.0)
+    z_lo = z0 + (z0 - z) / (1.0 - accel * (z0 - z))
+    z_hi = z0 + (z0 + z) / (1.0 - accel * (z0 + z))
+    lo, hi = _quantile_at(draws, special.ndtr(z_lo), special.ndtr(z_hi), rule)
+    shape = np.broadcast_shapes(draws.shape[1:], est.shape)
+    return lo.reshape(shape), hi.reshape(shape)
