@@ -1,0 +1,316 @@
+"""The study's descriptive tables: participant characteristics (Table 1) and study variables by wave (Table 2).
+
+Table 1 gives n and % of each level of a categorical characteristic and the mean and SD of a
+continuous one. Cells describing fewer than ``threshold`` clients (default 5; ``0 < n <
+threshold``) are suppressed, and so is a second cell of the same characteristic when only one
+was suppressed (otherwise it could be recovered from the total), a common small-cell rule of
+statistical disclosure control (e.g. Hundepool et al. 2012, *Statistical Disclosure Control*,
+ch. 4). Identifier columns are never described.
+
+Table 2 gives the mean and SD of each study variable at each wave and compares every later
+wave with the variable's first wave by a **paired t test on the clients observed at both
+waves** (mean difference, t, df, p, and Cohen's d_z = mean difference / SD of differences).
+Why paired t tests rather than a mixed model: it is the comparison the paper's Table 2 reports
+(SPSS mean comparison tests), it makes no modelling assumption beyond normal differences, and
+each row says exactly which clients it rests on (``n_pairs``). A mixed model would use the
+clients seen at only one wave (valid under MAR), but the study's missing-data handling is the
+multiple imputation of the main analysis, and Table 2 is descriptive. The values are on the
+observed scores (not imputed). Note that the fidelity exposure is a team-level value shared
+by the clients of a team, so its paired test treats dependent values as independent: read it
+as descriptive.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .errors import ConfigError
+
+__all__ = ["DEFAULT_LABELS", "DEFAULT_VALUE_LABELS", "IDENTIFIER_COLUMNS", "Table1", "Table2", "measures_from_columns",
+           "table1", "table2"]
+
+#: columns that identify people and are never described
+IDENTIFIER_COLUMNS: frozenset[str] = frozenset({"client", "case_manager", "client_id", "case_manager_id", "id"})
+
+#: value labels of the clients table (docs/study-format.md)
+DEFAULT_VALUE_LABELS: dict[str, dict[Any, str]] = {
+    "gender": {0: "Man", 1: "Woman"},
+    "housing": {0: "Unstable", 1: "Stable"},
+    "employment": {0: "Unemployed", 1: "Employed"},
+    "education": {1: "Less than high school", 2: "High school", 3: "Post-secondary"},
+    "long_hospitalization": {0: "No", 1: "Yes"},
+}
+
+#: display names of characteristics and instruments
+DEFAULT_LABELS: dict[str, str] = {
+    "age": "Age (years)", "gender": "Gender", "housing": "Housing", "employment": "Employment",
+    "education": "Education", "ace": "Adverse childhood experiences (0-10)", "site": "Site",
+    "long_hospitalization": "Hospitalized >= 6 months in past 5 years",
+    "qoli20": "QOLI-20", "pgi": "PGI", "hope": "THS", "mcas": "MCAS", "rprs": "RPRS (working alliance)",
+    "fidelity": "SMCM fidelity",
+}
+
+
+def _num(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _level_label(mapping: Mapping[Any, str], level: Any) -> str:
+    if level in mapping:
+        return mapping[level]
+    if isinstance(level, (float, np.floating)) and float(level).is_integer() and int(level) in mapping:
+        return mapping[int(level)]
+    if isinstance(level, (float, np.floating)) and float(level).is_integer():
+        return str(int(level))
+    return str(level)
+
+
+def _check_ids(columns: Sequence[str]) -> None:
+    bad = [c for c in columns if c in IDENTIFIER_COLUMNS]
+    if bad:
+        raise ConfigError(f"descriptives: identifier column(s) {bad} are never described")
+
+
+# ------------------------------------------------------------------------------------ Table 1
+
+@dataclass(frozen=True, eq=False)
+class Table1:
+    """Participant characteristics (see :func:`table1`)."""
+
+    rows: tuple[dict[str, Any], ...]
+    n_total: int
+    threshold: int
+
+    def to_dict(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.rows]
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.to_dict(), columns=["characteristic", "level", "n", "percent", "mean", "sd",
+                                                     "suppressed"])
+
+    def summary(self) -> str:
+        lines = [f"Table 1. Participant characteristics (N = {self.n_total})"]
+        for r in self.rows:
+            name = r["characteristic"] if r["level"] is None else f"  {r['level']}"
+            if r["suppressed"]:
+                value = f"< {self.threshold} (suppressed)" if r["level"] is not None else "suppressed"
+            elif r["mean"] is not None:
+                value = f"M = {r['mean']:.2f}, SD = {r['sd']:.2f} (n = {r['n']})"
+            elif r["level"] is None:
+                value = ""
+            else:
+                value = f"{r['n']} ({r['percent']:.1f}%)"
+            lines.append(f"{name:<48} {value}")
+        return "\n".join(lines)
+
+
+def table1(data: pd.DataFrame, *, continuous: Sequence[str] = ("age", "ace"),
+           categorical: Sequence[str] = ("gender", "housing", "employment", "education", "long_hospitalization",
+                                         "site"),
+           labels: Mapping[str, str] | None = None, value_labels: Mapping[str, Mapping[Any, str]] | None = None,
+           threshold: int = 5) -> Table1:
+    """Table 1: n and % (categorical) or mean and SD (continuous) of each characteristic.
+
+    Parameters
+    ----------
+    data
+        One row per client.
+    continuous, categorical
+        Columns to describe (absent columns are an error).
+    labels, value_labels
+        Display names of characteristics and of their levels (defaults: :data:`DEFAULT_LABELS`,
+        :data:`DEFAULT_VALUE_LABELS`).
+    threshold
+        Cells with ``0 < n < threshold`` clients are suppressed (with a complementary cell when
+        only one level of a characteristic would be); 0 disables suppression.
+
+    Returns
+    -------
+    Table1
+        Rows ``{characteristic, level, n, percent, mean, sd, suppressed}``: one header row per
+        categorical characteristic (``level`` None, ``n`` = clients with a value), one row per
+        level (percent of clients with a value) and a ``Missing`` row when values are missing;
+        one row per continuous characteristic.
+    """
+    if threshold < 0:
+        raise ConfigError(f"table1: threshold must be >= 0; got {threshold}")
+    cols = [*continuous, *categorical]
+    _check_ids(cols)
+    absent = [c for c in cols if c not in data.columns]
+    if absent:
+        raise ConfigError(f"table1: column(s) {absent} not in the data")
+    labels = {**DEFAULT_LABELS, **(labels or {})}
+    vlabels = {**DEFAULT_VALUE_LABELS, **(value_labels or {})}
+
+    def small(k: int) -> bool:
+        return 0 < k < threshold
+
+    rows: list[dict[str, Any]] = []
+    n_total = len(data)
+    for col in cols:
+        label = labels.get(col, col)
+        series = data[col]
+        if col in continuous:
+            values = pd.to_numeric(series, errors="coerce").dropna()
+            k = len(values)
+            hide = small(k)
+            rows.append({"characteristic": label, "level": None, "n": None if hide else k, "percent": None,
+                         "mean": None if hide or k == 0 else float(values.mean()),
+                         "sd": None if hide or k < 2 else float(values.std(ddof=1)), "suppressed": hide})
+            continue
+        counts = series.value_counts(dropna=True)
+        order = sorted(counts.index, key=lambda v: (str(type(v)), v))
+        n_valid = int(counts.sum())
+        n_missing = int(series.isna().sum())
+        cells = [(_level_label(vlabels.get(col, {}), level), int(counts[level])) for level in order]
+        if n_missing:
+            cells.append(("Missing", n_missing))
+        hidden = {i for i, (_, k) in enumerate(cells) if small(k)}
+        if len(hidden) == 1 and len(cells) > 1:
+            # complementary suppression: the smallest other non-zero cell
+            others = [(k, i) for i, (_, k) in enumerate(cells) if i not in hidden and k > 0]
+            if others:
+                hidden.add(min(others)[1])
+        rows.append({"characteristic": label, "level": None, "n": n_valid, "percent": None, "mean": None, "sd": None,
+                     "suppressed": False})
+        for i, (name, k) in enumerate(cells):
+            hide = i in hidden
+            pct = None if name == "Missing" or n_valid == 0 else 100.0 * k / n_valid
+            rows.append({"characteristic": label, "level": name, "n": None if hide else k,
+                         "percent": None if hide else pct, "mean": None, "sd": None, "suppressed": hide})
+    return Table1(rows=tuple(rows), n_total=n_total, threshold=threshold)
+
+
+# ------------------------------------------------------------------------------------ Table 2
+
+_WAVE_COL = re.compile(r"^(?P<var>[a-z0-9]+)_(?P<month>\d+(?:\.\d+)?)m(?:_(?P<window>\d+)d)?$")
+
+
+def measures_from_columns(columns: Sequence[str], variables: Sequence[str] = ("fidelity", "rprs", "qoli20", "pgi",
+                                                                             "hope", "mcas"),
+                          window: int | None = None) -> dict[str, dict[float, str]]:
+    """``{variable: {month: column}}`` from columns named ``<var>_<month>m`` (schema naming).
+
+    Fidelity exposure columns ``fidelity_<month>m_<window>d`` are taken for ``window`` only.
+    """
+    out: dict[str, dict[float, str]] = {}
+    for col in columns:
+        m = _WAVE_COL.match(col)
+        if not m or m["var"] not in variables:
+            continue
+        if m["window"] is not None and (window is None or int(m["window"]) != window):
+            continue
+        out.setdefault(m["var"], {})[float(m["month"])] = col
+    return {v: dict(sorted(out[v].items())) for v in variables if v in out}
+
+
+@dataclass(frozen=True, eq=False)
+class Table2:
+    """Study variables by wave with paired comparisons (see :func:`table2`)."""
+
+    rows: tuple[dict[str, Any], ...]
+    threshold: int
+
+    def to_dict(self) -> list[dict[str, Any]]:
+        return [{**r, "comparison": None if r["comparison"] is None else dict(r["comparison"])} for r in self.rows]
+
+    def to_frame(self) -> pd.DataFrame:
+        flat = []
+        for r in self.rows:
+            row = {k: v for k, v in r.items() if k != "comparison"}
+            comp = r["comparison"] or {}
+            for key in ("vs_month", "n_pairs", "mean_diff", "sd_diff", "t", "df", "p", "d_z"):
+                row[key] = comp.get(key)
+            flat.append(row)
+        return pd.DataFrame(flat)
+
+    def summary(self) -> str:
+        lines = ["Table 2. Study variables by wave (paired t tests against the first wave, complete pairs)",
+                 f"{'variable':<26} {'month':>5} {'n':>4} {'mean':>8} {'sd':>8}   comparison"]
+        for r in self.rows:
+            comp = r["comparison"]
+            text = ""
+            if comp is not None and comp.get("t") is not None:
+                text = (f"vs {comp['vs_month']:g} m: diff = {comp['mean_diff']:.2f}, t({comp['df']}) = {comp['t']:.2f}, "
+                        f"p = {comp['p']:.3f}, n = {comp['n_pairs']}")
+            mean = "" if r["mean"] is None else f"{r['mean']:.2f}"
+            sd = "" if r["sd"] is None else f"{r['sd']:.2f}"
+            lines.append(f"{r['label']:<26} {r['month']:>5g} {r['n'] if r['n'] is not None else '':>4} {mean:>8} "
+                         f"{sd:>8}   {text}")
+        return "\n".join(lines)
+
+
+def _paired(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    d = b - a
+    k = len(d)
+    if k < 2:
+        return {"n_pairs": k, "mean_diff": _num(d.mean()) if k else None, "sd_diff": None, "t": None, "df": None,
+                "p": None, "d_z": None}
+    mean = float(d.mean())
+    sd = float(d.std(ddof=1))
+    if sd == 0:
+        return {"n_pairs": k, "mean_diff": mean, "sd_diff": 0.0, "t": None, "df": k - 1, "p": None, "d_z": None}
+    t = mean / (sd / math.sqrt(k))
+    p = float(2 * stats.t.sf(abs(t), k - 1))
+    return {"n_pairs": k, "mean_diff": mean, "sd_diff": sd, "t": t, "df": k - 1, "p": p, "d_z": mean / sd}
+
+
+def table2(data: pd.DataFrame, measures: Mapping[str, Mapping[float, str]], *,
+           labels: Mapping[str, str] | None = None, threshold: int = 0) -> Table2:
+    """Table 2: mean and SD of each variable at each wave; paired t test of each later wave vs the first.
+
+    Parameters
+    ----------
+    data
+        One row per client, one column per variable x wave.
+    measures
+        ``{variable: {month: column}}`` (see :func:`measures_from_columns`).
+    labels
+        Display names (default :data:`DEFAULT_LABELS`).
+    threshold
+        Means/SDs/tests resting on ``0 < n < threshold`` clients are suppressed.
+
+    Returns
+    -------
+    Table2
+        Rows ``{variable, label, month, column, n, mean, sd, comparison}``; ``comparison`` is
+        ``None`` at the first wave, else ``{test: "paired t", vs_month, n_pairs, mean_diff,
+        sd_diff, t, df, p, d_z}`` (difference = this wave − first wave).
+    """
+    labels = {**DEFAULT_LABELS, **(labels or {})}
+    rows: list[dict[str, Any]] = []
+    for var, waves in measures.items():
+        missing = [c for c in waves.values() if c not in data.columns]
+        if missing:
+            raise ConfigError(f"table2: column(s) {missing} of {var!r} not in the data")
+        months = sorted(waves)
+        first = months[0]
+        base = pd.to_numeric(data[waves[first]], errors="coerce")
+        for month in months:
+            col = waves[month]
+            values = pd.to_numeric(data[col], errors="coerce")
+            obs = values.dropna()
+            k = len(obs)
+            hide = 0 < k < threshold
+            comparison = None
+            if month != first:
+                both = base.notna() & values.notna()
+                comparison = {"test": "paired t", "vs_month": float(first),
+                              **_paired(base[both].to_numpy(float), values[both].to_numpy(float))}
+                if 0 < comparison["n_pairs"] < threshold:
+                    comparison = {"test": "paired t", "vs_month": float(first), "n_pairs": None, "suppressed": True}
+            rows.append({"variable": var, "label": labels.get(var, var), "month": float(month), "column": col,
+                         "n": None if hide else k, "mean": None if hide or k == 0 else float(obs.mean()),
+                         "sd": None if hide or k < 2 else float(obs.std(ddof=1)), "comparison": comparison})
+    return Table2(rows=tuple(rows), threshold=threshold)
