@@ -288,3 +288,40 @@ def test_fritz_mackinnon_full(path, published):
     band = res.fitted_band(published)
     assert band[0] - 3 * math.sqrt(0.8 * 0.2 / 1000) <= 0.8 <= band[1] + \
         3 * math.sqrt(0.8 * 0.2 / 1000), (res.summary(), at_published)
+
+
+# ------------------------------------------------------------------------------------- CLI
+
+def test_cli_regression_json_and_plot(tmp_path, capsys):
+    from fidelitymed.cli import main
+
+    out, fig = tmp_path / "r.json", tmp_path / "r.svg"
+    assert main(["power", "regression", "--f2", "0.1111", "--predictors", "5", "--tested", "5",
+                 "--n", "110", "--json", str(out), "--plot", str(fig)]) == 0
+    assert "0.7518" in capsys.readouterr().out
+    assert json.loads(out.read_text())["power"] == pytest.approx(0.7518, abs=5e-5)
+    assert fig.read_text().lstrip().startswith("<?xml")
+    assert main(["power", "regression", "--f2", "0.1111", "--predictors", "5", "--tested", "5"]) == 0
+    assert "total sample size N     122" in capsys.readouterr().out
+
+
+def test_cli_mediation_power_sample_size_and_errors(tmp_path, capsys):
+    from fidelitymed.cli import main
+
+    out, fig = tmp_path / "m.json", tmp_path / "m.png"
+    assert main(["power", "mediation", "--a", "0.39", "--b", "0.39", "--n", "60", "--n", "90",
+                 "--n-rep", "50", "--n-boot", "200", "--seed", "3", "--quiet",
+                 "--json", str(out), "--plot", str(fig)]) == 0
+    payload = json.loads(out.read_text())
+    direct = fidelitymed.power_mediation(0.39, 0.39, 90, n_rep=50, n_boot=200, seed=3)
+    assert payload["results"][1]["rejections"] == direct.rejections
+    assert fig.read_bytes()[:4] == b"\x89PNG"
+    assert main(["power", "mediation", "--a", "0.39", "--b", "0.39", "--method", "joint",
+                 "--n-rep", "200", "--seed", "3", "--quiet", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["n"] > 0
+    capsys.readouterr()
+    assert main(["power", "mediation", "--a", "0.3", "--b", "0.3", "--n", "50",
+                 "--icc", "0.1"]) == 2
+    assert "n_clusters" in capsys.readouterr().err
+    assert main(["power", "mediation", "--a", "0.3", "--b", "0.3", "--n", "50",
+                 "--plot", str(tmp_path / "x.pdf")]) == 2
