@@ -110,3 +110,39 @@ def test_errors(data):
         hierarchical_regression(data.assign(age2=data["age"] * 2), "rprs_13.5m", [["age"], ["age2"]])
     with pytest.raises(ConfigError, match="not in the data"):
         hierarchical_regression(data, "rprs_13.5m", [["nope"]])
+
+
+def test_pooled_matches_mice_D2_and_pool():
+    from pathlib import Path
+
+    from fidelitymed.stats.regression import pool_hierarchical
+
+    ref_dir = Path(__file__).parent / "reference"
+    ref = json.loads((ref_dir / "hierarchical_mi.json").read_text())
+    long = pd.read_csv(ref_dir / "hierarchical_mi.csv")
+    fits = [hierarchical_regression(d, "alliance", [["age", "gender", "site", "base"], ["out9"]], categorical=["site"])
+            for _, d in long.groupby(".imp", sort=True)]
+    pooled = pool_hierarchical(fits)
+    assert pooled.imputations == ref["m"] == 5
+    b1, b2 = pooled.blocks
+    for ours, theirs in ((b1, ref["block1"]), (b2, ref["block2"])):
+        assert ours.r2 == pytest.approx(theirs["r2"], rel=1e-9)
+        assert ours.f_change == pytest.approx(theirs["F"], rel=1e-7)
+        assert ours.df1 == theirs["df1"]
+        assert ours.df2 == pytest.approx(theirs["df2"], rel=1e-7)
+        assert ours.p == pytest.approx(theirs["p"], rel=1e-6)
+    assert b2.adj_r2 == pytest.approx(ref["block2"]["adj_r2"], rel=1e-9)
+    assert b2.delta_r2 == pytest.approx(ref["block2"]["r2"] - ref["block1"]["r2"], rel=1e-9)
+    names = {"(Intercept)": "constant", "siteB": "site[B]", "siteC": "site[C]"}
+    for row in ref["coefficients"]:
+        term = names.get(row["term"], row["term"])
+        got = pooled.coefficients.loc[term]
+        assert got["coef"] == pytest.approx(row["estimate"], rel=1e-9)
+        assert got["se"] == pytest.approx(row["std_error"], rel=1e-9)
+        assert got["df"] == pytest.approx(row["df"], rel=1e-6)
+        assert got["p"] == pytest.approx(row["p"], rel=1e-6, abs=1e-15)
+    d = pooled.to_dict()
+    json.dumps(d)
+    assert d["imputations"] == 5 and "D2" in d["pooling"]
+    with pytest.raises(ConfigError):
+        pool_hierarchical(fits[:1])

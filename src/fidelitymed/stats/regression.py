@@ -30,7 +30,7 @@ from scipy import stats
 
 from ..errors import ConfigError
 
-__all__ = ["BlockResult", "HierarchicalResult", "design_matrix", "hierarchical_regression"]
+__all__ = ["BlockResult", "HierarchicalResult", "design_matrix", "hierarchical_regression", "pool_hierarchical"]
 
 
 def _f(x: float) -> float | None:
@@ -82,14 +82,16 @@ class BlockResult:
     delta_r2: float
     f_change: float
     df1: int
-    df2: int
+    df2: float
     p: float
     f2: float
+    #: df2 is fractional for pooled results (D2 denominator df)
 
     def to_dict(self) -> dict[str, Any]:
         return {"block": self.block, "predictors": list(self.predictors), "terms": list(self.terms),
                 "r": _f(self.r), "r2": _f(self.r2), "adj_r2": _f(self.adj_r2), "delta_r2": _f(self.delta_r2),
-                "f_change": _f(self.f_change), "df1": int(self.df1), "df2": int(self.df2), "p": _f(self.p),
+                "f_change": _f(self.f_change), "df1": int(self.df1),
+                "df2": int(self.df2) if float(self.df2).is_integer() else _f(self.df2), "p": _f(self.p),
                 "f2": _f(self.f2)}
 
 
@@ -103,11 +105,19 @@ class HierarchicalResult:
     blocks: tuple[BlockResult, ...]
     coefficients: pd.DataFrame      # final model: coef, se, t, p, ci_low, ci_high (index: term)
     conf: float
+    #: pooled over this many imputations (None: one data set)
+    imputations: int | None = None
+    #: how the blocks and coefficients were pooled (None: one data set)
+    pooling: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         coefs = {term: {k: _f(v) for k, v in row.items()} for term, row in self.coefficients.iterrows()}
-        return {"y": self.y, "n": int(self.n), "n_dropped": int(self.n_dropped),
-                "blocks": [b.to_dict() for b in self.blocks], "coefficients": coefs, "conf": self.conf}
+        out = {"y": self.y, "n": int(self.n), "n_dropped": int(self.n_dropped),
+               "blocks": [b.to_dict() for b in self.blocks], "coefficients": coefs, "conf": self.conf}
+        if self.imputations is not None:
+            out["imputations"] = int(self.imputations)
+            out["pooling"] = self.pooling
+        return out
 
     def to_frame(self) -> pd.DataFrame:
         rows = [b.to_dict() for b in self.blocks]
@@ -124,6 +134,8 @@ class HierarchicalResult:
             lines.append(f"{b.block:>5} {b.r2:>7.4f} {b.delta_r2:>7.4f} {b.f_change:>9.3f} {b.df1:>4} {b.df2:>5} "
                          f"{b.p:>8.4f} {b.f2:>7.4f}  {', '.join(b.predictors)}")
         lines.append("f2 = delta R2 / (1 - R2 of the model including the block) (Cohen 1988)")
+        if self.imputations is not None:
+            lines.append(f"pooled over {self.imputations} imputations: {self.pooling}")
         return "\n".join(lines)
 
 
@@ -236,3 +248,95 @@ def hierarchical_regression(data: pd.DataFrame, y: str, blocks: Sequence[Sequenc
     coefs = pd.DataFrame({"coef": beta, "se": se, "t": t, "p": pv, "ci_low": beta - q * se, "ci_high": beta + q * se},
                          index=["constant", *terms_so_far])
     return HierarchicalResult(y=y, n=n, n_dropped=n_dropped, blocks=tuple(results), coefficients=coefs, conf=conf)
+
+
+POOLING_TEXT = ("R2 pooled on Fisher's z of R (Harel 2009); F change pooled by D2 (Li, Meng, Raghunathan & Rubin "
+                "1991); coefficients by Rubin's rules with Barnard-Rubin df")
+
+
+def _rubin(q: np.ndarray, u: np.ndarray, dfcom: float, conf: float) -> dict[str, np.ndarray]:
+    """Rubin's rules (Rubin 1987) with the Barnard & Rubin (1999) small-sample df, per column."""
+    m = q.shape[0]
+    qbar = q.mean(axis=0)
+    ubar = u.mean(axis=0)
+    b = q.var(axis=0, ddof=1)
+    t = ubar + (1 + 1 / m) * b
+    lam = np.where(t > 0, (1 + 1 / m) * b / t, 0.0)
+    lam = np.maximum(lam, 1e-4)          # as mice: keeps the df finite when b = 0
+    nu_old = (m - 1) / lam**2
+    nu_obs = (dfcom + 1) / (dfcom + 3) * dfcom * (1 - lam)
+    nu = nu_old * nu_obs / (nu_old + nu_obs)
+    se = np.sqrt(t)
+    tstat = qbar / se
+    p = 2 * stats.t.sf(np.abs(tstat), nu)
+    qt = stats.t.ppf(0.5 + conf / 2, nu)
+    return {"coef": qbar, "se": se, "t": tstat, "p": p, "ci_low": qbar - qt * se, "ci_high": qbar + qt * se, "df": nu}
+
+
+def _d2(d: np.ndarray, k: int) -> tuple[float, float, float]:
+    """D2 pooled F of m Wald chi-square statistics with k df: (F, df2, p)."""
+    m = len(d)
+    dbar = float(np.mean(d))
+    r = (1 + 1 / m) * float(np.var(np.sqrt(d), ddof=1))
+    val = (dbar / k - (m + 1) / (m - 1) * r) / (1 + r)
+    v = k ** (-3 / m) * (m - 1) * (1 + 1 / r) ** 2 if r > 0 else math.inf
+    p = float(stats.f.sf(max(val, 0.0), k, v)) if math.isfinite(v) else float(stats.chi2.sf(max(val, 0) * k, k))
+    return max(val, 0.0), v, p
+
+
+def _harel(r2: np.ndarray) -> float:
+    z = np.arctanh(np.sqrt(np.clip(r2, 0.0, 1.0 - 1e-15)))
+    return float(np.tanh(z.mean()) ** 2)
+
+
+def pool_hierarchical(results: Sequence[HierarchicalResult]) -> HierarchicalResult:
+    """Pool hierarchical regressions fitted to each of m imputed data sets.
+
+    * R² and adjusted R² of each block's model: Harel's (2009) method, the mean of Fisher's z
+      of R back-transformed (R's ``mice::pool.r.squared``); ``delta_r2`` is the difference of
+      the pooled R² and ``f2 = delta_r2 / (1 − R²_k)`` of the pooled values;
+    * F change: the D2 statistic of Li, Meng, Raghunathan & Rubin (1991) on the m Wald
+      statistics ``df1 · F change`` (R's ``mice::D2`` / ``mitml::testModels(method = "D2")``),
+      with its denominator df as ``df2`` (fractional); a negative D2 is reported as 0 (p = 1);
+    * coefficients of the final model: Rubin's (1987) rules with the Barnard & Rubin (1999)
+      df (R's ``mice::pool``); the ``df`` column holds them.
+
+    Parameters
+    ----------
+    results
+        :func:`hierarchical_regression` results of the same model on each imputed data set (m ≥ 2).
+
+    References
+    ----------
+    Harel, O. (2009). The estimation of R² and adjusted R² in incomplete data sets using
+    multiple imputation. *J. Appl. Stat.* 36, 1109-1118. Li, K. H., Meng, X. L.,
+    Raghunathan, T. E., & Rubin, D. B. (1991). Significance levels from repeated p-values with
+    multiply-imputed data. *Statistica Sinica* 1, 65-92. Barnard, J., & Rubin, D. B. (1999).
+    Small-sample degrees of freedom with multiple imputation. *Biometrika* 86, 948-955.
+    """
+    results = list(results)
+    m = len(results)
+    if m < 2:
+        raise ConfigError(f"pool_hierarchical needs at least 2 imputations; got {m}")
+    first = results[0]
+    shapes = {(r.y, tuple(b.terms for b in r.blocks), tuple(r.coefficients.index)) for r in results}
+    if len(shapes) != 1:
+        raise ConfigError("pool_hierarchical: the results differ in dependent variable, blocks or terms")
+    blocks: list[BlockResult] = []
+    prev_r2 = 0.0
+    for j, b0 in enumerate(first.blocks):
+        r2 = _harel(np.array([r.blocks[j].r2 for r in results]))
+        adj = _harel(np.array([max(r.blocks[j].adj_r2, 0.0) for r in results]))
+        d = np.array([r.blocks[j].f_change * r.blocks[j].df1 for r in results])
+        f_change, df2, p = _d2(d, b0.df1)
+        delta = r2 - prev_r2
+        blocks.append(BlockResult(b0.block, b0.predictors, b0.terms, math.sqrt(r2), r2, adj, delta, f_change,
+                                  b0.df1, df2, p, delta / (1.0 - r2)))
+        prev_r2 = r2
+    q = np.stack([r.coefficients["coef"].to_numpy() for r in results])
+    u = np.stack([r.coefficients["se"].to_numpy() ** 2 for r in results])
+    dfcom = first.blocks[-1].df2
+    pooled = _rubin(q, u, dfcom, first.conf)
+    coefs = pd.DataFrame(pooled, index=first.coefficients.index)
+    return HierarchicalResult(y=first.y, n=first.n, n_dropped=first.n_dropped, blocks=tuple(blocks),
+                              coefficients=coefs, conf=first.conf, imputations=m, pooling=POOLING_TEXT)
