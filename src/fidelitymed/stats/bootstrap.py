@@ -223,16 +223,18 @@ def jackknife_moments(Z: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- batched solves
 
 
-def _cholesky_batch(S: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+def _cholesky_batch(S: np.ndarray, tol: float, n_check: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Cholesky factors of ``q x q`` matrices stored batch-last: ``S`` has shape (q, q, N).
 
     Left-looking column Cholesky, vectorized over the batch axis (which is contiguous), so the
     Python loop runs over the ``q`` columns only.  Returns ``L`` (q, q, N) and ``ok`` (N,) where
-    ``ok`` is False when a pivot ratio ``d_j / S_jj`` falls to ``tol`` or below (column ``j`` lies,
-    up to ``tol``, in the span of the columns before it).  Rejected systems get a placeholder
+    ``ok`` is False when a pivot ratio ``d_j / S_jj`` of one of the first ``n_check`` columns (all by
+    default) falls to ``tol`` or below (column ``j`` lies, up to ``tol``, in the span of the
+    columns before it).  Rejected systems get a placeholder
     pivot so that no NaN or warning arises; their factor is meaningless.
     """
     q, _, N = S.shape
+    n_check = q if n_check is None else n_check
     L = np.zeros_like(S)
     ok = np.ones(N, dtype=bool)
     for j in range(q):
@@ -241,7 +243,8 @@ def _cholesky_batch(S: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
             col -= np.einsum("ikn,kn->in", L[j:, :j, :], L[j, :j, :])
         diag = S[j, j, :]
         good = (col[0] > tol * diag) & (diag > 0) & np.isfinite(col[0])
-        ok &= good
+        if j < n_check:
+            ok &= good
         root = np.sqrt(np.where(good, col[0], 1.0))
         L[j, j, :] = root
         if j + 1 < q:

@@ -1,0 +1,93 @@
+"""``fidelitymed mediate``: output, JSON, file formats and one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib.resources import files
+
+import pandas as pd
+import pytest
+
+from fidelitymed.cli import main
+from fidelitymed.stats.mediation import mediate
+
+EXAMPLE = files("fidelitymed") / "data" / "mediation_example.csv"
+BASE = [str(EXAMPLE), "--x", "fidelity", "--m", "alliance", "--y", "qol"]
+
+
+def test_prints_summary_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "res.json"
+    code = main(["mediate", *BASE, "--cov", "age,ace,site", "--cat", "site", "--boot", "500",
+                 "--seed", "4", "--json", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "Model  : 4" in text and "Indirect effect(s) of X on Y:" in text and "site[T.2]" in text
+    got = json.loads(out.read_text())
+    ref = mediate(pd.read_csv(EXAMPLE), "fidelity", "alliance", "qol", covariates=["age", "ace", "site"],
+                  categorical=["site"], n_boot=500, seed=4).to_dict()
+    assert got == json.loads(json.dumps(ref))
+
+
+def test_options_hc_conf_ci(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["mediate", *BASE, "--boot", "300", "--seed", "1", "--hc", "hc3", "--conf", "90",
+                 "--ci", "bca", "--normal", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "se(HC3)" in text and "F(HC3)" in text and "90.0000" in text and "Normal theory test" in text
+    d = json.loads(out.read_text())
+    ref = mediate(pd.read_csv(EXAMPLE), "fidelity", "alliance", "qol", n_boot=300, seed=1, hc=3, conf=0.9, ci="bca")
+    assert d["indirect"]["ci_low"] == pytest.approx(ref.indirect["ci_low"], rel=1e-12)
+
+
+@pytest.mark.parametrize("suffix", [".xlsx", ".sav", ".dta"])
+def test_other_file_formats(tmp_path, capsys, suffix):
+    from fidelitymed.study.io import write_table
+
+    frame = pd.read_csv(EXAMPLE)[["fidelity", "alliance", "qol", "age"]].dropna()
+    path = tmp_path / f"d{suffix}"
+    write_table(frame, path)
+    assert main(["mediate", str(path), "--x", "fidelity", "--m", "alliance", "--y", "qol", "--cov", "age",
+                 "--boot", "0"]) == 0
+    assert f"Size:  {len(frame)}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--x", "nope"], "nope"),
+    (["--cov", "agee"], "agee"),
+    (["--boot", "-5"], "n_boot"),
+    (["--conf", "0.95"], "percent"),
+    (["--conf", "120"], "conf"),
+    (["--hc", "HC9"], "hc"),
+    (["--ci", "studentized"], "ci"),
+])
+def test_bad_arguments_one_line_exit_2(capsys, args, fragment):
+    argv = ["mediate", *BASE, "--boot", "0"]
+    # later options override earlier ones in click, so the bad value wins
+    code = main(argv + args)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error:") and err.count("\n") == 1 and fragment in err
+
+
+def test_bad_data_and_unreadable_file(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    frame = pd.read_csv(EXAMPLE)
+    frame["qol"] = frame["qol"].astype(object)
+    frame.loc[3, "qol"] = "missing?"
+    frame.to_csv(bad, index=False)
+    assert main(["mediate", str(bad), "--x", "fidelity", "--m", "alliance", "--y", "qol", "--boot", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "row 5" in err and "'qol'" in err and "missing?" in err and err.count("\n") == 1
+    garbage = tmp_path / "g.xlsx"
+    garbage.write_bytes(b"not a spreadsheet")
+    assert main(["mediate", str(garbage), "--x", "a", "--m", "b", "--y", "c"]) == 2
+    assert "g.xlsx" in capsys.readouterr().err
+    assert main(["mediate", str(tmp_path / "absent.csv"), "--x", "a", "--m", "b", "--y", "c"]) == 2
+
+
+def test_console_script_subprocess():
+    proc = subprocess.run([sys.executable, "-m", "fidelitymed", "mediate", *BASE, "--x", "nope", "--boot", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "nope" in proc.stderr
