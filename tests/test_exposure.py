@@ -147,3 +147,23 @@ def test_shifting_all_dates_together_changes_nothing(data, shift):
     a = fidelity_exposure(frame, visits, windows=[window, 90])
     b = fidelity_exposure(moved, visits_moved, windows=[window, 90])
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12)
+
+
+# ------------------------------------------------------------------------------ the figure
+def test_trajectory_figure_draws_points_line_and_threshold():
+    import matplotlib.dates as mdates
+    from matplotlib.figure import Figure
+
+    from fidelitymed.report.trajectories import plot_trajectories
+
+    fig = plot_trajectories(ASSESS, ncols=2)
+    assert isinstance(fig, Figure)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == ["team A", "team B"]
+    line, dots, ref = visible[0].get_lines()
+    assert len(line.get_xdata()) == 366                               # one value per day, first to last
+    np.testing.assert_allclose(dots.get_ydata(), [20, 26, 30])
+    assert [mdates.num2date(x).date().isoformat() for x in mdates.date2num(dots.get_xdata())] == \
+        ["2015-01-01", "2015-07-01", "2016-01-01"]
+    assert ref.get_linestyle() == "--" and list(ref.get_ydata()) == [32, 32]
+    fig.canvas.draw()  # renders headless (Agg)

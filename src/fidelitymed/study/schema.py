@@ -241,6 +241,8 @@ class _Check:
                                              issue.value, issue.expected))
             return None
         frame = frame.reset_index(drop=True)
+        if frame.empty:
+            self.add(table, None, None, None, "at least one data row (the table is empty)")
         missing = [c for c in required if c not in frame.columns]
         for column in missing:
             self.add(table, None, column, None, f"a required column {column!r} in the header")
@@ -429,7 +431,8 @@ class _Check:
             return
         if clients is not None and "enrollment_date" in clients.columns:
             enrol = clients.dropna(subset=["client"]).drop_duplicates("client").set_index("client")["enrollment_date"]
-            start = interviews["client"].map(enrol)
+            start = interviews[["client"]].merge(enrol.rename("start").reset_index(), on="client",
+                                                 how="left")["start"].set_axis(interviews.index)
             early = interviews["date"].notna() & start.notna() & (interviews["date"] < start)
             for pos in np.flatnonzero(early.to_numpy()):
                 self.add("interviews", pos, "date", interviews["date"].iloc[pos].date().isoformat(),
