@@ -66,7 +66,7 @@ def test_validate_success_prints_a_summary(tmp_path, capsys):
     assert main(["validate", str(root)]) == 0
     out = capsys.readouterr().out
     for fragment in ["tiny study", "teams", "│    3", "fidelity assessments", "clients", "interviews at 4.5 months",
-                     "scheduled item cells missing"]:
+                     "item cells missing (interviews held)", "scale scores missing"]:
         assert fragment in out, fragment
 
 

@@ -198,6 +198,8 @@ def test_fidelity_domain_means_total_and_threshold():
     assert out["fidelity_high"].tolist() == [True, False, pd.NA]
     strict = score_fidelity(rows(FID, mixed), FidelityScoring(item_missing="missing"))
     assert np.isnan(strict["fidelity_community_contact"].iloc[0]) and np.isnan(strict["fidelity_total"].iloc[0])
+    prorated = score_fidelity(rows(FID, lost), FidelityScoring(domain_missing="prorate"))
+    assert prorated["fidelity_total"].iloc[0] == pytest.approx(3 * 8)   # 7 domains of mean 3, prorated to 8
     nine = score_fidelity(rows(FID, high), FidelityScoring(excluded_domains=[], high_fidelity_threshold=45))
     assert nine["fidelity_total"].iloc[0] == 33 and not nine["fidelity_high"].iloc[0]
 

@@ -277,3 +277,17 @@ def test_id_and_date_helpers():
     dates, bad = parse_dates(pd.Series(["2015-01-31", "2015-02-29", "", None, "2016-02-29"]))
     assert bad.tolist() == [False, True, False, False, False]
     assert dates.iloc[4] == pd.Timestamp("2016-02-29") and pd.isna(dates.iloc[1])
+
+
+def test_missing_shares_by_hand(tmp_path):
+    def mutate(t):
+        iv = t["interviews"]
+        iv.loc[0, [f"qoli_{k}" for k in range(1, 6)]] = np.nan   # 5 QOLI items: qoli20 total missing
+        iv.loc[1, "rprs_1"] = np.nan                              # 1 RPRS item: still scored
+        t["interviews"] = iv[~((iv["client"] == "p07") & (iv["wave"] == 18))]  # a missed interview
+    study = load_study(write_study(tmp_path / "s", mutate))
+    # scheduled item cells per client: wave 0: 20+10+12+17+10 = 69; 4.5, 13.5: 24; 9, 18: 59 -> 235
+    cells = 8 * 235 - 59
+    assert study.missing_share() == pytest.approx(6 / cells)
+    # scheduled scale scores: 8 clients x (5 + 1 + 4 + 1 + 4) = 120; missing: qoli20 at 0 (1) + 4 at p07's wave 18
+    assert study.missing_score_share() == pytest.approx(5 / 120)

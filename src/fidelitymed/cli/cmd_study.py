@@ -49,5 +49,6 @@ def validate(path: Path = typer.Argument(..., help="Study folder (or its study.y
     table.add_row("case managers", str(d["n_case_managers"]))
     for wave, n in d["interviews_per_wave"].items():
         table.add_row(f"interviews at {wave} months", str(n))
-    table.add_row("scheduled item cells missing", f"{100 * d['missing_item_share']:.1f}%")
+    table.add_row("item cells missing (interviews held)", f"{100 * d['missing_item_share']:.1f}%")
+    table.add_row("scale scores missing (all clients x waves)", f"{100 * d['missing_score_share']:.1f}%")
     console.print(table)

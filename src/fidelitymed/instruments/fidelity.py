@@ -5,7 +5,8 @@ its rated items (1-5); the total is the sum of the domain means of the included 
 (8-40 with the paper's 8 domains: *integration of strengths assessment and treatment plan*
 is excluded, Methods of the SMCM study); high fidelity is total >= 32. An unrated item is
 skipped (``item_missing: domain_mean``) or makes its domain missing (``missing``); a
-missing domain makes the total missing (no official rule was found; instruments.md s.1).
+missing domain makes the total missing (``domain_missing: missing``) or the total is prorated
+from the other domains (``prorate``). No official rule was found (instruments.md s.1).
 """
 
 from __future__ import annotations
@@ -57,7 +58,14 @@ def score_fidelity(frame: pd.DataFrame, settings=None) -> pd.DataFrame:
             mean = np.nansum(block, axis=1) / answered
         ok = answered == len(items) if s.item_missing == "missing" else answered > 0
         out[f"fidelity_{domain}"] = np.where(ok, mean, np.nan)
-    total = np.sum([out[f"fidelity_{d}"] for d in s.included_domains], axis=0)
+    included = np.column_stack([out[f"fidelity_{d}"] for d in s.included_domains])
+    if s.domain_missing == "prorate":
+        available = (~np.isnan(included)).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            total = np.nansum(included, axis=1) / available * included.shape[1]
+        total = np.where(available > 0, total, np.nan)
+    else:
+        total = included.sum(axis=1)
     out["fidelity_total"] = total
     result = pd.DataFrame(out, index=frame.index)
     result["fidelity_high"] = pd.array(np.where(np.isnan(total), None, total >= s.high_fidelity_threshold),

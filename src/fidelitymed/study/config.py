@@ -73,6 +73,9 @@ class FidelityScoring(_Model):
     #: an unrated item: "domain_mean" = skip it (mean of the rated items of its domain, I),
     #: "missing" = its domain (and so the total) is missing
     item_missing: Literal["domain_mean", "missing"] = "domain_mean"
+    #: a domain with no usable rating: "missing" = the total is missing (I, default); "prorate" =
+    #: total = mean of the available included domain means x number of included domains
+    domain_missing: Literal["missing", "prorate"] = "missing"
 
     @field_validator("domains")
     @classmethod
