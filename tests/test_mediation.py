@@ -286,3 +286,46 @@ def test_coverage_light():
 def test_coverage_full():
     cov = _coverage(R=4000, n=200, B=2000, seed=99)
     assert 0.93 <= cov <= 0.97, cov  # MC SE ~0.35 points
+
+
+# ------------------------------------------------------------------- stored R output (lm + sandwich)
+
+R_REF = __import__("pathlib").Path(__file__).parent / "reference"
+
+
+@pytest.mark.parametrize("cov_type", ["nonrobust", "HC0", "HC1", "HC2", "HC3", "HC4", "CR1"])
+def test_against_r_lm_sandwich(cov_type):
+    """tests/reference/mediation_lm.R: lm(), sandwich::vcovHC (HC0-HC4), vcovCL(type = "HC1")."""
+    ref = json.loads((R_REF / "mediation_lm.json").read_text())
+    data = pd.read_csv(R_REF / "mediation_lm.csv")
+    if cov_type == "CR1":
+        res = mediate(data, "fidelity", "alliance", "qol", covariates=["age", "ace"], cluster="site", n_boot=0)
+        fits = {"outcome_cl": res.outcome_model}
+    else:
+        res = mediate(data, "fidelity", "alliance", "qol", covariates=COVS, categorical=["site"], n_boot=0,
+                      hc=None if cov_type == "nonrobust" else cov_type)
+        fits = {"mediator": res.mediator_model, "outcome": res.outcome_model, "total": res.total_model}
+        # CR1 SEs of the full models too (their Wald F is undefined: 15 slopes, 6 clusters)
+    for key, fit in fits.items():
+        r = ref[key]
+        assert fit.n == r["n"] and len(fit.names) == len(r["names"])
+        np.testing.assert_allclose(fit.coef, r["coef"], rtol=TOL)
+        np.testing.assert_allclose(fit.se, r["se"][cov_type], rtol=TOL)
+        np.testing.assert_allclose([fit.r2, fit.mse], [r["r2"], r["mse"]], rtol=TOL)
+        F_ref = r["F"] if cov_type == "nonrobust" else r["F_robust"][cov_type]
+        np.testing.assert_allclose(fit.F, F_ref, rtol=TOL)
+    if cov_type == "nonrobust":
+        assert (res.models["outcome"]["df1"], res.models["outcome"]["df2"]) == (ref["outcome"]["df1"], ref["outcome"]["df2"])
+
+
+def test_cr1_full_model_se_against_r():
+    ref = json.loads((R_REF / "mediation_lm.json").read_text())
+    data = pd.read_csv(R_REF / "mediation_lm.csv")
+    res = mediate(data, "fidelity", "alliance", "qol", covariates=[c for c in COVS if c != "site"] + ["site"],
+                  categorical=["site"], cluster="site", n_boot=0)
+    # same columns as R's formula, site dummies after ace: reorder ours by name
+    names = list(res.outcome_model.names)
+    order = [names.index(n) for n in ["constant", "fidelity", "alliance", "age", "gender", "housing", "employment",
+                                       "education", "ace"]]
+    np.testing.assert_allclose(res.outcome_model.se[order], ref["outcome"]["se"]["CR1"][:9], rtol=TOL)
+    assert ref["outcome"]["F_robust"]["CR1"] is None and np.isnan(res.outcome_model.F)

@@ -151,13 +151,17 @@ class OLSResult:
         """Wald F of all slopes with this fit's covariance (the classical F when nonrobust)."""
         if self.k < 2:
             return float("nan")
+        if self.n_clusters is not None and self.df1 > self.n_clusters - 1:
+            # the CR1 covariance has rank <= G - 1: no Wald F of more slopes (Stata reports none)
+            return float("nan")
         b = self.coef[1:]
         V = self.vcov[1:, 1:]
         return float(b @ np.linalg.solve(V, b) / self.df1)
 
     @property
     def F_p(self) -> float:
-        return float(stats.f.sf(self.F, self.df1, self.df2)) if self.k >= 2 else float("nan")
+        F = self.F
+        return float(stats.f.sf(F, self.df1, self.df2)) if np.isfinite(F) else float("nan")
 
     def coef_of(self, name: str) -> dict[str, float]:
         """``coef, se, t, p, ci_low, ci_high`` of one coefficient."""
