@@ -291,3 +291,14 @@ def test_missing_shares_by_hand(tmp_path):
     assert study.missing_share() == pytest.approx(6 / cells)
     # scheduled scale scores: 8 clients x (5 + 1 + 4 + 1 + 4) = 120; missing: qoli20 at 0 (1) + 4 at p07's wave 18
     assert study.missing_score_share() == pytest.approx(5 / 120)
+
+
+def test_rule_text_in_numeric_columns(tmp_path):
+    def mutate(t):
+        iv = t["interviews"]
+        iv["mcas_1"] = iv["mcas_1"].astype(object)
+        iv.loc[0, "mcas_1"] = "abc"
+        iv["wave"] = iv["wave"].astype(object)
+        iv.loc[2, "wave"] = "9m"
+    issues = _one(tmp_path, mutate)
+    assert {(i.row, i.column, i.value) for i in issues} == {(2, "mcas_1", "abc"), (4, "wave", "9m")}

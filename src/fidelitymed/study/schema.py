@@ -213,7 +213,8 @@ def parse_dates(series: pd.Series) -> tuple[pd.Series, pd.Series]:
 def _numeric(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Numbers of a column and the mask of non-empty cells that are not numbers."""
     values = pd.to_numeric(series, errors="coerce")
-    if series.dtype == object:
+    if not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
+        # object or pandas' string dtype: text that is not a number is invalid, not missing
         empty = series.map(lambda v: v is None or (isinstance(v, float) and np.isnan(v))
                            or (isinstance(v, str) and not v.strip()))
         text_bad = values.isna() & ~empty
