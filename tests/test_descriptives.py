@@ -120,3 +120,27 @@ def test_table2_threshold(waves):
     rows = t.to_dict()
     assert rows[0]["n"] is None and rows[0]["mean"] is None
     assert rows[1]["comparison"]["suppressed"] is True
+
+
+def test_missing_by_scale_counts_unscored_and_absent():
+    from fidelitymed.descriptives import missing_by_scale
+    from fidelitymed.study.config import default_config
+
+    cfg = default_config()
+    clients = ["c1", "c2", "c3", "c4"]
+    # c4 never interviewed at 4.5; c2's RPRS unscorable (NaN); c3 has no 9-month interview
+    scores = pd.DataFrame({
+        "client": ["c1", "c2", "c3", "c1", "c2", "c4"],
+        "wave": [4.5, 4.5, 4.5, 9.0, 9.0, 9.0],
+        "rprs_total": [50.0, np.nan, 60.0, np.nan, np.nan, np.nan],
+        "qoli20_total": [np.nan, np.nan, np.nan, 80.0, np.nan, 90.0],
+    })
+    out = missing_by_scale(scores, clients, cfg)
+    rows = {(r["instrument"], r["month"]): r for r in out["by_scale"]}
+    assert rows[("rprs", 4.5)]["n_missing"] == 2 and rows[("rprs", 4.5)]["n_expected"] == 4
+    assert rows[("qoli20", 9.0)]["n_missing"] == 2
+    # every scheduled client instrument x wave is counted (absent score columns are all missing)
+    assert rows[("mcas", 9.0)]["n_missing"] == 4
+    expected_cells = sum(len(v) for v in cfg.schedule.values()) * 4
+    missing_cells = sum(r["n_missing"] for r in out["by_scale"])
+    assert out["overall_share"] == pytest.approx(missing_cells / expected_cells)

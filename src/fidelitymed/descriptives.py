@@ -314,3 +314,34 @@ def table2(data: pd.DataFrame, measures: Mapping[str, Mapping[float, str]], *,
                          "n": None if hide else k, "mean": None if hide or k == 0 else float(obs.mean()),
                          "sd": None if hide or k < 2 else float(obs.std(ddof=1)), "comparison": comparison})
     return Table2(rows=tuple(rows), threshold=threshold)
+
+
+# ------------------------------------------------------------------------------ missing data
+
+def missing_by_scale(scores: pd.DataFrame, clients: Sequence[Any] | pd.Series, config) -> dict[str, Any]:
+    """Share of scale scores missing per instrument x scheduled wave, and overall.
+
+    A scale is missing at a wave when its analysed score (``config.analysis.score_column``)
+    could not be computed -- its scoring rule failed (too many items missing) or the client
+    was not interviewed at that wave. ``n_expected`` is the number of clients for every
+    scheduled instrument x wave; ``overall_share`` = all missing / all expected (the paper's
+    "at the scale level, 11.6% of the data were missing"). The same definition as the
+    imputation engine's diagnostics, for listwise runs.
+    """
+    from .instruments.codebook import CLIENT_INSTRUMENTS
+
+    ids = pd.Index(pd.unique(pd.Series(clients)))
+    n = len(ids)
+    rows = []
+    for wave in sorted(config.schedule):
+        at = scores[scores["wave"].astype(float) == float(wave)].drop_duplicates("client").set_index("client")
+        for inst in config.schedule[wave]:
+            if inst not in CLIENT_INSTRUMENTS:
+                continue
+            col = config.analysis.score_column(inst)
+            values = at[col].reindex(ids) if col in at.columns else pd.Series(np.nan, index=ids)
+            k = int(values.isna().sum())
+            rows.append({"instrument": inst, "month": float(wave), "n_expected": n, "n_missing": k,
+                         "share": k / n if n else 0.0})
+    total = sum(r["n_expected"] for r in rows)
+    return {"by_scale": rows, "overall_share": (sum(r["n_missing"] for r in rows) / total) if total else 0.0}
