@@ -302,3 +302,15 @@ def test_rule_text_in_numeric_columns(tmp_path):
         iv.loc[2, "wave"] = "9m"
     issues = _one(tmp_path, mutate)
     assert {(i.row, i.column, i.value) for i in issues} == {(2, "mcas_1", "abc"), (4, "wave", "9m")}
+
+
+@pytest.mark.parametrize("suffix", [".xlsx", ".sav"])
+def test_real_date_cells_are_read_as_dates(tmp_path, suffix):
+    def mutate(t):
+        t["fidelity"]["date"] = pd.to_datetime(t["fidelity"]["date"])
+        t["clients"]["enrollment_date"] = pd.to_datetime(t["clients"]["enrollment_date"])
+        t["interviews"]["date"] = pd.to_datetime(t["interviews"]["date"])
+    csv = load_study(write_study(tmp_path / "csv"))
+    dated = load_study(write_study(tmp_path / "dated", mutate, suffix=suffix))
+    pd.testing.assert_series_equal(dated.interviews["date"], csv.interviews["date"], check_dtype=False)
+    pd.testing.assert_series_equal(dated.fidelity["date"], csv.fidelity["date"], check_dtype=False)
