@@ -36,12 +36,6 @@ def _digest(folder: Path) -> dict[str, str]:
     return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in FILES}
 
 
-def _zero_clustering() -> dict:
-    p = SimulationParameters()
-    return {"icc_team": {k: {w: 0.0 for w in v} for k, v in p.icc_team.items()},
-            "icc_case_manager": {k: {w: 0.0 for w in v} for k, v in p.icc_case_manager.items()}}
-
-
 @pytest.fixture(scope="module")
 def default_study(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("sim") / "study"
@@ -171,6 +165,8 @@ def test_truth_json_lists_paths_components_and_iccs(default_study):
         total = eq["var_team"] + eq["var_case_manager"] + eq["var_client"]
         assert eq["icc_team"] == pytest.approx(eq["var_team"] / total)
         assert 0.02 <= eq["icc_team"] <= 0.12
+    flat = simulate_tables(1, n_clients=30, clustering=0.0).truth["equations"]
+    assert all(eq["var_team"] == 0 and eq["var_case_manager"] == 0 for eq in flat.values())
     assert max(truth["realized"]["clipped_share"].values()) < 0.02
 
 
@@ -200,8 +196,8 @@ def test_different_seeds_differ(tmp_path, default_study):
 
 
 def test_parameters_are_settable_and_checked():
-    study = simulate_tables(5, n_clients=120, n_teams=20, missing_share=0.0, attrition_rate=0.0,
-                            item_missing_rate=0.0, a={4.5: 1.0, 13.5: 1.0})
+    params = SimulationParameters().replace(n_teams=20, a={4.5: 1.0, 13.5: 1.0})
+    study = simulate_tables(5, params, n_clients=120, missing_share=0.0, attrition_rate=0.0, item_missing_rate=0.0)
     assert len(study.teams) == 20 and study.truth["paths"][0]["a"] == 1.0
     assert study.truth["realized"]["missing_share"] == 0.0
     with pytest.raises(ConfigError, match="unknown simulation parameter"):
@@ -216,7 +212,7 @@ def test_parameters_are_settable_and_checked():
 def test_light_recovery_of_a_and_b(tmp_path):
     """4,000 clients, no clustering: OLS SEs are valid, so simultaneous 95% CIs must cover a and b."""
     out = tmp_path / "big"
-    sim = simulate_study(out, seed=2024, n_clients=4000, **_zero_clustering())
+    sim = simulate_study(out, seed=2024, n_clients=4000, clustering=0.0)
     frame = _analysis_frame(load_study(out))
     est = _path_estimates(frame, sim.truth)
     assert len(est) == 10

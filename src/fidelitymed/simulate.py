@@ -197,6 +197,9 @@ class SimulationParameters:
     icc_case_manager: Mapping[str, Mapping[float, float]] = field(default_factory=lambda: _by_outcome(
         rprs={4.5: 0.02, 13.5: 0.02}, qoli20={0: 0.02, 9: 0.02, 18: 0.02}, pgi={0: 0.02, 9: 0.02, 18: 0.02},
         hope={0: 0.02, 9: 0.02, 18: 0.02}, mcas={0: 0.02, 9: 0.02, 18: 0.02}))
+    #: multiplier of every team and case-manager variance share: 0 = independent clients (OLS
+    #: standard errors then valid, e.g. to check recovery), 1 = the ICCs above
+    clustering: float = 1.0
     #: correlation of a client's residuals across the follow-up waves of one instrument
     wave_residual_correlation: float = 0.4
     #: half-width (item units) of the zero-mean spread of items around their target
@@ -260,9 +263,12 @@ class SimulationParameters:
             problems.append("wave_residual_correlation must be in [0, 1]")
         if abs(sum(self.education_probs) - 1) > 1e-9:
             problems.append("education_probs must sum to 1")
+        if self.clustering < 0:
+            problems.append(f"clustering must be >= 0; got {self.clustering}")
         for name, waves in self.icc_team.items():
             for wave, value in waves.items():
-                cm = self.icc_case_manager.get(name, {}).get(wave, 0.0)
+                value *= self.clustering
+                cm = self.icc_case_manager.get(name, {}).get(wave, 0.0) * self.clustering
                 if value < 0 or cm < 0 or value + cm >= 1:
                     problems.append(f"icc_team + icc_case_manager of {name} at {wave:g} must be in [0, 1)")
         pair_waves = set(self.wave_pairs)
@@ -614,8 +620,8 @@ class _Simulator:
         p = self.p
         rng = self.rng("effects", instrument, f"{wave:g}")
         sd = p.residual_sd[instrument][wave]
-        icc_t = p.icc_team[instrument][wave]
-        icc_c = p.icc_case_manager[instrument][wave]
+        icc_t = p.icc_team[instrument][wave] * p.clustering
+        icc_c = p.icc_case_manager[instrument][wave] * p.clustering
         team = rng.normal(0.0, sd * math.sqrt(icc_t), size=p.n_teams)
         cm = rng.normal(0.0, sd * math.sqrt(icc_c), size=int(self.n_cm.sum()))
         own = rng.normal(0.0, 1.0, size=p.n_clients)
@@ -963,7 +969,8 @@ def _truth(sim: _Simulator) -> dict[str, Any]:
 
     def components(instrument: str, wave: float) -> dict[str, float]:
         sd = p.residual_sd[instrument][wave]
-        t, c = p.icc_team[instrument][wave], p.icc_case_manager[instrument][wave]
+        t = p.icc_team[instrument][wave] * p.clustering
+        c = p.icc_case_manager[instrument][wave] * p.clustering
         return {"var_team": sd ** 2 * t, "var_case_manager": sd ** 2 * c, "var_client": sd ** 2 * (1 - t - c),
                 "icc_team": t, "icc_case_manager": c}
 
