@@ -1,0 +1,304 @@
+"""One self-contained HTML report from ``results.json`` (jinja2, autoescaped).
+
+:func:`render_report` writes into ``out_dir``:
+
+- ``report.html``: every figure inlined as a base64 PNG, CSS inline, no script, font or
+  image from anywhere else, so it reads offline and prints (print CSS);
+- ``figures/<name>.png`` and ``.svg``: every figure, one results diagram per model;
+- ``tables.xlsx`` and ``tables.docx``: the APA tables.
+
+Every number in the HTML is formatted from the results dict and carries the JSON pointer of
+its source (``<span class="num" data-path="/mediation/3/paths/a/coef">``), so a test can
+match the page against ``results.json`` number by number. No client or case-manager
+identifier is read: tables take whitelisted fields only, and the manifest shows hashes of
+the inputs, never their contents.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+from markupsafe import Markup, escape
+
+from ..study.io import write_text
+from . import figures as F
+from . import tables as T
+from .methods import config_dict, methods_text
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+
+
+@dataclass(frozen=True)
+class FigureItem:
+    key: str
+    title: str
+    alt: str
+    png_b64: str
+    files: tuple[str, str]
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+                              autoescape=jinja2.select_autoescape(["html", "j2", "html.j2"], default=True),
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def _number_helper(results: dict[str, Any]):
+    """Template function: the value at a JSON pointer, formatted, tagged with its pointer."""
+
+    def n(ptr: str, kind: str = "num3") -> Markup:
+        try:
+            value = T.resolve_pointer(results, ptr)
+        except (KeyError, IndexError, TypeError, ValueError):
+            value = None
+        text = T.format_value(value, kind)
+        if value is None:
+            return Markup(escape(text))
+        return Markup('<span class="num" data-path="{}" data-kind="{}">{}</span>').format(ptr, kind, text)
+
+    return n
+
+
+def _cell_html(cell: Sequence[T.Fragment]) -> Markup:
+    parts = []
+    for frag in cell:
+        if frag.source is not None:
+            parts.append(Markup('<span class="num" data-path="{}" data-kind="{}">{}</span>').format(
+                frag.source, frag.kind, frag.text))
+        elif frag.text == "*":
+            parts.append(Markup('<span class="sig">*</span>'))
+        else:
+            parts.append(escape(frag.text))
+    return Markup("").join(parts)
+
+
+def _table_view(table: T.ReportTable) -> dict[str, Any]:
+    numeric = [c.kind not in ("text",) for c in table.columns]
+    return {"key": table.key, "number": table.number, "title": table.title, "note": table.note,
+            "groups": table.groups() if any(c.group for c in table.columns) else None,
+            "headers": [c.header for c in table.columns], "numeric": numeric,
+            "rows": [[_cell_html(cell) for cell in row] for row in table.cells()]}
+
+
+def _scrub(value: Any, depth: int = 0) -> Any:
+    """Settings for display: identifier-like keys dropped, long lists shortened."""
+    if isinstance(value, dict):
+        return {k: _scrub(v, depth + 1) for k, v in value.items() if not T.is_identifier_key(k)}
+    if isinstance(value, (list, tuple)):
+        if len(value) > 12:
+            return f"[{len(value)} values]"
+        return [_scrub(v, depth + 1) for v in value]
+    return value
+
+
+def _display(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_display(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "[" + ", ".join(_display(v) for v in value) + "]"
+    if value is None:
+        return T.DASH
+    return str(value)
+
+
+def _load_assessments(fidelity_assessments: Any) -> Any:
+    if fidelity_assessments is None:
+        return None
+    if hasattr(fidelity_assessments, "scored_fidelity"):  # a StudyData: the module scores it
+        return fidelity_assessments
+    if isinstance(fidelity_assessments, (str, os.PathLike)):
+        from ..study.io import read_table
+
+        fidelity_assessments = read_table(fidelity_assessments)
+    frame = pd.DataFrame(fidelity_assessments)
+    # only team-level columns travel on; a case-manager or client column is dropped here
+    return frame[[c for c in frame.columns if not T.is_identifier_key(c)]]
+
+
+def _imputation_diagnostics(results: dict[str, Any]) -> tuple[list[dict[str, Any]], tuple[Any, ...]] | None:
+    for key in ("imputation_diagnostics", "imputation"):
+        value = results.get(key)
+        if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
+            return value, (key,)
+        if isinstance(value, dict):
+            diag = value.get("diagnostics")
+            if isinstance(diag, list) and diag and all(isinstance(r, dict) for r in diag):
+                return diag, (key, "diagnostics")
+    return None
+
+
+def _alt_for(record: dict[str, Any]) -> str:
+    p = record.get("paths") or {}
+    sig = record.get("significant") or {}
+
+    def part(name: str, key: str) -> str:
+        e = p.get(key) or {}
+        flag = "significant" if sig.get(key) else "not significant"
+        return f"{name} = {T.fmt_num(e.get('coef'), 2)} ({flag})"
+
+    ind = record.get("indirect") or {}
+    return (f"Path diagram, {F.diagram_title(record)}: {part('a', 'a')}, {part('b', 'b')}, "
+            f"{part('direct effect', 'c_prime')}; indirect effect {T.fmt_num(ind.get('effect'), 3)} "
+            f"[{T.fmt_num(ind.get('ci_low'), 3)}, {T.fmt_num(ind.get('ci_high'), 3)}].")
+
+
+def render_report(results: dict[str, Any], out_dir: str | os.PathLike, *,
+                  fidelity_assessments: pd.DataFrame | str | os.PathLike | None = None,
+                  config: Any = None, min_cell: int | None = None) -> Path:
+    """Write the HTML report, the figures (PNG/SVG) and the APA tables (XLSX/DOCX) to ``out_dir``.
+
+    Parameters
+    ----------
+    results
+        The ``results.json`` dict (``docs/results-schema.md``).
+    out_dir
+        Output folder (created if missing); files in it with the same names are replaced.
+    fidelity_assessments
+        Optional table (or path) of team fidelity assessments: ``team``, ``date``, ``total``
+        and domain scores, for the trajectory figure.
+    config
+        The study configuration (``StudyConfig`` or its dict); defaults to the manifest's copy.
+    min_cell
+        Table 1 small-cell threshold; defaults to ``analysis.small_cell_threshold`` of the
+        configuration, else 5. 0 turns suppression off.
+
+    Returns
+    -------
+    Path
+        The path of ``report.html``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg = config_dict(config, results)
+    if min_cell is None:
+        min_cell = int(((cfg.get("analysis") or {}).get("small_cell_threshold")
+                        if isinstance(cfg.get("analysis"), dict) and
+                        cfg["analysis"].get("small_cell_threshold") is not None else T.DEFAULT_MIN_CELL))
+    assessments = _load_assessments(fidelity_assessments)
+    covariates = (cfg.get("analysis") or {}).get("covariates") if isinstance(cfg.get("analysis"), dict) else None
+    if covariates is None:
+        recs = results.get("mediation") or []
+        covariates = recs[0].get("covariates") if recs and recs[0].get("covariates") else None
+
+    # ---- figures: files + inline PNG
+    fig_dir = out_dir / "figures"
+    fid_cfg = (cfg.get("scoring") or {}).get("fidelity") if isinstance(cfg.get("scoring"), dict) else None
+    threshold = n_domains = None
+    if isinstance(fid_cfg, dict):
+        threshold = fid_cfg.get("high_fidelity_threshold")
+        if isinstance(fid_cfg.get("domains"), dict):
+            n_domains = len([d for d in fid_cfg["domains"] if d not in (fid_cfg.get("excluded_domains") or [])])
+    figs = F.build_figures(results, assessments=assessments, covariates=covariates, threshold=threshold,
+                           n_domains=n_domains)
+    records_by_key = {F.figure_key(r): r for r in results.get("mediation") or []}
+    items: dict[str, FigureItem] = {}
+    for key, fig in figs.items():
+        png, svg = F.save_figure(fig, fig_dir / key)
+        b64 = base64.b64encode(png.read_bytes()).decode("ascii")  # one rasterization for file and page
+        rec = records_by_key.get(key)
+        title = F.diagram_title(rec) if rec else _FIGURE_TITLES.get(key, key)
+        alt = _alt_for(rec) if rec else _FIGURE_ALTS.get(key, title)
+        items[key] = FigureItem(key, title, alt, b64, (f"figures/{png.name}", f"figures/{svg.name}"))
+        fig.clear()
+
+    # ---- tables: XLSX / DOCX + views
+    tables = T.all_tables(results, min_cell=min_cell)
+    T.write_xlsx(tables, out_dir / "tables.xlsx")
+    T.write_docx(tables, out_dir / "tables.docx", heading=f"{_study_name(cfg)}: tables")
+    by_key = {t.key: t for t in tables}
+    ws = T.windows(results)
+    diag = _imputation_diagnostics(results)
+    diag_table = None
+    if diag is not None:
+        diag_table = _table_view(T.records_table(diag[0], key="imputation_diagnostics",
+                                                 title="Imputation diagnostics", base=diag[1]))
+    mediation_sections = []
+    for w in ws:
+        t = by_key.get(f"mediation_{w}d")
+        recs = [r for _, r in T.mediation_records(results, w)]
+        mediation_sections.append({"window": w, "primary": w == (ws[0] if ws else None),
+                                   "table": _table_view(t) if t else None,
+                                   "figures": [items[F.figure_key(r)] for r in recs if F.figure_key(r) in items]})
+    methods = methods_text(results, cfg)
+    manifest = results.get("manifest") or {}
+    settings = _scrub(manifest.get("settings") or {})
+    context = {
+        "study_name": _study_name(cfg),
+        "version": manifest.get("fidelitymed"),
+        "results": results,
+        "n": _number_helper(results),
+        "summary": _summary(results),
+        "missing_share_ptr": "/missing/overall_share" if (results.get("missing") or {}).get("overall_share")
+        is not None else None,
+        "tables": {k: _table_view(t) for k, t in by_key.items()},
+        "mediation_sections": mediation_sections,
+        "alpha_primary": (_table_view(replace(T.alpha_decisions_table(results, ws[0]),
+                                              number=by_key["alpha_decisions"].number))
+                          if ws and "alpha_decisions" in by_key else None),
+        "figures": items,
+        "diag_table": diag_table,
+        "methods": methods,
+        "manifest": {
+            "rows": [(k, _display(manifest.get(k))) for k in ("fidelitymed", "python", "seed", "config_hash", "executor")
+                     if manifest.get(k) is not None],
+            "settings": [(k, _display(v)) for k, v in settings.items()],
+            "inputs": sorted((str(k), str(v)) for k, v in (manifest.get("inputs") or {}).items()),
+            "packages": sorted((str(k), str(v)) for k, v in (manifest.get("packages") or {}).items()),
+        },
+        "min_cell": min_cell,
+        "files": [f"figures/{p.name}" for p in sorted(fig_dir.glob("*.png"))] + ["tables.xlsx", "tables.docx"],
+        "pct": lambda x: T.fmt_num(100 * x, 1) if x is not None else T.DASH,
+        "labels": T.PATH_LABELS,
+    }
+    html = _environment().get_template("report.html.j2").render(**context)
+    path = out_dir / "report.html"
+    write_text(path, html)
+    return path
+
+
+_FIGURE_TITLES = {
+    "figure1_model": "Simple mediation model (PROCESS Model 4)",
+    "forest_indirect_std": "Completely standardized indirect effects, all models and fidelity windows",
+    "outcome_means": "Mean scores by wave with 95% confidence intervals",
+    "fidelity_trajectories": "Team SMCM fidelity over time",
+}
+_FIGURE_ALTS = {
+    "figure1_model": "Diagram: team fidelity (X) affects the working alliance (M) through path a; the alliance "
+                     "affects the client outcome (Y) through path b; the direct path from X to Y is c prime.",
+    "forest_indirect_std": "Forest plot of completely standardized indirect effects with 95% bootstrap intervals "
+                           "for every outcome, wave and fidelity window.",
+    "outcome_means": "Line charts of mean scores by wave with 95% confidence intervals, one panel per variable.",
+    "fidelity_trajectories": "Line chart of each team's total fidelity score at each assessment.",
+}
+
+
+def _study_name(cfg: dict[str, Any]) -> str:
+    name = cfg.get("name") if isinstance(cfg, dict) else None
+    return str(name) if name else "Fidelity \u2192 alliance \u2192 outcome study"
+
+
+def _summary(results: dict[str, Any]) -> dict[str, Any]:
+    """Facts for the study summary, each with the JSON pointer of its number."""
+    ws = T.windows(results)
+    recs = results.get("mediation") or []
+    primary = ws[0] if ws else None
+    rows = []
+    for i, r in T.mediation_records(results, primary):
+        sig = r.get("significant") or {}
+        rows.append({"label": r.get("outcome_label") or T.OUTCOME_LABELS.get(r.get("outcome"), r.get("outcome")),
+                     "month": T.month_label(r.get("outcome_month")), "i": i,
+                     "a_sig": bool(sig.get("a")), "b_sig": bool(sig.get("b")), "ind_sig": bool(sig.get("indirect")),
+                     "has_std": (r.get("indirect_std") or {}).get("effect") is not None})
+    n_idx = max(range(len(recs)), key=lambda k: recs[k].get("n") or 0) if recs else None
+    return {"n_models": len(recs), "windows": ws, "primary": primary, "rows": rows, "n_idx": n_idx,
+            "n_sig": sum(r["ind_sig"] for r in rows),
+            "outcomes": list(dict.fromkeys(r["label"] for r in rows)),
+            "scheme": next((r.get("imputation_scheme") for r in recs if r.get("imputation_scheme")), None),
+            "n_boot_idx": next((k for k, r in enumerate(recs) if r.get("n_boot") is not None), None)}

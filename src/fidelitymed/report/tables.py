@@ -1,0 +1,827 @@
+"""APA-style tables built from ``results.json`` (see ``docs/results-schema.md``).
+
+Every table is a :class:`ReportTable`: a tidy :class:`pandas.DataFrame` of the numbers (what
+goes to XLSX, at full precision) plus a column layout saying how the APA version shows them
+(what goes to HTML and DOCX). Each shown number remembers the JSON pointer (RFC 6901) of the
+value it was formatted from, so the HTML report can be checked number by number against
+``results.json``.
+
+Formatting follows the APA Publication Manual (7th ed.): coefficients to 3 decimals (the
+paper reports 2; 3 keeps small indirect effects such as 0.04 distinguishable from 0),
+proportions and p values without a leading zero, ``p < .001`` below that bound, a true minus
+sign, and the 95% CI as ``[LL, UL]``.
+
+Privacy: no table reads a client or case-manager identifier; Table 1 cells counting fewer
+than ``min_cell`` clients are suppressed, together with one complementary cell where a
+single suppressed count could otherwise be recovered by subtraction (see
+:func:`suppress_small_cells`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..study.io import atomic_path
+
+MINUS = "\u2212"
+PRIME = "\u2032"
+DASH = "\u2014"
+DEFAULT_MIN_CELL = 5
+
+PATH_LABELS = {"a": "a", "b": "b", "c_prime": f"c{PRIME}", "c": "c", "indirect": "ab"}
+OUTCOME_LABELS = {"qoli20": "QOLI-20", "pgi": "PGI", "hope": "THS", "mcas": "MCAS", "rprs": "RPRS"}
+
+# Keys that would carry a person-level identifier; never rendered even if a producer leaks them.
+_ID_KEYS = ("client", "case_manager", "casemanager", "cm_id", "person", "participant", "subject")
+
+
+def is_identifier_key(key: str) -> bool:
+    """True if a column/key name looks like a client or case-manager identifier."""
+    k = str(key).lower()
+    return any(part in k for part in _ID_KEYS)
+
+
+# --------------------------------------------------------------------------- formatting
+
+def _is_missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def fmt_num(x: Any, digits: int = 3) -> str:
+    """A number with ``digits`` decimals and a true minus sign; missing as an em dash."""
+    if _is_missing(x):
+        return DASH
+    text = f"{float(x):.{digits}f}"
+    if float(text) == 0:  # "-0.000" reads as a sign that is not there
+        text = text.lstrip("-")
+    return text.replace("-", MINUS)
+
+
+def fmt_int(x: Any) -> str:
+    if _is_missing(x):
+        return DASH
+    return f"{int(round(float(x))):d}".replace("-", MINUS)
+
+
+def fmt_p(p: Any) -> str:
+    """APA p value: three decimals, no leading zero, ``< .001`` below the bound."""
+    if _is_missing(p):
+        return DASH
+    p = float(p)
+    if p < 0.001:
+        return "< .001"
+    text = f"{p:.3f}"
+    return text[1:] if text.startswith("0") else text
+
+
+def fmt_prop(x: Any, digits: int = 3) -> str:
+    """A statistic bounded by 1 (R², ICC, alpha): no leading zero (APA)."""
+    if _is_missing(x):
+        return DASH
+    text = fmt_num(x, digits)
+    if text.startswith("0."):
+        return text[1:]
+    if text.startswith(MINUS + "0."):
+        return MINUS + text[2:]
+    return text
+
+
+def fmt_pct(x: Any, digits: int = 1) -> str:
+    if _is_missing(x):
+        return DASH
+    return fmt_num(x, digits)
+
+
+FORMATTERS = {
+    "num1": lambda x: fmt_num(x, 1),
+    "num2": lambda x: fmt_num(x, 2),
+    "num3": lambda x: fmt_num(x, 3),
+    "int": fmt_int,
+    "p": fmt_p,
+    "prop2": lambda x: fmt_prop(x, 2),
+    "prop3": lambda x: fmt_prop(x, 3),
+    "pct1": fmt_pct,
+    "text": lambda x: DASH if _is_missing(x) else str(x),
+    "month": lambda x: month_label(x),
+    "share_pct": lambda x: DASH if _is_missing(x) else fmt_num(100 * float(x), 1) + "%",
+}
+# openpyxl number formats for the same kinds (XLSX keeps full precision, shows the APA digits)
+XLSX_FORMATS = {"num1": "0.0", "num2": "0.00", "num3": "0.000", "int": "0", "p": "0.000",
+                "prop2": "0.00", "prop3": "0.000", "pct1": "0.0"}
+
+
+def format_value(x: Any, kind: str) -> str:
+    return FORMATTERS[kind](x)
+
+
+def month_label(month: Any) -> str:
+    """4.5 -> "4.5", 9.0 -> "9"."""
+    if _is_missing(month):
+        return DASH
+    m = float(month)
+    return f"{m:g}"
+
+
+def pointer(*parts: Any) -> str:
+    """RFC 6901 JSON pointer from path parts."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def resolve_pointer(doc: Any, ptr: str) -> Any:
+    """The value at JSON pointer ``ptr`` in ``doc`` (used by tests and tools)."""
+    if ptr == "":
+        return doc
+    value = doc
+    for raw in ptr.lstrip("/").split("/"):
+        part = raw.replace("~1", "/").replace("~0", "~")
+        value = value[int(part)] if isinstance(value, list) else value[part]
+    return value
+
+
+# --------------------------------------------------------------------------- table object
+
+@dataclass(frozen=True)
+class Column:
+    """One displayed column: ``fields`` of the frame shown with ``template``.
+
+    ``mark`` names a boolean frame field; where true, a significance asterisk follows.
+    """
+
+    header: str
+    fields: tuple[str, ...]
+    kind: str = "num3"
+    template: str = "{0}"
+    mark: str | None = None
+    group: str | None = None  # spanning header above (e.g. "a path")
+
+
+@dataclass(frozen=True)
+class Fragment:
+    text: str
+    source: str | None = None  # JSON pointer into results, None for labels
+    kind: str = "text"  # the formatter that made ``text`` (see FORMATTERS)
+
+
+@dataclass(frozen=True)
+class ReportTable:
+    """An APA table: the numbers (``frame``), their sources and how they are shown."""
+
+    key: str
+    number: str
+    title: str
+    frame: pd.DataFrame
+    columns: tuple[Column, ...]
+    sources: dict[tuple[int, str], str] = field(default_factory=dict)
+    note: str = ""
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.frame.copy()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "number": self.number, "title": self.title, "note": self.note,
+                "columns": [c.header for c in self.columns], "rows": self.formatted().values.tolist()}
+
+    def cells(self) -> list[list[list[Fragment]]]:
+        """Rows of cells, each cell a list of fragments (number + its JSON pointer)."""
+        rows = []
+        for i in range(len(self.frame)):
+            record = self.frame.iloc[i]
+            row = []
+            for col in self.columns:
+                values = [record[f] for f in col.fields]
+                if col.kind != "text" and all(_is_missing(v) for v in values):
+                    row.append([Fragment(DASH)])
+                    continue
+                pieces = _split_template(col.template)
+                frags: list[Fragment] = []
+                for piece in pieces:
+                    if isinstance(piece, int):
+                        f = col.fields[piece]
+                        value = record[f]
+                        kind = col.kind
+                        if isinstance(value, str) and col.kind != "text":
+                            kind = "text"  # e.g. the "<5" of a suppressed cell
+                        frags.append(Fragment(format_value(value, kind),
+                                              None if _is_missing(value) else self.sources.get((i, f)), kind))
+                    elif piece:
+                        frags.append(Fragment(piece))
+                if col.mark is not None and bool(record.get(col.mark, False)):
+                    frags.append(Fragment("*"))
+                row.append(frags)
+            rows.append(row)
+        return rows
+
+    def formatted(self) -> pd.DataFrame:
+        """The table as shown (strings), one column per displayed column."""
+        data = [["".join(f.text for f in cell) for cell in row] for row in self.cells()]
+        return pd.DataFrame(data, columns=[c.header for c in self.columns])
+
+    def groups(self) -> list[tuple[str, int]]:
+        """Spanning headers: (label, number of columns) runs; empty label where none."""
+        runs: list[tuple[str, int]] = []
+        for col in self.columns:
+            label = col.group or ""
+            if runs and runs[-1][0] == label and label:
+                runs[-1] = (label, runs[-1][1] + 1)
+            else:
+                runs.append((label, 1))
+        return runs
+
+
+def _split_template(template: str) -> list[Any]:
+    """"[{0}, {1}]" -> ["[", 0, ", ", 1, "]"]."""
+    out: list[Any] = []
+    rest = template
+    while "{" in rest:
+        before, _, after = rest.partition("{")
+        idx, _, rest = after.partition("}")
+        if before:
+            out.append(before)
+        out.append(int(idx))
+    if rest:
+        out.append(rest)
+    return out
+
+
+class _Builder:
+    """Collects rows and the JSON pointer of each value."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.sources: dict[tuple[int, str], str] = {}
+
+    def add(self, values: dict[str, tuple[Any, str | None] | Any]) -> None:
+        i = len(self.rows)
+        row = {}
+        for name, spec in values.items():
+            if isinstance(spec, tuple) and len(spec) == 2 and (spec[1] is None or isinstance(spec[1], str)):
+                value, src = spec
+                if src is not None and not _is_missing(value):
+                    self.sources[(i, name)] = src
+            else:
+                value = spec
+            row[name] = value
+        self.rows.append(row)
+
+    def frame(self, columns: Sequence[str]) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=list(columns))
+
+
+def _outcome_label(record: dict[str, Any]) -> str:
+    return record.get("outcome_label") or OUTCOME_LABELS.get(record.get("outcome"), str(record.get("outcome")))
+
+
+def _get(d: Any, *keys: Any) -> Any:
+    for k in keys:
+        if d is None:
+            return None
+        try:
+            d = d[k]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return d
+
+
+# --------------------------------------------------------------------------- Table 1
+
+def suppress_small_cells(table1: list[dict[str, Any]], min_cell: int = DEFAULT_MIN_CELL) -> list[dict[str, Any]]:
+    """Suppress Table 1 counts below ``min_cell`` (statistical disclosure control).
+
+    Primary suppression: a categorical cell with ``0 < n < min_cell`` clients (its n and
+    percent), and the mean/SD of a continuous row based on fewer than ``min_cell`` clients.
+    Zero counts are shown: they describe no person.
+
+    Complementary suppression: if exactly one cell of a characteristic is suppressed, the
+    characteristic's total (the sum of its cells, or the sample size) would give it back by
+    subtraction, so the smallest other non-zero cell of that characteristic is suppressed too.
+    This is the cheap, standard rule for one-way tables; it does not defend against
+    differencing across separately published tables.
+
+    Rows flagged ``suppressed`` by the producer stay suppressed. Returns new dicts with a
+    ``suppressed`` flag and ``suppression`` in {None, "primary", "complementary"}.
+    """
+    if min_cell < 0:
+        raise ValueError(f"min_cell must be a non-negative integer (0 = no suppression); got {min_cell!r}")
+    rows = [dict(r) for r in table1]
+    for r in rows:
+        n = r.get("n")
+        categorical = not _is_missing(r.get("level")) and _is_missing(r.get("mean"))
+        small = min_cell > 0 and not _is_missing(n) and (
+            0 < float(n) < min_cell if categorical else float(n) < min_cell)
+        r["suppression"] = "primary" if (bool(r.get("suppressed")) or small) else None
+    by_char: dict[Any, list[dict[str, Any]]] = {}
+    for r in rows:
+        if not _is_missing(r.get("level")) and _is_missing(r.get("mean")):
+            by_char.setdefault(r.get("characteristic"), []).append(r)
+    for cells in by_char.values():
+        hidden = [r for r in cells if r["suppression"]]
+        if len(hidden) == 1 and len(cells) > 1:
+            shown = [r for r in cells if not r["suppression"] and not _is_missing(r.get("n")) and float(r["n"]) > 0]
+            if shown:
+                min(shown, key=lambda r: float(r["n"]))["suppression"] = "complementary"
+    for r in rows:
+        r["suppressed"] = r["suppression"] is not None
+    return rows
+
+
+def table1(results: dict[str, Any], *, min_cell: int = DEFAULT_MIN_CELL) -> ReportTable:
+    """Table 1: participant characteristics, small cells suppressed."""
+    source = _get(results, "descriptives", "table1") or []
+    rows = suppress_small_cells(source, min_cell=min_cell)
+    b = _Builder()
+    hidden_text = f"<{min_cell}"
+    for i, r in enumerate(rows):
+        base = ("descriptives", "table1", i)
+        level = r.get("level")
+        if r["suppressed"]:
+            categorical = not _is_missing(level) and _is_missing(r.get("mean"))
+            b.add({"Characteristic": r.get("characteristic"), "Level": level,
+                   "n": hidden_text if categorical else (r.get("n"), pointer(*base, "n")),
+                   "%": hidden_text if categorical else None,
+                   "M": None if categorical else "suppressed", "SD": None})
+            continue
+        b.add({"Characteristic": r.get("characteristic"), "Level": level,
+               "n": (r.get("n"), pointer(*base, "n")), "%": (r.get("percent"), pointer(*base, "percent")),
+               "M": (r.get("mean"), pointer(*base, "mean")), "SD": (r.get("sd"), pointer(*base, "sd"))})
+    frame = b.frame(["Characteristic", "Level", "n", "%", "M", "SD"])
+    columns = (Column("Characteristic", ("Characteristic",), "text"), Column("Level", ("Level",), "text"),
+               Column("n", ("n",), "int"), Column("%", ("%",), "pct1"),
+               Column("M", ("M",), "num2"), Column("SD", ("SD",), "num2"))
+    n_primary = sum(r["suppression"] == "primary" for r in rows)
+    n_compl = sum(r["suppression"] == "complementary" for r in rows)
+    note = (f"Cells describing fewer than {min_cell} clients are shown as <{min_cell} "
+            f"({n_primary} cell(s)); {n_compl} further cell(s) were suppressed so that a hidden count "
+            "cannot be recovered by subtraction from the total.")
+    return ReportTable("table1", "Table 1", "Participant characteristics", frame, columns, b.sources, note)
+
+
+# --------------------------------------------------------------------------- Table 2
+
+def table2(results: dict[str, Any]) -> ReportTable:
+    """Table 2: mean scores of the study variables by wave and their comparison tests."""
+    source = _get(results, "descriptives", "table2") or []
+    b = _Builder()
+    comp_keys: list[str] = []
+    for r in source:
+        for k, v in (r.get("comparison") or {}).items():
+            if k not in comp_keys and not isinstance(v, (dict, list)) and not is_identifier_key(k):
+                comp_keys.append(k)
+    for i, r in enumerate(source):
+        base = ("descriptives", "table2", i)
+        values: dict[str, Any] = {
+            "Variable": r.get("label") or r.get("variable"), "Month": month_label(r.get("month")),
+            "n": (r.get("n"), pointer(*base, "n")), "M": (r.get("mean"), pointer(*base, "mean")),
+            "SD": (r.get("sd"), pointer(*base, "sd"))}
+        comp = r.get("comparison") or {}
+        for k in comp_keys:
+            v = comp.get(k)
+            values[f"cmp:{k}"] = (v, pointer(*base, "comparison", k)) if not isinstance(v, str) else v
+        b.add(values)
+    frame = b.frame(["Variable", "Month", "n", "M", "SD", *[f"cmp:{k}" for k in comp_keys]])
+    columns = [Column("Variable", ("Variable",), "text"), Column("Month", ("Month",), "text"),
+               Column("n", ("n",), "int"), Column("M", ("M",), "num2"), Column("SD", ("SD",), "num2")]
+    for k in comp_keys:
+        kind = _guess_kind(k, frame[f"cmp:{k}"])
+        columns.append(Column(_comparison_header(k), (f"cmp:{k}",), kind, group="Comparison"))
+    frame = frame.rename(columns={f"cmp:{k}": f"comparison_{k}" for k in comp_keys})
+    columns = [Column(c.header, tuple(f.replace("cmp:", "comparison_") for f in c.fields), c.kind, c.template,
+                      c.mark, c.group) for c in columns]
+    sources = {(i, f.replace("cmp:", "comparison_")): s for (i, f), s in b.sources.items()}
+    note = ("Comparison: the mean comparison test reported by the pipeline for each variable and wave "
+            "(see the methods paragraph).") if comp_keys else ""
+    return ReportTable("table2", "Table 2", "Mean scores of the study variables", frame, tuple(columns), sources, note)
+
+
+def _comparison_header(key: str) -> str:
+    names = {"p": "p", "t": "t", "df": "df", "statistic": "Statistic", "test": "Test",
+             "vs_month": "vs. month", "reference_month": "vs. month", "d": "d", "cohens_d": "d",
+             "mean_difference": "M diff.", "diff": "M diff.", "ci_low": "LL", "ci_high": "UL", "n": "n pairs"}
+    return names.get(key, key.replace("_", " "))
+
+
+def _guess_kind(key: str, values: pd.Series) -> str:
+    if key in ("p", "p_value", "pvalue"):
+        return "p"
+    numeric = pd.to_numeric(values, errors="coerce")
+    if numeric.notna().sum() == 0:
+        return "text"
+    if key.endswith("month") or key.endswith("wave"):
+        return "month"
+    if key in ("df", "n", "n_pairs", "df1", "df2"):
+        return "num1" if (numeric.dropna() % 1 != 0).any() else "int"
+    return "num2"
+
+
+# --------------------------------------------------------------------------- mediation
+
+def windows(results: dict[str, Any]) -> list[int]:
+    """The fidelity windows (days), primary first."""
+    recs = results.get("mediation") or []
+    ws = sorted({int(r["window_days"]) for r in recs if r.get("window_days") is not None})
+    primary = [int(r["window_days"]) for r in recs if r.get("primary_window")]
+    if primary:
+        ws.remove(primary[0])
+        ws.insert(0, primary[0])
+    return ws
+
+
+def primary_window(results: dict[str, Any]) -> int | None:
+    ws = windows(results)
+    return ws[0] if ws else None
+
+
+def mediation_records(results: dict[str, Any], window: int | None = None) -> list[tuple[int, dict[str, Any]]]:
+    """(index, record) of the mediation models of ``window``, ordered by outcome wave then outcome."""
+    order = {k: i for i, k in enumerate(OUTCOME_LABELS)}
+    out = [(i, r) for i, r in enumerate(results.get("mediation") or [])
+           if window is None or int(r.get("window_days", -1)) == int(window)]
+    return sorted(out, key=lambda ir: (float(ir[1].get("outcome_month") or 0), order.get(ir[1].get("outcome"), 99),
+                                       str(ir[1].get("outcome")), int(ir[1].get("window_days") or 0)))
+
+
+def mediation_table(results: dict[str, Any], window: int) -> ReportTable:
+    """The mediation table of one fidelity window: a, b, c′ (and c), ab with CIs and ab_cs.
+
+    Asterisks mark effects significant under the record's adjusted alpha (the ICC rule);
+    the indirect effect is significant when its bootstrap CI excludes 0 and its paths are.
+    """
+    b = _Builder()
+    for i, r in mediation_records(results, window):
+        base = ("mediation", i)
+        row: dict[str, Any] = {"Outcome": _outcome_label(r), "Month": month_label(r.get("outcome_month")),
+                               "Alliance month": month_label(r.get("mediator_month")),
+                               "n": (r.get("n"), pointer(*base, "n"))}
+        for path in ("a", "b", "c_prime", "c"):
+            p = _get(r, "paths", path) or {}
+            for f in ("coef", "se", "p", "ci_low", "ci_high"):
+                row[f"{path}_{f}"] = (p.get(f), pointer(*base, "paths", path, f))
+            row[f"{path}_sig"] = bool(_get(r, "significant", path))
+            row[f"{path}_alpha"] = (_get(r, "alpha", path), pointer(*base, "alpha", path))
+        for key, name in (("indirect", "ab"), ("indirect_std", "abcs")):
+            e = r.get(key) or {}
+            for f in ("effect", "boot_se", "ci_low", "ci_high"):
+                row[f"{name}_{f}"] = (e.get(f), pointer(*base, key, f))
+        row["ab_sig"] = bool(_get(r, "significant", "indirect"))
+        row["abcs_sig"] = row["ab_sig"]
+        b.add(row)
+    names = ["Outcome", "Month", "Alliance month", "n"]
+    for path in ("a", "b", "c_prime", "c"):
+        names += [f"{path}_{f}" for f in ("coef", "se", "p", "ci_low", "ci_high", "sig", "alpha")]
+    names += [f"ab_{f}" for f in ("effect", "boot_se", "ci_low", "ci_high", "sig")]
+    names += [f"abcs_{f}" for f in ("effect", "boot_se", "ci_low", "ci_high", "sig")]
+    frame = b.frame(names)
+    cols = [Column("Outcome", ("Outcome",), "text"), Column("Month", ("Month",), "text"),
+            Column("n", ("n",), "int")]
+    for path in ("a", "b", "c_prime"):
+        g = f"{PATH_LABELS[path]} path"
+        cols += [Column("B", (f"{path}_coef",), "num3", mark=f"{path}_sig", group=g),
+                 Column("95% CI", (f"{path}_ci_low", f"{path}_ci_high"), "num3", "[{0}, {1}]", group=g),
+                 Column("p", (f"{path}_p",), "p", group=g)]
+    cols += [Column("ab", ("ab_effect",), "num3", mark="ab_sig", group="Indirect effect"),
+             Column("95% boot CI", ("ab_ci_low", "ab_ci_high"), "num3", "[{0}, {1}]", group="Indirect effect"),
+             Column("ab_cs", ("abcs_effect",), "num3", group="Completely standardized"),
+             Column("95% boot CI", ("abcs_ci_low", "abcs_ci_high"), "num3", "[{0}, {1}]",
+                    group="Completely standardized"),
+             Column("\u03b1 a; b", ("a_alpha", "b_alpha"), "prop2", "{0}; {1}")]
+    recs = [r for _, r in mediation_records(results, window)]
+    mediators = [month_label(m) for m in sorted({float(r["mediator_month"]) for r in recs
+                                                 if r.get("mediator_month") is not None})]
+    note = (f"Fidelity = mean team SMCM fidelity over the {window} days before the alliance interview; "
+            f"mediator = working alliance (RPRS) at month {' / '.join(mediators)}. B = unstandardized OLS "
+            "coefficient; a = fidelity \u2192 alliance; b = alliance \u2192 outcome; "
+            f"c{PRIME} = direct effect of fidelity; ab = indirect effect with percentile bootstrap CI; "
+            "ab_cs = completely standardized indirect effect (Hayes, 2022). \u03b1 = the alpha levels "
+            f"applied to path a and to paths b and c{PRIME} (.01 where the dependent variable's ICC > .05). "
+            "*Significant at that alpha; for ab, the bootstrap CI excludes 0.")
+    return ReportTable(f"mediation_{window}d", "Table 3" if window == primary_window(results) else "Table S",
+                       f"Simple mediation models (PROCESS Model 4), {window}-day fidelity window",
+                       frame, tuple(cols), b.sources, note)
+
+
+# --------------------------------------------------------------------------- ICC / alpha
+
+def icc_table(results: dict[str, Any]) -> ReportTable:
+    """ICCs of the dependent variables and the alpha each implies."""
+    b = _Builder()
+    for i, r in enumerate(results.get("icc") or []):
+        base = ("icc", i)
+        b.add({"Dependent variable": r.get("y"), "n": (r.get("n"), pointer(*base, "n")),
+               "Team ICC": (_get(r, "levels", "team", "icc"), pointer(*base, "levels", "team", "icc")),
+               "Case-manager ICC": (_get(r, "levels", "case_manager", "icc"),
+                                    pointer(*base, "levels", "case_manager", "icc")),
+               "Cumulative ICC": (_get(r, "levels", "case_manager", "cumulative_icc"),
+                                  pointer(*base, "levels", "case_manager", "cumulative_icc")),
+               "ICC for rule": (r.get("icc_for_rule"), pointer(*base, "icc_for_rule")),
+               "alpha": (r.get("alpha"), pointer(*base, "alpha"))})
+    frame = b.frame(["Dependent variable", "n", "Team ICC", "Case-manager ICC", "Cumulative ICC",
+                     "ICC for rule", "alpha"])
+    cols = (Column("Dependent variable", ("Dependent variable",), "text"), Column("n", ("n",), "int"),
+            Column("Team", ("Team ICC",), "prop3", group="ICC"),
+            Column("Case manager", ("Case-manager ICC",), "prop3", group="ICC"),
+            Column("Cumulative", ("Cumulative ICC",), "prop3", group="ICC"),
+            Column("ICC for rule", ("ICC for rule",), "prop3"), Column("\u03b1", ("alpha",), "prop2"))
+    note = ("ICC(1) from a random-intercept model with clients nested in case managers nested in teams. "
+            "Cumulative = team + case-manager share of variance. Alpha rule (as in the study): "
+            "p < .01 for analyses whose dependent variable has ICC > .05, otherwise p < .05.")
+    return ReportTable("icc", "Table 4", "Intraclass correlations and the alpha levels they imply",
+                       frame, cols, b.sources, note)
+
+
+def alpha_decisions_table(results: dict[str, Any], window: int | None = None) -> ReportTable:
+    """One row per model path: dependent variable, ICC, alpha, p and the decision."""
+    b = _Builder()
+    order = {"a": 0, "b": 1, "c_prime": 2, "c": 3, "indirect": 4}
+    recs = [(i, r) for i, r in enumerate(results.get("alpha_decisions") or [])
+            if window is None or int(r.get("window_days", -1)) == int(window)]
+    outcome_order = {k: i for i, k in enumerate(OUTCOME_LABELS)}
+    recs.sort(key=lambda ir: (int(ir[1].get("window_days") or 0), float(ir[1].get("outcome_month") or 0),
+                              outcome_order.get(ir[1].get("outcome"), 99), str(ir[1].get("outcome")),
+                              order.get(ir[1].get("path"), 9)))
+    for i, r in recs:
+        base = ("alpha_decisions", i)
+        b.add({"Outcome": OUTCOME_LABELS.get(r.get("outcome"), r.get("outcome")),
+               "Month": month_label(r.get("outcome_month")), "Window": f"{r.get('window_days')} d",
+               "Path": PATH_LABELS.get(r.get("path"), r.get("path")),
+               "Dependent variable": r.get("dependent_variable"),
+               "ICC": (r.get("icc"), pointer(*base, "icc")), "alpha": (r.get("alpha"), pointer(*base, "alpha")),
+               "p": (r.get("p"), pointer(*base, "p")),
+               "Decision": "significant" if r.get("significant") else "not significant",
+               "Reason": r.get("reason")})
+    frame = b.frame(["Outcome", "Month", "Window", "Path", "Dependent variable", "ICC", "alpha", "p",
+                     "Decision", "Reason"])
+    cols = (Column("Outcome", ("Outcome",), "text"), Column("Month", ("Month",), "text"),
+            Column("Window", ("Window",), "text"), Column("Path", ("Path",), "text"),
+            Column("DV", ("Dependent variable",), "text"), Column("ICC", ("ICC",), "prop3"),
+            Column("\u03b1", ("alpha",), "prop2"), Column("p", ("p",), "p"),
+            Column("Decision", ("Decision",), "text"), Column("Reason", ("Reason",), "text"))
+    title = "Alpha decisions per path" + (f", {window}-day window" if window is not None else "")
+    return ReportTable("alpha_decisions" + (f"_{window}d" if window is not None else ""), "Table 5", title,
+                       frame, cols, b.sources,
+                       "For the indirect effect (ab) p is not defined; its decision uses the bootstrap CI.")
+
+
+# --------------------------------------------------------------------------- reciprocal / direct
+
+def hierarchical_table(results: dict[str, Any]) -> ReportTable:
+    """The reciprocal (exploratory) hierarchical regressions: alliance at 13.5 m on 9-month outcomes."""
+    b = _Builder()
+    for i, r in enumerate(results.get("hierarchical") or []):
+        for j, blk in enumerate(r.get("blocks") or []):
+            base = ("hierarchical", i, "blocks", j)
+            preds = [p for p in (blk.get("predictors") or []) if not is_identifier_key(p)]
+            b.add({"Predictor (step)": OUTCOME_LABELS.get(r.get("outcome"), r.get("outcome")),
+                   "Dependent variable": r.get("y"), "n": (r.get("n"), pointer("hierarchical", i, "n")),
+                   "Step": (blk.get("block"), pointer(*base, "block")),
+                   "Entered": _predictor_summary(preds, j),
+                   "R2": (blk.get("r2"), pointer(*base, "r2")), "dR2": (blk.get("delta_r2"), pointer(*base, "delta_r2")),
+                   "F change": (blk.get("f_change"), pointer(*base, "f_change")),
+                   "df1": (blk.get("df1"), pointer(*base, "df1")), "df2": (blk.get("df2"), pointer(*base, "df2")),
+                   "p": (blk.get("p"), pointer(*base, "p")), "f2": (blk.get("f2"), pointer(*base, "f2"))})
+    frame = b.frame(["Predictor (step)", "Dependent variable", "n", "Step", "Entered", "R2", "dR2", "F change",
+                     "df1", "df2", "p", "f2"])
+    cols = (Column("9-month outcome", ("Predictor (step)",), "text"), Column("DV", ("Dependent variable",), "text"),
+            Column("n", ("n",), "int"), Column("Step", ("Step",), "int"), Column("Entered", ("Entered",), "text"),
+            Column("R\u00b2", ("R2",), "prop3"), Column("\u0394R\u00b2", ("dR2",), "prop3"),
+            Column("F change", ("F change",), "num2"), Column("df", ("df1", "df2"), "int", "{0}, {1}"),
+            Column("p", ("p",), "p"), Column("f\u00b2", ("f2",), "prop3"))
+    note = ("Exploratory test of a reciprocal relationship: the working alliance at 13.5 months regressed on "
+            "the covariates (step 1), then the 9-month outcome (step 2). f\u00b2 = Cohen's effect size of the step.")
+    return ReportTable("hierarchical", "Table 6", "Reciprocal hierarchical regressions", frame, cols, b.sources, note)
+
+
+def _predictor_summary(preds: list[str], j: int) -> str:
+    if not preds:
+        return DASH
+    if len(preds) > 3:
+        return f"{len(preds)} covariates" if j == 0 else ", ".join(preds[:3]) + f" (+{len(preds) - 3})"
+    return ", ".join(preds)
+
+
+def direct_effects_table(results: dict[str, Any]) -> ReportTable:
+    """Linear regressions of each outcome on fidelity (no mediator): the direct fidelity–outcome check."""
+    b = _Builder()
+    outcome_order = {k: i for i, k in enumerate(OUTCOME_LABELS)}
+    recs = sorted(enumerate(results.get("direct_effects") or []),
+                  key=lambda ir: (int(ir[1].get("window_days") or 0), float(ir[1].get("outcome_month") or 0),
+                                  outcome_order.get(ir[1].get("outcome"), 99), str(ir[1].get("outcome"))))
+    for i, r in recs:
+        base = ("direct_effects", i)
+        b.add({"Outcome": OUTCOME_LABELS.get(r.get("outcome"), r.get("outcome")),
+               "Month": month_label(r.get("outcome_month")), "Window": f"{r.get('window_days')} d",
+               "n": (r.get("n"), pointer(*base, "n")), "B": (r.get("coef"), pointer(*base, "coef")),
+               "SE": (r.get("se"), pointer(*base, "se")), "t": (r.get("t"), pointer(*base, "t")),
+               "p": (r.get("p"), pointer(*base, "p")), "ci_low": (r.get("ci_low"), pointer(*base, "ci_low")),
+               "ci_high": (r.get("ci_high"), pointer(*base, "ci_high"))})
+    frame = b.frame(["Outcome", "Month", "Window", "n", "B", "SE", "t", "p", "ci_low", "ci_high"])
+    cols = (Column("Outcome", ("Outcome",), "text"), Column("Month", ("Month",), "text"),
+            Column("Window", ("Window",), "text"), Column("n", ("n",), "int"), Column("B", ("B",), "num3"),
+            Column("SE", ("SE",), "num3"), Column("t", ("t",), "num2"), Column("p", ("p",), "p"),
+            Column("95% CI", ("ci_low", "ci_high"), "num3", "[{0}, {1}]"))
+    return ReportTable("direct_effects", "Table 7", "Fidelity \u2192 outcome regressions without the mediator",
+                       frame, cols, b.sources, "Adjusted for the same covariates as the mediation models.")
+
+
+# --------------------------------------------------------------------------- data quality
+
+def missing_table(results: dict[str, Any]) -> ReportTable:
+    """Missing share per scale and wave."""
+    b = _Builder()
+    for i, r in enumerate(_get(results, "missing", "by_scale") or []):
+        base = ("missing", "by_scale", i)
+        share = r.get("share")
+        b.add({"Instrument": OUTCOME_LABELS.get(r.get("instrument"), r.get("instrument")),
+               "Month": month_label(r.get("month")),
+               "Expected": (r.get("n_expected"), pointer(*base, "n_expected")),
+               "Missing": (r.get("n_missing"), pointer(*base, "n_missing")),
+               "share": (share, pointer(*base, "share"))})
+    frame = b.frame(["Instrument", "Month", "Expected", "Missing", "share"])
+    cols = (Column("Instrument", ("Instrument",), "text"), Column("Month", ("Month",), "text"),
+            Column("Expected", ("Expected",), "int"), Column("Missing", ("Missing",), "int"),
+            Column("Share missing", ("share",), "prop3"))
+    return ReportTable("missing", "Table S1", "Missing scale scores by instrument and wave", frame, cols, b.sources,
+                       "Share = missing / expected scale scores at the wave.")
+
+
+def records_table(records: list[dict[str, Any]], *, key: str, title: str, base: tuple[Any, ...]) -> ReportTable:
+    """A generic table of flat records (e.g. imputation diagnostics): scalar fields only, ids dropped."""
+    names: list[str] = []
+    for r in records:
+        for k, v in r.items():
+            if k not in names and not isinstance(v, (dict, list)) and not is_identifier_key(k):
+                names.append(k)
+    b = _Builder()
+    for i, r in enumerate(records):
+        b.add({k: (r.get(k), pointer(*base, i, k)) for k in names})
+    frame = b.frame(names)
+    cols = []
+    for k in names:
+        kind = _guess_kind(k, frame[k])
+        if kind == "num2" and pd.api.types.is_integer_dtype(pd.to_numeric(frame[k], errors="coerce").dropna()):
+            kind = "int"
+        elif kind == "num2":
+            kind = "num3"
+        cols.append(Column(k.replace("_", " "), (k,), kind))
+    return ReportTable(key, "", title, frame, tuple(cols), b.sources, "")
+
+
+# --------------------------------------------------------------------------- all tables / writers
+
+def all_tables(results: dict[str, Any], *, min_cell: int = DEFAULT_MIN_CELL) -> list[ReportTable]:
+    """Every APA table of the report, in report order."""
+    out = [table1(results, min_cell=min_cell), table2(results), icc_table(results)]
+    for w in windows(results):
+        out.append(mediation_table(results, w))
+    out += [alpha_decisions_table(results), hierarchical_table(results), direct_effects_table(results),
+            missing_table(results)]
+    out = [t for t in out if len(t.frame)]
+    # APA numbers in order of appearance
+    return [replace(t, number=f"Table {k}") for k, t in enumerate(out, start=1)]
+
+
+def write_xlsx(tables: Iterable[ReportTable], path: str | os.PathLike) -> Path:
+    """One sheet per table: the numbers at full precision, shown with the APA digits."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Border, Font, Side
+    from openpyxl.utils import get_column_letter
+
+    path = Path(path)
+    wb = Workbook()
+    wb.remove(wb.active)
+    thin = Side(style="thin")
+    used: set[str] = set()
+    for t in tables:
+        name = _sheet_name(t.key, used)
+        ws = wb.create_sheet(name)
+        ws.cell(row=1, column=1, value=t.number).font = Font(bold=True)
+        ws.cell(row=2, column=1, value=t.title).font = Font(italic=True)
+        kinds = {f: c.kind for c in t.columns for f in c.fields}
+        headers = list(t.frame.columns)
+        for j, h in enumerate(headers, start=1):
+            cell = ws.cell(row=4, column=j, value=str(h))
+            cell.font = Font(bold=True)
+            cell.border = Border(top=thin, bottom=thin)
+            cell.alignment = Alignment(horizontal="center", wrap_text=True)
+        for i, (_, rec) in enumerate(t.frame.iterrows(), start=5):
+            for j, h in enumerate(headers, start=1):
+                v = rec[h]
+                if _is_missing(v):
+                    v = None
+                elif hasattr(v, "item"):
+                    v = v.item()
+                cell = ws.cell(row=i, column=j, value=v)
+                fmt = XLSX_FORMATS.get(kinds.get(h, ""))
+                if fmt and isinstance(v, (int, float)) and not isinstance(v, bool):
+                    cell.number_format = fmt
+        last = 4 + len(t.frame)
+        for j in range(1, len(headers) + 1):
+            ws.cell(row=last, column=j).border = Border(bottom=thin)
+            ws.column_dimensions[get_column_letter(j)].width = max(8, min(40, len(str(headers[j - 1])) + 4))
+        if t.note:
+            ws.cell(row=last + 2, column=1, value="Note. " + t.note).font = Font(italic=False, size=9)
+    with atomic_path(path) as tmp:
+        wb.save(tmp)
+    return path
+
+
+def _sheet_name(key: str, used: set[str]) -> str:
+    name = key[:31]
+    k = 1
+    while name in used:
+        k += 1
+        name = f"{key[:28]}_{k}"
+    used.add(name)
+    return name
+
+
+def write_docx(tables: Iterable[ReportTable], path: str | os.PathLike, *, heading: str = "Tables") -> Path:
+    """APA tables in a Word document: number in bold, title in italics, horizontal rules only."""
+    import docx
+    from docx.enum.section import WD_ORIENT
+    from docx.shared import Pt
+
+    path = Path(path)
+    document = docx.Document()
+    section = document.sections[0]
+    section.orientation = WD_ORIENT.LANDSCAPE
+    section.page_width, section.page_height = section.page_height, section.page_width
+    style = document.styles["Normal"]
+    style.font.name = "Times New Roman"
+    style.font.size = Pt(10)
+    document.add_heading(heading, level=1)
+    for t in tables:
+        p = document.add_paragraph()
+        p.add_run(t.number).bold = True
+        p2 = document.add_paragraph()
+        p2.add_run(t.title).italic = True
+        formatted = t.formatted()
+        groups = t.groups()
+        has_groups = any(label for label, _ in groups)
+        n_head = 2 if has_groups else 1
+        table = document.add_table(rows=n_head + len(formatted), cols=len(formatted.columns))
+        rows = table.rows  # Row.cells is linear per row; Table.cell(i, j) rescans the table each call
+        if has_groups:
+            cells = rows[0].cells
+            j = 0
+            for label, span in groups:
+                cell = cells[j]
+                if span > 1:
+                    cell = cell.merge(cells[j + span - 1])
+                _cell_text(cell, label, bold=True)
+                j += span
+        for j, (cell, h) in enumerate(zip(rows[n_head - 1].cells, formatted.columns)):
+            _cell_text(cell, str(h), bold=True)
+        for i, row in enumerate(formatted.itertuples(index=False), start=n_head):
+            for cell, v in zip(rows[i].cells, row):
+                _cell_text(cell, str(v))
+        _apa_borders(table, n_head)
+        if t.note:
+            note = document.add_paragraph()
+            note.add_run("Note. ").italic = True
+            note.add_run(t.note).font.size = Pt(8)
+        document.add_paragraph()
+    with atomic_path(path) as tmp:
+        document.save(str(tmp))
+    return path
+
+
+def _cell_text(cell: Any, text: str, *, bold: bool = False) -> None:
+    from docx.shared import Pt
+
+    run = cell.paragraphs[0].add_run(text)
+    run.font.size = Pt(8)
+    run.bold = bold
+
+
+def _apa_borders(table: Any, n_head: int) -> None:
+    """Rules above and below the header and below the last row; no vertical lines (APA)."""
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+
+    def set_border(cell: Any, **edges: str) -> None:
+        tc_pr = cell._tc.get_or_add_tcPr()
+        borders = tc_pr.find(qn("w:tcBorders"))
+        if borders is None:
+            borders = OxmlElement("w:tcBorders")
+            tc_pr.append(borders)
+        for edge, val in edges.items():
+            el = OxmlElement(f"w:{edge}")
+            el.set(qn("w:val"), val)
+            el.set(qn("w:sz"), "6")
+            el.set(qn("w:space"), "0")
+            el.set(qn("w:color"), "000000")
+            borders.append(el)
+
+    rows = table.rows
+    for c in rows[0].cells:
+        set_border(c, top="single")
+    for c in rows[n_head - 1].cells:
+        set_border(c, bottom="single")
+    for c in rows[len(rows) - 1].cells:
+        set_border(c, bottom="single")
