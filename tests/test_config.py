@@ -99,3 +99,9 @@ def test_config_is_frozen_and_hash_is_stable():
         a.name = "other"
     copy = a.model_copy(update={"analysis": a.analysis.model_copy(update={"impute": False})})
     assert copy.analysis.impute is False and a.analysis.impute is True
+
+
+def test_partial_scores_keep_the_other_defaults():
+    cfg = parse_config({"analysis": {"scores": {"hope": "agency"}}})
+    assert cfg.analysis.score_column("hope") == "hope_agency"
+    assert cfg.analysis.score_column("pgi") == "pgi_index"

@@ -129,7 +129,8 @@ class RprsScoring(_Model):
     def _check(self) -> RprsScoring:
         items = list(_CB["rprs"]["items"])
         _check_members(self.indices, items, "index")
-        _check_members({"reverse": self.reverse}, items, "list") if self.reverse else None
+        if self.reverse:
+            _check_members({"reverse": self.reverse}, items, "list")
         if self.item_max <= self.item_min:
             raise ValueError("item_max must exceed item_min")
         return self
@@ -320,6 +321,12 @@ class AnalysisConfig(_Model):
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     #: table cells with fewer clients than this are suppressed in reports
     small_cell_threshold: int = Field(5, ge=0)
+
+    @field_validator("scores")
+    @classmethod
+    def _complete_scores(cls, value: dict[str, str]) -> dict[str, str]:
+        # a partial mapping overrides the defaults; instruments not named keep theirs
+        return {**DEFAULT_SCORES, **value}
 
     @model_validator(mode="after")
     def _check(self) -> AnalysisConfig:
