@@ -59,6 +59,7 @@ class StudyData:
     ``3`` or ``3.0`` becomes ``"3"``, so CSV and SPSS files agree); dates are
     ``datetime64[ns]``; ``wave`` is a float (months); items and covariates are floats, with
     missing codes (e.g. QOLI 8/9) already turned into NaN. Row order is the file's.
+    Frozen: attributes cannot be rebound; treat the tables as read-only (copy before changing).
     """
 
     config: StudyConfig
