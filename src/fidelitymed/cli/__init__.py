@@ -46,7 +46,7 @@ for _module in sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.s
 def main(argv: list[str] | None = None) -> int:
     """Console entry point."""
     try:
-        app(args=argv, standalone_mode=False)
+        returned = app(args=argv, standalone_mode=False)
     except FidelityMedError as exc:
         message = str(exc)
         sys.stderr.write(f"error: {message}\n")
@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return 2 if exc.exit_code == 1 else exc.exit_code
         raise
-    return 0
+    # In non-standalone mode click returns the exit code of `raise typer.Exit(n)` instead of exiting.
+    return returned if isinstance(returned, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
