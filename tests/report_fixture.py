@@ -133,6 +133,17 @@ def make_results(seed: int = 7, *, plant_ids: bool = True) -> dict:
         {"characteristic": "ACE score", "level": None, "n": 298, "percent": None, "mean": 4.12, "sd": 2.51,
          "suppressed": False},
     ]
+    header = {}
+    for r in table1:
+        if r["level"] is not None and r["characteristic"] not in header:
+            header[r["characteristic"]] = {"characteristic": r["characteristic"], "level": None, "n": 311,
+                                           "percent": None, "mean": None, "sd": None, "suppressed": False}
+    with_headers = []
+    for r in table1:
+        if r["level"] is not None and header.get(r["characteristic"]) is not None:
+            with_headers.append(header.pop(r["characteristic"]))
+        with_headers.append(r)
+    table1 = with_headers
     table2 = []
     for var, label, base in [("fidelity", "SMCM fidelity", 24), ("rprs", "RPRS", 75), ("qoli20", "QOLI-20", 85),
                              ("pgi", "PGI", 45), ("hope", "THS", 44), ("mcas", "MCAS", 58)]:
@@ -140,8 +151,10 @@ def make_results(seed: int = 7, *, plant_ids: bool = True) -> dict:
         for k, month in enumerate(months):
             n = int(311 - 20 * k)
             mean = base * (1 + 0.05 * k) + float(rng.normal(0, 0.5))
-            comp = None if k == 0 else {"test": "paired t", "vs_month": months[0], "t": float(rng.uniform(1, 5)),
-                                        "df": n - 1, "p": float(rng.uniform(0, 0.06))}
+            t = float(rng.uniform(1, 5))
+            comp = None if k == 0 else {"test": "paired t", "vs_month": float(months[0]), "n_pairs": n - 5,
+                                        "mean_diff": float(rng.normal(2, 1)), "sd_diff": 5.0, "t": t, "df": n - 6,
+                                        "p": float(2 * stats.t.sf(t, n - 6)), "d_z": t / np.sqrt(n - 5)}
             table2.append({"variable": f"{var}_{month:g}m", "label": label, "month": month, "n": n, "mean": mean,
                            "sd": base * 0.2, "comparison": comp})
     by_scale = []
@@ -155,6 +168,11 @@ def make_results(seed: int = 7, *, plant_ids: bool = True) -> dict:
         "mediation": mediation, "icc": icc, "alpha_decisions": decisions, "hierarchical": hierarchical,
         "direct_effects": direct, "descriptives": {"table1": table1, "table2": table2},
         "missing": {"by_scale": by_scale, "overall_share": 0.116},
+        "imputation": {"m": 20, "chains": [0, 1, 2], "iterations": 10, "donors": 5, "seed": 20241126,
+                       "convergence": {"rhat": [{"variable": f"qoli_{k}", "wave": float(w), "rhat": float(r)}
+                                                for k, (w, r) in enumerate(zip([0, 9, 18] * 10,
+                                                                               1 + rng.gamma(1.0, 0.02, 30)), 1)],
+                                       "max_rhat": None}},
         "manifest": {"fidelitymed": "0.1.0", "python": "3.11.2", "packages": {"numpy": "2.4.6", "pandas": "3.1.1"},
                      "seed": 20241126, "config_hash": "ab" * 32,
                      "config": {"name": "Fixture study", "analysis": {"n_boot": 5000, "imputations": 20}},
@@ -162,6 +180,8 @@ def make_results(seed: int = 7, *, plant_ids: bool = True) -> dict:
                                 "interviews.csv": "44" * 32},
                      "executor": "serial", "settings": {"n_boot": 5000, "imputations": 20, "windows": [90, 180, 270]}},
     }
+    conv = results["imputation"]["convergence"]
+    conv["max_rhat"] = max(r["rhat"] for r in conv["rhat"])
     if plant_ids:
         results = plant_identifiers(results)
     return results
@@ -179,6 +199,8 @@ def plant_identifiers(results: dict) -> dict:
     r["manifest"]["settings"]["excluded_clients"] = list(PLANTED_CLIENT_IDS)
     r["manifest"]["settings"]["case_manager"] = PLANTED_CM_IDS[1]
     r["hierarchical"][0]["blocks"][0]["predictors"] = r["hierarchical"][0]["blocks"][0]["predictors"] + ["client"]
+    r["imputation"]["convergence"]["rhat"][0]["client"] = PLANTED_CLIENT_IDS[0]
+    r["descriptives"]["table1"][0]["client_ids"] = list(PLANTED_CLIENT_IDS)
     return r
 
 

@@ -228,6 +228,33 @@ def test_significance_marks_follow_adjusted_alpha(results):
         assert text.endswith("*") == (rec["paths"]["b"]["p"] < rec["alpha"]["b"]) == rec["significant"]["b"]
 
 
+def test_tables_numbered_main_then_supplement(results):
+    numbers = {t.key: t.number for t in T.all_tables(results)}
+    assert numbers["table1"] == "Table 1" and numbers["table2"] == "Table 2"
+    assert numbers["mediation_180d"] == "Table 4"  # the primary window is a main table
+    assert numbers["missing"] == "Table S1" and numbers["mediation_90d"].startswith("Table S")
+
+
+def test_table2_comparison_columns(results):
+    t = T.table2(results)
+    shown = t.formatted()
+    assert {"vs. month", "n pairs", "M diff.", "t", "df", "p", "d_z"} <= set(shown.columns)
+    row = results["descriptives"]["table2"][1]
+    assert t.frame.loc[1, "comparison_t"] == row["comparison"]["t"]
+    assert shown.loc[0, "t"] == "\u2014"  # first wave: no comparison
+
+
+def test_numpy_and_nan_inputs_are_normalized(tmp_path):
+    from fidelitymed.report.html import normalize_results
+
+    r = make_results(plant_ids=False)
+    r["mediation"][0]["paths"]["a"]["coef"] = np.float64(0.5)
+    r["mediation"][0]["paths"]["a"]["se"] = float("nan")
+    out = normalize_results(r)
+    assert type(out["mediation"][0]["paths"]["a"]["coef"]) is float
+    assert out["mediation"][0]["paths"]["a"]["se"] is None
+
+
 def test_xlsx_and_docx_written(rendered):
     results, _, out = rendered
     book = pd.read_excel(out / "tables.xlsx", sheet_name=None, header=3)
@@ -333,6 +360,10 @@ def test_html_numbers_equal_results_json(rendered):
     for i, r in enumerate(results["descriptives"]["table2"]):
         assert f"/descriptives/table2/{i}/mean" in shown
     assert "/missing/overall_share" in shown
+    assert "/imputation/convergence/max_rhat" in shown and "/imputation/m" in shown
+    rhat = results["imputation"]["convergence"]["rhat"]
+    worst = max(range(len(rhat)), key=lambda k: rhat[k]["rhat"])
+    assert f"/imputation/convergence/rhat/{worst}/rhat" in shown
 
 
 def test_html_sections_and_self_contained(rendered):

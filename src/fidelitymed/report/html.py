@@ -122,16 +122,31 @@ def _load_assessments(fidelity_assessments: Any) -> Any:
     return frame[[c for c in frame.columns if not T.is_identifier_key(c)]]
 
 
-def _imputation_diagnostics(results: dict[str, Any]) -> tuple[list[dict[str, Any]], tuple[Any, ...]] | None:
-    for key in ("imputation_diagnostics", "imputation"):
-        value = results.get(key)
-        if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
-            return value, (key,)
-        if isinstance(value, dict):
-            diag = value.get("diagnostics")
-            if isinstance(diag, list) and diag and all(isinstance(r, dict) for r in diag):
-                return diag, (key, "diagnostics")
-    return None
+def _imputation_diagnostics(results: dict[str, Any], top: int = 12) -> dict[str, Any] | None:
+    """Imputation settings and convergence (R-hat) from ``results["imputation"]``, if present.
+
+    Only the ``top`` variables with the largest R-hat are tabulated (the full list stays in
+    results.json); settings are shown as tagged numbers.
+    """
+    info = results.get("imputation")
+    if not isinstance(info, dict) or not info:
+        return None
+    settings = [(k, f"/imputation/{k}") for k in ("m", "chains", "iterations", "donors")
+                if isinstance(info.get(k), (int, float)) and not isinstance(info.get(k), bool)]
+    conv = info.get("convergence") if isinstance(info.get("convergence"), dict) else {}
+    max_rhat = "/imputation/convergence/max_rhat" if isinstance(conv.get("max_rhat"), (int, float)) else None
+    rhat = [(i, r) for i, r in enumerate(conv.get("rhat") or []) if isinstance(r, dict)]
+    rhat = [ir for ir in rhat if isinstance(ir[1].get("rhat"), (int, float))]
+    rhat.sort(key=lambda ir: -float(ir[1]["rhat"]))
+    table = None
+    if rhat:
+        shown = rhat[:top]
+        table = _table_view(T.records_table(
+            shown, key="imputation_rhat", title=f"Convergence of the imputation chains: the {len(shown)} largest "
+            f"R-hat of {len(rhat)} imputed variables", base=("imputation", "convergence", "rhat"),
+            note="Gelman\u2013Rubin R-hat over the second half of the iterations; values near 1 (e.g. < 1.1) "
+                 "indicate mixed chains."))
+    return {"settings": settings, "max_rhat": max_rhat, "table": table}
 
 
 def _alt_for(record: dict[str, Any]) -> str:
@@ -147,6 +162,21 @@ def _alt_for(record: dict[str, Any]) -> str:
     return (f"Path diagram, {F.diagram_title(record)}: {part('a', 'a')}, {part('b', 'b')}, "
             f"{part('direct effect', 'c_prime')}; indirect effect {T.fmt_num(ind.get('effect'), 3)} "
             f"[{T.fmt_num(ind.get('ci_low'), 3)}, {T.fmt_num(ind.get('ci_high'), 3)}].")
+
+
+def normalize_results(results: Any) -> dict[str, Any]:
+    """The dict exactly as results.json holds it (numpy scalars -> Python, NaN -> None).
+
+    Accepts a ``StudyResults`` (anything with ``to_dict()``) or the dict itself, so the JSON
+    pointers of the report resolve identically in the file the pipeline wrote.
+    """
+    import json
+
+    from ..study.io import _json_safe
+
+    if hasattr(results, "to_dict") and not isinstance(results, dict):
+        results = results.to_dict()
+    return json.loads(json.dumps(_json_safe(results), allow_nan=False))
 
 
 def render_report(results: dict[str, Any], out_dir: str | os.PathLike, *,
@@ -174,6 +204,7 @@ def render_report(results: dict[str, Any], out_dir: str | os.PathLike, *,
     Path
         The path of ``report.html``.
     """
+    results = normalize_results(results)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = config_dict(config, results)
@@ -215,10 +246,6 @@ def render_report(results: dict[str, Any], out_dir: str | os.PathLike, *,
     by_key = {t.key: t for t in tables}
     ws = T.windows(results)
     diag = _imputation_diagnostics(results)
-    diag_table = None
-    if diag is not None:
-        diag_table = _table_view(T.records_table(diag[0], key="imputation_diagnostics",
-                                                 title="Imputation diagnostics", base=diag[1]))
     mediation_sections = []
     for w in ws:
         t = by_key.get(f"mediation_{w}d")
@@ -243,7 +270,7 @@ def render_report(results: dict[str, Any], out_dir: str | os.PathLike, *,
                                               number=by_key["alpha_decisions"].number))
                           if ws and "alpha_decisions" in by_key else None),
         "figures": items,
-        "diag_table": diag_table,
+        "diag": diag,
         "methods": methods,
         "manifest": {
             "rows": [(k, _display(manifest.get(k))) for k in ("fidelitymed", "python", "seed", "config_hash", "executor")

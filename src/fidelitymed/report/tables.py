@@ -342,12 +342,12 @@ def table1(results: dict[str, Any], *, min_cell: int = DEFAULT_MIN_CELL) -> Repo
         level = r.get("level")
         if r["suppressed"]:
             categorical = not _is_missing(level) and _is_missing(r.get("mean"))
-            b.add({"Characteristic": r.get("characteristic"), "Level": level,
+            b.add({"Characteristic": r.get("characteristic"), "Level": "" if _is_missing(level) else level,
                    "n": hidden_text if categorical else (r.get("n"), pointer(*base, "n")),
                    "%": hidden_text if categorical else None,
                    "M": None if categorical else "suppressed", "SD": None})
             continue
-        b.add({"Characteristic": r.get("characteristic"), "Level": level,
+        b.add({"Characteristic": r.get("characteristic"), "Level": "" if _is_missing(level) else level,
                "n": (r.get("n"), pointer(*base, "n")), "%": (r.get("percent"), pointer(*base, "percent")),
                "M": (r.get("mean"), pointer(*base, "mean")), "SD": (r.get("sd"), pointer(*base, "sd"))})
     frame = b.frame(["Characteristic", "Level", "n", "%", "M", "SD"])
@@ -364,15 +364,26 @@ def table1(results: dict[str, Any], *, min_cell: int = DEFAULT_MIN_CELL) -> Repo
 
 # --------------------------------------------------------------------------- Table 2
 
+# comparison fields shown in Table 2, in this order; other scalar fields follow (except these)
+_COMPARISON_ORDER = ("vs_month", "n_pairs", "mean_diff", "t", "df", "p", "d_z")
+_COMPARISON_HIDDEN = ("test", "sd_diff", "suppressed")
+
+
 def table2(results: dict[str, Any]) -> ReportTable:
     """Table 2: mean scores of the study variables by wave and their comparison tests."""
     source = _get(results, "descriptives", "table2") or []
     b = _Builder()
-    comp_keys: list[str] = []
+    found: list[str] = []
+    tests: list[str] = []
     for r in source:
-        for k, v in (r.get("comparison") or {}).items():
-            if k not in comp_keys and not isinstance(v, (dict, list)) and not is_identifier_key(k):
-                comp_keys.append(k)
+        comp = r.get("comparison") or {}
+        if isinstance(comp.get("test"), str) and comp["test"] not in tests:
+            tests.append(comp["test"])
+        for k, v in comp.items():
+            if (k not in found and k not in _COMPARISON_HIDDEN and not isinstance(v, (dict, list, bool))
+                    and not is_identifier_key(k)):
+                found.append(k)
+    comp_keys = [k for k in _COMPARISON_ORDER if k in found] + [k for k in found if k not in _COMPARISON_ORDER]
     for i, r in enumerate(source):
         base = ("descriptives", "table2", i)
         values: dict[str, Any] = {
@@ -382,27 +393,27 @@ def table2(results: dict[str, Any]) -> ReportTable:
         comp = r.get("comparison") or {}
         for k in comp_keys:
             v = comp.get(k)
-            values[f"cmp:{k}"] = (v, pointer(*base, "comparison", k)) if not isinstance(v, str) else v
+            values[f"comparison_{k}"] = (v, pointer(*base, "comparison", k)) if not isinstance(v, str) else v
         b.add(values)
-    frame = b.frame(["Variable", "Month", "n", "M", "SD", *[f"cmp:{k}" for k in comp_keys]])
+    frame = b.frame(["Variable", "Month", "n", "M", "SD", *[f"comparison_{k}" for k in comp_keys]])
     columns = [Column("Variable", ("Variable",), "text"), Column("Month", ("Month",), "text"),
                Column("n", ("n",), "int"), Column("M", ("M",), "num2"), Column("SD", ("SD",), "num2")]
     for k in comp_keys:
-        kind = _guess_kind(k, frame[f"cmp:{k}"])
-        columns.append(Column(_comparison_header(k), (f"cmp:{k}",), kind, group="Comparison"))
-    frame = frame.rename(columns={f"cmp:{k}": f"comparison_{k}" for k in comp_keys})
-    columns = [Column(c.header, tuple(f.replace("cmp:", "comparison_") for f in c.fields), c.kind, c.template,
-                      c.mark, c.group) for c in columns]
-    sources = {(i, f.replace("cmp:", "comparison_")): s for (i, f), s in b.sources.items()}
-    note = ("Comparison: the mean comparison test reported by the pipeline for each variable and wave "
-            "(see the methods paragraph).") if comp_keys else ""
-    return ReportTable("table2", "Table 2", "Mean scores of the study variables", frame, tuple(columns), sources, note)
+        kind = _guess_kind(k, frame[f"comparison_{k}"])
+        columns.append(Column(_comparison_header(k), (f"comparison_{k}",), kind, group="Comparison with first wave"))
+    note = ""
+    if comp_keys:
+        note = (f"Comparison: {', '.join(tests) or 'test'} of each later wave against the variable's first wave "
+                "(difference = later \u2212 first), on clients observed at both.")
+    return ReportTable("table2", "Table 2", "Mean scores of the study variables", frame, tuple(columns), b.sources,
+                       note)
 
 
 def _comparison_header(key: str) -> str:
     names = {"p": "p", "t": "t", "df": "df", "statistic": "Statistic", "test": "Test",
              "vs_month": "vs. month", "reference_month": "vs. month", "d": "d", "cohens_d": "d",
-             "mean_difference": "M diff.", "diff": "M diff.", "ci_low": "LL", "ci_high": "UL", "n": "n pairs"}
+             "mean_difference": "M diff.", "diff": "M diff.", "mean_diff": "M diff.", "ci_low": "LL",
+             "ci_high": "UL", "n": "n pairs", "n_pairs": "n pairs", "d_z": "d_z"}
     return names.get(key, key.replace("_", " "))
 
 
@@ -414,7 +425,7 @@ def _guess_kind(key: str, values: pd.Series) -> str:
         return "text"
     if key.endswith("month") or key.endswith("wave"):
         return "month"
-    if key in ("df", "n", "n_pairs", "df1", "df2"):
+    if key in ("df", "n", "n_pairs", "df1", "df2", "m", "chains", "iterations", "donors"):
         return "num1" if (numeric.dropna() % 1 != 0).any() else "int"
     return "num2"
 
@@ -649,16 +660,17 @@ def missing_table(results: dict[str, Any]) -> ReportTable:
                        "Share = missing / expected scale scores at the wave.")
 
 
-def records_table(records: list[dict[str, Any]], *, key: str, title: str, base: tuple[Any, ...]) -> ReportTable:
-    """A generic table of flat records (e.g. imputation diagnostics): scalar fields only, ids dropped."""
+def records_table(records: list[tuple[int, dict[str, Any]]], *, key: str, title: str,
+                  base: tuple[Any, ...], note: str = "") -> ReportTable:
+    """A generic table of flat ``(index, record)`` pairs (e.g. R-hat): scalar fields only, ids dropped."""
     names: list[str] = []
-    for r in records:
+    for _, r in records:
         for k, v in r.items():
             if k not in names and not isinstance(v, (dict, list)) and not is_identifier_key(k):
                 names.append(k)
     b = _Builder()
-    for i, r in enumerate(records):
-        b.add({k: (r.get(k), pointer(*base, i, k)) for k in names})
+    for i, r in records:
+        b.add({k: (r.get(k), pointer(*base, i, k)) if not isinstance(r.get(k), str) else r.get(k) for k in names})
     frame = b.frame(names)
     cols = []
     for k in names:
@@ -668,21 +680,28 @@ def records_table(records: list[dict[str, Any]], *, key: str, title: str, base: 
         elif kind == "num2":
             kind = "num3"
         cols.append(Column(k.replace("_", " "), (k,), kind))
-    return ReportTable(key, "", title, frame, tuple(cols), b.sources, "")
+    return ReportTable(key, "", title, frame, tuple(cols), b.sources, note)
 
 
 # --------------------------------------------------------------------------- all tables / writers
 
 def all_tables(results: dict[str, Any], *, min_cell: int = DEFAULT_MIN_CELL) -> list[ReportTable]:
-    """Every APA table of the report, in report order."""
-    out = [table1(results, min_cell=min_cell), table2(results), icc_table(results)]
-    for w in windows(results):
-        out.append(mediation_table(results, w))
-    out += [alpha_decisions_table(results), hierarchical_table(results), direct_effects_table(results),
-            missing_table(results)]
-    out = [t for t in out if len(t.frame)]
-    # APA numbers in order of appearance
-    return [replace(t, number=f"Table {k}") for k, t in enumerate(out, start=1)]
+    """Every APA table of the report.
+
+    Main tables are numbered 1, 2, ... (characteristics, means, ICCs, the primary window's
+    mediation models, reciprocal and direct regressions); supplementary ones S1, S2, ...
+    (missing data, sensitivity windows, all alpha decisions), as journals number them.
+    """
+    ws = windows(results)
+    main = [table1(results, min_cell=min_cell), table2(results), icc_table(results)]
+    main += [mediation_table(results, w) for w in ws[:1]]
+    main += [hierarchical_table(results), direct_effects_table(results)]
+    supplement = [missing_table(results)] + [mediation_table(results, w) for w in ws[1:]]
+    supplement += [alpha_decisions_table(results)]
+    main = [t for t in main if len(t.frame)]
+    supplement = [t for t in supplement if len(t.frame)]
+    return ([replace(t, number=f"Table {k}") for k, t in enumerate(main, start=1)]
+            + [replace(t, number=f"Table S{k}") for k, t in enumerate(supplement, start=1)])
 
 
 def write_xlsx(tables: Iterable[ReportTable], path: str | os.PathLike) -> Path:
