@@ -200,6 +200,7 @@ def test_parameters_are_settable_and_checked():
     study = simulate_tables(5, params, n_clients=120, missing_share=0.0, attrition_rate=0.0, item_missing_rate=0.0)
     assert len(study.teams) == 20 and study.truth["paths"][0]["a"] == 1.0
     assert study.truth["realized"]["missing_share"] == 0.0
+    assert simulate_tables(5, SimulationParameters(n_clients=50)).truth["design"]["n_clients"] == 50
     with pytest.raises(ConfigError, match="unknown simulation parameter"):
         simulate_tables(1, n_clientz=3)
     with pytest.raises(ConfigError, match="missing_share"):

@@ -370,7 +370,7 @@ def simulate_tables(seed: int, params: SimulationParameters | None = None, **cha
     return _Simulator(int(seed), p).run()
 
 
-def simulate_study(out_dir: str | os.PathLike, seed: int, n_clients: int = 311, *,
+def simulate_study(out_dir: str | os.PathLike, seed: int, n_clients: int | None = None, *,
                    params: SimulationParameters | None = None, force: bool = False,
                    **changes: Any) -> SimulatedStudy:
     """Write a complete synthetic study folder with known true effects.
@@ -388,9 +388,10 @@ def simulate_study(out_dir: str | os.PathLike, seed: int, n_clients: int = 311, 
     seed
         Non-negative integer; one seed gives byte-identical files.
     n_clients
-        Number of clients (the study: 311).
+        Number of clients; default ``params.n_clients`` (the study: 311).
     params
-        :class:`SimulationParameters`; ``n_clients`` and ``changes`` are applied on top.
+        :class:`SimulationParameters` (default: the SMCM design); ``n_clients`` and ``changes``
+        are applied on top.
     force
         Replace an existing non-empty ``out_dir``.
     **changes
@@ -408,7 +409,9 @@ def simulate_study(out_dir: str | os.PathLike, seed: int, n_clients: int = 311, 
     >>> study.truth["paths"][0]["a"]                       # doctest: +SKIP
     0.65
     """
-    study = simulate_tables(seed, params, n_clients=n_clients, **changes)
+    if n_clients is not None:
+        changes["n_clients"] = n_clients
+    study = simulate_tables(seed, params, **changes)
     path = study.write(out_dir, force=force)
     return dataclasses.replace(study, path=path)
 
@@ -426,16 +429,14 @@ def _expit(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _calibrate_intercept(linear: np.ndarray, target: float, weights: np.ndarray | None = None,
-                         transform=None) -> float:
-    """Intercept ``c`` with weighted mean of ``transform(expit(c + linear)) == target`` (bisection)."""
+def _calibrate_intercept(linear: np.ndarray, target: float, weights: np.ndarray | None = None) -> float:
+    """Intercept ``c`` with weighted mean of ``expit(c + linear) == target`` (bisection, deterministic)."""
     if target <= 0:
         return -np.inf
     weights = np.ones_like(linear) if weights is None else weights
-    transform = transform or (lambda p: p)
 
     def mean(c: float) -> float:
-        return float(np.sum(weights * transform(_expit(c + linear))) / np.sum(weights))
+        return float(np.sum(weights * _expit(c + linear)) / np.sum(weights))
 
     lo, hi = -40.0, 40.0
     for _ in range(200):
