@@ -284,10 +284,12 @@ def test_fritz_mackinnon_full(path, published):
     res = fidelitymed.sample_size_mediation(path, path, power=0.8, method="percentile",
                                             n_rep=2000, n_boot=1000, seed=2007,
                                             executor="processes", workers=2)
-    at_published = res.fitted_power(published)
-    band = res.fitted_band(published)
-    assert band[0] - 3 * math.sqrt(0.8 * 0.2 / 1000) <= 0.8 <= band[1] + \
-        3 * math.sqrt(0.8 * 0.2 / 1000), (res.summary(), at_published)
+    # the fitted power at the published N equals 0.80 within the MC error of our curve and of
+    # a 1000-replicate estimate behind the published N
+    low, high = res.fitted_band(published)
+    se_fit = float(high[0] - low[0]) / (2 * 1.959964)
+    gap = float(res.fitted_power(published)) - 0.8
+    assert abs(gap) <= 3 * math.sqrt(se_fit ** 2 + 0.8 * 0.2 / 1000), res.summary()
 
 
 # ------------------------------------------------------------------------------------- CLI
