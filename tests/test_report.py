@@ -466,3 +466,68 @@ def test_chromium_driver_sees_requests_and_errors(tmp_path, chromium_binary):
         c.open(page.as_uri())
         assert any(u.startswith("http://127.0.0.1:9/") for u in c.requests())
         assert any("boom" in e for e in c.console_errors())
+
+
+# --------------------------------------------------------------------------- end to end: the demo study
+
+DEMO = Path(__file__).resolve().parents[1] / "src" / "fidelitymed" / "data" / "demo"
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """The shipped demo study through the pipeline (light settings: listwise, 200 resamples) and its report."""
+    try:
+        from fidelitymed.pipeline import run_study
+    except ImportError as exc:  # the pipeline is another issue's module
+        pytest.skip(f"fidelitymed.pipeline.run_study not available: {exc}")
+    out = tmp_path_factory.mktemp("demo") / "out"
+    res = run_study(DEMO, out=str(out), impute=False, n_boot=200, seed=1)
+    html = out / "report.html"
+    if not html.exists():  # an older pipeline without the report step
+        render_report(json.loads((out / "results.json").read_text(encoding="utf-8")), out)
+    return json.loads((out / "results.json").read_text(encoding="utf-8")), html, out, res
+
+
+def _demo_ids() -> set[str]:
+    clients = pd.read_csv(DEMO / "clients.csv", dtype=str)
+    return set(clients["client"]) | set(clients["case_manager"])
+
+
+def test_demo_report_numbers_equal_results_json(demo_run):
+    results, html, out, _ = demo_run
+    spans = check_numbers(html.read_text(encoding="utf-8"), results)
+    shown = {ptr for ptr, _, _ in spans}
+    for i, rec in enumerate(results["mediation"]):
+        for key in ("a", "b", "c_prime"):
+            assert f"/mediation/{i}/paths/{key}/coef" in shown
+        assert f"/mediation/{i}/indirect/effect" in shown and f"/mediation/{i}/indirect_std/effect" in shown
+        for suffix in (".png", ".svg"):
+            assert (out / "figures" / f"{F.figure_key(rec)}{suffix}").stat().st_size > 1000
+    assert (out / "tables.xlsx").exists() and (out / "tables.docx").exists()
+
+
+def test_demo_report_has_no_client_or_case_manager_id(demo_run):
+    _, _, out, _ = demo_run
+    ids = _demo_ids()
+    assert len(ids) > 300
+    # an id counts only as a whole token: base64 image data can contain any short letter-digit run
+    edge = r"[A-Za-z0-9+/=_\-]"
+    pattern = re.compile(rf"(?<!{edge})(?:{'|'.join(re.escape(i) for i in sorted(ids, key=len, reverse=True))})(?!{edge})")
+    for name, text in all_text_outputs(out).items():
+        if name.endswith(("report.html", ".svg", "tables.xlsx", "tables.docx")):
+            hits = pattern.findall(text)
+            assert not hits, (name, hits[:5])
+
+
+@pytest.mark.browser
+def test_demo_report_in_headless_chromium(demo_run, chromium_binary, tmp_path):
+    results, html, _, _ = demo_run
+    seen = browse(chromium_binary, html)
+    assert seen["img"].std() > 10, "screenshot is blank"
+    assert seen["errors"] == []
+    assert [u for u in seen["requests"] if not u.startswith(("file:", "data:"))] == []
+    assert seen["broken"] == 0
+    for sid in SECTIONS + ["trajectories"]:
+        assert sid in seen["visible"], sid
+    check_numbers(seen["dom"], results)
+    assert seen["pdf"][:5] == b"%PDF-"

@@ -74,6 +74,9 @@ def save_figure(fig: Figure, path_without_suffix: str | os.PathLike, *, dpi: int
     with matplotlib.rc_context(_RC):
         with atomic_path(png) as tmp:
             fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
+        if fig.get_layout_engine() is not None:
+            # the PNG draw placed every axes; keep that layout for the SVG rather than solve it again
+            fig.set_layout_engine("none")
         with atomic_path(svg) as tmp:
             fig.savefig(tmp, format="svg", metadata={"Date": None, "Creator": None})
     return png, svg
@@ -268,7 +271,8 @@ def indirect_forest(results: dict[str, Any]) -> Figure:
                           label=f"{w}-day fidelity" + (" (primary)" if i == 0 else "")) for i, w in enumerate(ws)]
         handles.append(Line2D([], [], marker="o", linestyle="none", color=INK, markerfacecolor="white",
                               label="open = not significant"))
-        ax.legend(handles=handles, loc="lower right", fontsize=7.5, frameon=False)
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(4, len(handles)), fontsize=7.5,
+                   frameon=False)
         ax.set_title("Indirect effect of team fidelity on outcomes through the working alliance", loc="left",
                      fontweight="bold")
         fig.set_layout_engine("constrained")

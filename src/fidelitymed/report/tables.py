@@ -337,9 +337,15 @@ def table1(results: dict[str, Any], *, min_cell: int = DEFAULT_MIN_CELL) -> Repo
     rows = suppress_small_cells(source, min_cell=min_cell)
     b = _Builder()
     hidden_text = f"<{min_cell}"
+    previous = None
     for i, r in enumerate(rows):
         base = ("descriptives", "table1", i)
         level = r.get("level")
+        # APA layout: the characteristic once on its header row, its levels below it
+        char = r.get("characteristic")
+        if not _is_missing(level) and previous == char:
+            r = {**r, "characteristic": ""}
+        previous = char
         if r["suppressed"]:
             categorical = not _is_missing(level) and _is_missing(r.get("mean"))
             b.add({"Characteristic": r.get("characteristic"), "Level": "" if _is_missing(level) else level,
