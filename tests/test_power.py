@@ -193,8 +193,8 @@ def test_percentile_bootstrap_matches_direct_loop():
         draws = []
         for sub, first in enumerate(range(0, 250, P._BOOT_BLOCK)):
             size = min(P._BOOT_BLOCK, 250 - first)
-            idx = kernel.resample_indices(P._rng(block_seed, "boot", sub), 50, 4 * size)
-            for rows in idx.reshape(4, size, 50)[r]:  # one resample at a time
+            idx = P._rng(block_seed, "boot", sub).integers(0, 50, size=(4, size, 50))
+            for rows in idx[r]:  # one resample at a time
                 zb = z[r][rows]
                 a = np.linalg.lstsq(zb[:, [0, 1]], zb[:, 2], rcond=None)[0][1]
                 b = np.linalg.lstsq(zb[:, [0, 1, 2]], zb[:, 3], rcond=None)[0][2]

@@ -58,8 +58,7 @@ from scipy import special, stats
 
 from ..errors import ConfigError
 from ..seeding import SeedLike, child_sequence, root_sequence
-from .bootstrap import index_counts, moment_matrices, percentile_interval, resample_indices, \
-    solve_from_moments
+from .bootstrap import index_counts, moment_matrices, percentile_interval, solve_from_moments
 
 __all__ = [
     "RegressionPowerResult",
@@ -470,6 +469,16 @@ def _paths_from_moments(moments: np.ndarray, design: _Design) -> tuple[np.ndarra
     return coef_m[..., 1], coef_y[..., -1]
 
 
+def _draw_indices(rng: np.random.Generator, units: int, reps: int, size: int) -> np.ndarray:
+    """Resample indices (reps, size, units), uniform on 0..units-1.
+
+    Drawn with ``Generator.integers`` (Lemire's bounded integers), about ten times faster
+    than :func:`fidelitymed.stats.bootstrap.resample_indices`' ``floor(u * n)``: a power
+    simulation needs the distribution of the resamples, not PROCESS' individual draws.
+    """
+    return rng.integers(0, units, size=(reps, size, units))
+
+
 def _row_quantiles(sorted_draws: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Linear-interpolation quantiles (numpy's default, Hyndman & Fan type 7) of each row of
     ``sorted_draws`` at its own probability ``q`` -- the per-replicate levels of BCa."""
@@ -596,8 +605,8 @@ def _run_block(task: _BlockSpec, block_seed: np.random.SeedSequence
     boot = np.empty((reps, task.n_boot))
     for sub, first in enumerate(range(0, task.n_boot, _BOOT_BLOCK)):
         size = min(_BOOT_BLOCK, task.n_boot - first)
-        idx = resample_indices(_rng(block_seed, "boot", sub), n_units, reps * size)
-        counts = index_counts(idx.reshape(reps, size, n_units), n_units)
+        idx = _draw_indices(_rng(block_seed, "boot", sub), n_units, reps, size)
+        counts = index_counts(idx, n_units)
         if cluster_of is not None:
             counts = counts[..., cluster_of]  # a cluster's count weights each of its clients
         a_b, b_b = _paths_from_moments(moment_matrices(z, counts), design)
