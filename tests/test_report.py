@@ -255,6 +255,15 @@ def test_numpy_and_nan_inputs_are_normalized(tmp_path):
     assert out["mediation"][0]["paths"]["a"]["se"] is None
 
 
+def test_office_files_carry_no_timestamp(rendered):
+    _, _, out = rendered
+    for name in ("tables.xlsx", "tables.docx"):
+        with zipfile.ZipFile(out / name) as z:
+            assert {i.date_time for i in z.infolist()} == {(2000, 1, 1, 0, 0, 0)}
+            core = z.read("docProps/core.xml").decode()
+            assert re.findall(r"<dcterms:(?:created|modified)[^>]*>([^<]*)<", core) == ["2000-01-01T00:00:00Z"] * 2
+
+
 def test_xlsx_and_docx_written(rendered):
     results, _, out = rendered
     book = pd.read_excel(out / "tables.xlsx", sheet_name=None, header=3)

@@ -273,7 +273,7 @@ def render_report(results: dict[str, Any], out_dir: str | os.PathLike, *,
         "diag": diag,
         "methods": methods,
         "manifest": {
-            "rows": [(k, _display(manifest.get(k))) for k in ("fidelitymed", "python", "seed", "config_hash", "executor")
+            "rows": [(k, _display(manifest.get(k))) for k in ("study", "fidelitymed", "python", "seed", "config_hash", "executor")
                      if manifest.get(k) is not None],
             "settings": [(k, _display(v)) for k, v in settings.items()],
             "inputs": sorted((str(k), str(v)) for k, v in (manifest.get("inputs") or {}).items()),

@@ -130,7 +130,7 @@ def methods_text(results: dict[str, Any], config: Any = None) -> MethodsText:
         if len(ws) > 1:
             window_text += f"; sensitivity analyses repeated every model with {_join([f'{w}-day' for w in ws[1:]])} windows"
         sentences.append(window_text + ".")
-    sentences.append(f"All equations included {len(covariates)} covariates: {cov_text}.")
+    sentences.append(f"Both equations of every model included {_count(len(covariates), 'covariate')}: {cov_text}.")
     if n_values:
         sentences.append(f"Models used n = {min(n_values)}\u2013{max(n_values)} clients."
                          if min(n_values) != max(n_values) else f"Models used n = {n_values[0]} clients.")
@@ -168,9 +168,9 @@ def methods_text(results: dict[str, Any], config: Any = None) -> MethodsText:
     if results.get("icc") or alphas:
         sentences.append(
             "Because clients were nested in case managers within teams, intraclass correlations (ICCs) of each "
-            f"dependent variable were estimated; following the study's rule, alpha was lowered from "
+            f"dependent variable were estimated; following the original study's rule, alpha was lowered from "
             f"p < {fmt_prop(base_alpha, 2)} to p < {fmt_prop(adj_alpha, 2)} for paths whose dependent variable had "
-            f"an ICC > {fmt_prop(threshold, 2)}, and site was a covariate.")
+            f"an ICC > {fmt_prop(threshold, 2)}" + (", and site was a covariate." if "site" in covariates else "."))
     if results.get("hierarchical"):
         sentences.append("As an exploratory test of a reciprocal relationship, hierarchical regressions entered the "
                          "covariates (step 1) and then each earlier outcome (step 2) to predict the later working "

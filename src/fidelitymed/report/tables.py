@@ -752,6 +752,7 @@ def write_xlsx(tables: Iterable[ReportTable], path: str | os.PathLike) -> Path:
             ws.cell(row=last + 2, column=1, value="Note. " + t.note).font = Font(italic=False, size=9)
     with atomic_path(path) as tmp:
         wb.save(tmp)
+        _reproducible_zip(tmp)
     return path
 
 
@@ -813,7 +814,29 @@ def write_docx(tables: Iterable[ReportTable], path: str | os.PathLike, *, headin
         document.add_paragraph()
     with atomic_path(path) as tmp:
         document.save(str(tmp))
+        _reproducible_zip(tmp)
     return path
+
+
+_FIXED_TIME = "2000-01-01T00:00:00Z"
+
+
+def _reproducible_zip(path: Path) -> None:
+    """Rewrite an Office file with fixed entry times and document dates: same results -> same bytes."""
+    import re
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        entries = [(info.filename, z.read(info.filename)) for info in z.infolist()]
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name, data in entries:
+            if name == "docProps/core.xml":
+                data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)",
+                              rb"\g<1>" + _FIXED_TIME.encode() + rb"\g<2>", data)
+            info = zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            z.writestr(info, data)
 
 
 def _cell_text(cell: Any, text: str, *, bold: bool = False) -> None:
