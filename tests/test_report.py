@@ -390,6 +390,17 @@ def test_html_sections_and_self_contained(rendered):
     assert "@media print" in html
 
 
+def test_partial_and_empty_results_render(tmp_path):
+    r = as_json(make_results(plant_ids=False))
+    partial = {"mediation": r["mediation"][:2], "manifest": {}}
+    html = render_report(partial, tmp_path / "partial").read_text(encoding="utf-8")
+    check_numbers(html, partial)
+    assert all(f'id="{s}"' in html for s in SECTIONS)
+    html = render_report({}, tmp_path / "empty").read_text(encoding="utf-8")
+    assert all(f'id="{s}"' in html for s in SECTIONS) and 'class="num"' not in html
+    assert (tmp_path / "empty" / "tables.xlsx").exists()
+
+
 def test_manifest_hashes_inputs_never_embeds_them(rendered):
     results, path, _ = rendered
     html = path.read_text(encoding="utf-8")

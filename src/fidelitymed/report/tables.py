@@ -750,6 +750,8 @@ def write_xlsx(tables: Iterable[ReportTable], path: str | os.PathLike) -> Path:
             ws.column_dimensions[get_column_letter(j)].width = max(8, min(40, len(str(headers[j - 1])) + 4))
         if t.note:
             ws.cell(row=last + 2, column=1, value="Note. " + t.note).font = Font(italic=False, size=9)
+    if not wb.sheetnames:  # a workbook needs one sheet; say why it is empty
+        wb.create_sheet("tables").cell(row=1, column=1, value="No tables: the results hold no records.")
     with atomic_path(path) as tmp:
         wb.save(tmp)
         _reproducible_zip(tmp)
