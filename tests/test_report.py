@@ -453,9 +453,11 @@ def browse(binary: str, path: Path) -> dict:
         visible = c.evaluate("[...document.querySelectorAll('section[id], figure[id]')]"
                              ".filter(e => e.getBoundingClientRect().height > 0).map(e => e.id)")
         broken = c.evaluate("[...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).length")
+        mode = c.evaluate("document.compatMode")
         pdf = c.print_pdf()
         requests, errors = c.requests(), c.console_errors()
     img = np.asarray(Image.open(io.BytesIO(shot)).convert("L"), dtype=float)
+    assert mode == "CSS1Compat"  # standards mode: the doctype comes first
     return {"img": img, "dom": dom, "visible": visible, "broken": broken, "pdf": pdf, "requests": requests,
             "errors": errors}
 

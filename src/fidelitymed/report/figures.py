@@ -21,18 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
+# Figures are bare matplotlib.figure.Figure objects drawn on the Agg canvas at savefig time, so
+# no pyplot state is touched and a notebook's interactive backend is left alone.
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+from scipy import stats
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
-from scipy import stats  # noqa: E402
-
-from ..study.io import atomic_path  # noqa: E402
-from .tables import (  # noqa: E402
+from ..study.io import atomic_path
+from .tables import (
     PRIME,
     OUTCOME_LABELS,
     fmt_num,
