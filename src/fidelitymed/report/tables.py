@@ -536,16 +536,23 @@ def icc_table(results: dict[str, Any]) -> ReportTable:
                "Cumulative ICC": (_get(r, "levels", "case_manager", "cumulative_icc"),
                                   pointer(*base, "levels", "case_manager", "cumulative_icc")),
                "ICC for rule": (r.get("icc_for_rule"), pointer(*base, "icc_for_rule")),
-               "alpha": (r.get("alpha"), pointer(*base, "alpha"))})
+               "alpha": (r.get("alpha"), pointer(*base, "alpha")),
+               "Converged": None if r.get("converged") is None else ("yes" if r["converged"] else "no")})
     frame = b.frame(["Dependent variable", "n", "Team ICC", "Case-manager ICC", "Cumulative ICC",
-                     "ICC for rule", "alpha"])
+                     "ICC for rule", "alpha", "Converged"])
+    has_conv = frame["Converged"].notna().any()
     cols = (Column("Dependent variable", ("Dependent variable",), "text"), Column("n", ("n",), "int"),
             Column("Team", ("Team ICC",), "prop3", group="ICC"),
             Column("Case manager", ("Case-manager ICC",), "prop3", group="ICC"),
             Column("Cumulative", ("Cumulative ICC",), "prop3", group="ICC"),
             Column("ICC for rule", ("ICC for rule",), "prop3"), Column("\u03b1", ("alpha",), "prop2"))
+    if has_conv:
+        cols += (Column("Converged", ("Converged",), "text"),)
+    else:
+        frame = frame.drop(columns="Converged")
     note = ("ICC(1) from a random-intercept model with clients nested in case managers nested in teams. "
-            "Cumulative = team + case-manager share of variance. Alpha rule (as in the study): "
+            "Cumulative = team + case-manager share of variance. ICC for rule = the ICC the alpha rule reads "
+            "(analysis.alpha_rule.level). Alpha rule (as in the study): "
             "p < .01 for analyses whose dependent variable has ICC > .05, otherwise p < .05.")
     return ReportTable("icc", "Table 4", "Intraclass correlations and the alpha levels they imply",
                        frame, cols, b.sources, note)
