@@ -89,7 +89,7 @@ _N_MAX = 10_000_000
 # argument checks
 # ----------------------------------------------------------------------------------------------
 
-def _check_prob(name: str, value: float, *, open_low: bool = True) -> float:
+def _check_prob(name: str, value: float) -> float:
     value = float(value)
     if not (0.0 < value < 1.0) or math.isnan(value):
         raise ConfigError(f"{name} must be strictly between 0 and 1; got {value!r}")
@@ -574,7 +574,6 @@ def _run_block(task: _BlockSpec, block_seed: np.random.SeedSequence
     """Decisions (reject H0: ab = 0) and estimates ab for the replicates of one block."""
     design, n, reps = task.design, task.n, task.reps
     z = _simulate_block(design, n, reps, block_seed)
-    p = design.n_columns
     full = np.matmul(z.swapaxes(1, 2), z)  # (reps, p, p)
     a_hat, b_hat = _paths_from_moments(full, design)
     estimate = a_hat * b_hat
