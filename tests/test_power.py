@@ -121,6 +121,19 @@ def test_simulated_population_is_standardized():
     assert icc == pytest.approx(0.2, abs=0.08)
 
 
+def test_cluster_level_exposure():
+    design = P._make_design(0.3, 0.3, 0.0, 0.0, 1, 0.1, 12, "cluster")
+    z = P._simulate_block(design, 60, 4, root_sequence(3))
+    cluster, _ = P._cluster_layout(60, 12)
+    x = pd.DataFrame(z[..., 1].T).groupby(cluster)
+    assert (x.nunique() == 1).all().all()  # one X per cluster
+    kwargs = dict(a=0.3, b=0.3, n=240, method="joint", n_rep=200, seed=4, n_clusters=12)
+    assert (fidelitymed.power_mediation(**kwargs, x_level="cluster").power
+            < fidelitymed.power_mediation(**kwargs).power)
+    with pytest.raises(ConfigError, match="x_level"):
+        fidelitymed.power_mediation(0.3, 0.3, 100, x_level="cluster")
+
+
 def test_mediation_argument_errors():
     with pytest.raises(ConfigError, match="n_clusters"):
         fidelitymed.power_mediation(0.3, 0.3, 100, icc=0.1)
@@ -142,10 +155,11 @@ def _block(method, design, n=40, reps=6, n_boot=200, seed=3, block=0):
     return spec, block_seed, z
 
 
-@pytest.mark.parametrize("clustered", [False, True])
-def test_joint_significance_matches_statsmodels_loop(clustered):
+@pytest.mark.parametrize("clustered,x_level", [(False, "client"), (True, "client"),
+                                               (True, "cluster")])
+def test_joint_significance_matches_statsmodels_loop(clustered, x_level):
     design = P._make_design(0.25, 0.2, 0.1, 0.1 if clustered else 0.0, 1,
-                            0.2 if clustered else 0.0, 8 if clustered else None)
+                            0.2 if clustered else 0.0, 8 if clustered else None, x_level)
     spec, block_seed, z = _block("joint", design, n=48, reps=25)
     reject, estimate = P._run_block(spec, block_seed)
     cluster, _ = P._cluster_layout(48, 8)

@@ -125,6 +125,8 @@ def mediation(
     n_covariates: int = typer.Option(1, "--n-covariates", min=1, help="Number of covariates sharing --covariates-r2."),
     icc: float = typer.Option(0.0, "--icc", help="Residual ICC of M and Y (random intercepts)."),
     n_clusters: int | None = typer.Option(None, "--n-clusters", help="Clusters the clients are spread over."),
+    x_level: str = typer.Option("client", "--x-level", help="client | cluster (X constant within a cluster, "
+                                                            "e.g. team fidelity)."),
     backend: str = typer.Option("serial", "--backend", help="serial | processes | dask."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Worker processes (processes/dask)."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the result as JSON."),
@@ -140,7 +142,7 @@ def mediation(
     _check_plot(plot)
     common = dict(c_prime=c_prime, method=method, n_boot=n_boot, n_rep=n_rep, conf=conf,
                   alpha=alpha, covariates_r2=covariates_r2, n_covariates=n_covariates, icc=icc,
-                  n_clusters=n_clusters, executor=backend, workers=workers)
+                  n_clusters=n_clusters, x_level=x_level, executor=backend, workers=workers)
     title = f"Indirect effect, a = {a:g}, b = {b:g}, {method}"
     if n:
         from ..seeding import root_sequence

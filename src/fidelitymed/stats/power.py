@@ -25,10 +25,11 @@ of Y (``g_M = sqrt(r2/k)``, ``g_Y = sqrt(r2/k) (1 - b)`` so that corr(W_k, M)² 
 r2/k) and enter both analysis equations, as PROCESS' ``cov=`` does. Clustering adds a random
 intercept to each equation: the clients are split into ``n_clusters`` clusters as evenly as
 possible and a share ``icc`` of each equation's error variance is between clusters (a residual,
-conditional ICC; the unconditional ICC of M is ``icc (1 - a² - r2)``). With clusters, the
-bootstrap resamples whole clusters and the joint-significance and Monte Carlo methods use
-cluster-robust (CR1) standard errors with ``n_clusters - 1`` df, so that the analysis respects
-the design it is planned for.
+conditional ICC; the unconditional ICC of M is ``icc (1 - a² - r2)``). X is a client-level
+variable unless ``x_level="cluster"`` (one value per cluster, as the study's team fidelity).
+With clusters, the bootstrap resamples whole clusters and the joint-significance and Monte Carlo
+methods use cluster-robust (CR1) standard errors with ``n_clusters - 1`` df, so that the
+analysis respects the design it is planned for.
 
 Each replicate's indirect effect ``a*b`` is tested by the percentile bootstrap or the BCa
 bootstrap (Efron 1987), the Monte Carlo CI (MacKinnon, Lockwood & Williams 2004; Preacher &
@@ -346,6 +347,7 @@ class _Design:
     g_y: float  # direct effect of each covariate on Y
     var_e_m: float  # error variance of M (within + between clusters)
     var_e_y: float
+    x_level: str = "client"  # or "cluster": X constant within a cluster (e.g. team fidelity)
 
     @property
     def n_columns(self) -> int:
@@ -371,11 +373,11 @@ class _Design:
     def describe(self) -> dict[str, Any]:
         return {"a": self.a, "b": self.b, "c_prime": self.c_prime,
                 "covariates_r2": self.covariates_r2, "n_covariates": self.n_covariates,
-                "icc": self.icc, "n_clusters": self.n_clusters}
+                "icc": self.icc, "n_clusters": self.n_clusters, "x_level": self.x_level}
 
 
 def _make_design(a: float, b: float, c_prime: float, covariates_r2: float, n_covariates: int,
-                 icc: float, n_clusters: int | None) -> _Design:
+                 icc: float, n_clusters: int | None, x_level: str = "client") -> _Design:
     a, b, c_prime = float(a), float(b), float(c_prime)
     for name, value in (("a", a), ("b", b), ("c_prime", c_prime)):
         if not (-1.0 < value < 1.0):
@@ -391,6 +393,10 @@ def _make_design(a: float, b: float, c_prime: float, covariates_r2: float, n_cov
         n_clusters = _check_int("n_clusters", n_clusters, 3)
     elif icc > 0:
         raise ConfigError(f"icc = {icc} needs n_clusters (the number of clusters); got None")
+    if x_level not in ("client", "cluster"):
+        raise ConfigError(f"x_level must be 'client' or 'cluster'; got {x_level!r}")
+    if x_level == "cluster" and n_clusters is None:
+        raise ConfigError("x_level = 'cluster' needs n_clusters (the number of clusters); got None")
     var_e_m = 1.0 - a * a - r2
     if var_e_m <= 0:
         raise ConfigError(f"a² + covariates_r2 must be < 1 so that var(M) = 1; got "
@@ -403,7 +409,8 @@ def _make_design(a: float, b: float, c_prime: float, covariates_r2: float, n_cov
     g_m = math.sqrt(r2 / k) if k else 0.0
     g_y = g_m * (1.0 - b)
     return _Design(a=a, b=b, c_prime=c_prime, covariates_r2=r2, n_covariates=k, icc=icc,
-                   n_clusters=n_clusters, g_m=g_m, g_y=g_y, var_e_m=var_e_m, var_e_y=var_e_y)
+                   n_clusters=n_clusters, g_m=g_m, g_y=g_y, var_e_m=var_e_m, var_e_y=var_e_y,
+                   x_level=x_level)
 
 
 def _cluster_layout(n: int, n_clusters: int) -> tuple[np.ndarray, np.ndarray]:
@@ -436,6 +443,10 @@ def _simulate_block(design: _Design, n: int, reps: int,
     k = design.n_covariates
     shocks = _rng(block_seed, "data").standard_normal((reps, n, k + 3))
     x = shocks[..., 0]
+    if design.x_level == "cluster":
+        # a cluster-level exposure (the study's team fidelity): one value per cluster
+        cluster_of, _ = _cluster_layout(n, design.n_clusters)
+        x = _rng(block_seed, "x").standard_normal((reps, design.n_clusters))[:, cluster_of]
     w_sum = shocks[..., 1:1 + k].sum(axis=-1) if k else 0.0
     e_m = shocks[..., 1 + k]
     e_y = shocks[..., 2 + k]
@@ -700,6 +711,7 @@ class MediationPowerResult:
     n_covariates: int
     icc: float
     n_clusters: int | None
+    x_level: str
     rejections: int
     power: float
     se: float
@@ -735,7 +747,8 @@ class MediationPowerResult:
                          "var(M) and var(Y)")
         if self.n_clusters is not None:
             lines.append(f"  clusters: {self.n_clusters}, residual ICC {self.icc:.3f} in M and Y "
-                         "(cluster bootstrap / CR1 SEs)")
+                         "(cluster bootstrap / CR1 SEs)"
+                         + ("; X measured per cluster" if self.x_level == "cluster" else ""))
         lines += [
             f"  test: {test}",
             f"  replicates: {self.n_rep}   seed entropy: {self.seed_entropy}",
@@ -757,7 +770,7 @@ def _power_result(design: _Design, n: int, method: str, n_rep: int, n_boot: int,
         a=design.a, b=design.b, c_prime=design.c_prime, n=n, method=method, n_rep=n_rep,
         n_boot=0 if method == "joint" else n_boot, conf=conf, alpha=alpha,
         covariates_r2=design.covariates_r2, n_covariates=design.n_covariates, icc=design.icc,
-        n_clusters=design.n_clusters, rejections=int(reject.sum()), power=power, se=se,
+        n_clusters=design.n_clusters, x_level=design.x_level, rejections=int(reject.sum()), power=power, se=se,
         ci_low=lo, ci_high=hi, mean_indirect=float(estimate.mean()),
         sd_indirect=float(estimate.std(ddof=1)) if n_rep > 1 else float("nan"),
         seed_entropy=int(root.entropy), backend=backend)
@@ -775,7 +788,7 @@ def power_mediation(a: float, b: float, n: int, c_prime: float = 0.0, method: st
                     n_boot: int = 1000, n_rep: int = 1000, conf: float = 0.95,
                     alpha: float = 0.05, seed: SeedLike = None, covariates_r2: float = 0.0,
                     n_covariates: int = 1, icc: float = 0.0, n_clusters: int | None = None,
-                    executor: Any = None, workers: int | None = None,
+                    x_level: str = "client", executor: Any = None, workers: int | None = None,
                     progress: Callable[[int, int], None] | None = None) -> MediationPowerResult:
     """Monte Carlo power to detect the indirect effect ``a*b`` of a single-mediator model.
 
@@ -811,6 +824,10 @@ def power_mediation(a: float, b: float, n: int, c_prime: float = 0.0, method: st
     n_clusters : int or None
         Clusters (e.g. case managers or teams) the ``n`` clients are spread over as evenly as
         possible. When given, the analysis is cluster-aware (cluster bootstrap, CR1 SEs).
+    x_level : {"client", "cluster"}, default "client"
+        ``"cluster"`` makes X a cluster-level exposure (one value per cluster, e.g. team
+        fidelity); needs ``n_clusters``. Power for ``a`` is then bounded by the number of
+        clusters, however many clients they hold.
     executor : None, "serial", "processes", "dask" or :class:`fidelitymed.parallel.Executor`
         Where replicate blocks run; results do not depend on it.
     workers : int or None
@@ -839,7 +856,7 @@ def power_mediation(a: float, b: float, n: int, c_prime: float = 0.0, method: st
     MacKinnon, D. P., Lockwood, C. M., & Williams, J. (2004). Confidence limits for the indirect
     effect. *Multivariate Behavioral Research, 39*, 99-128.
     """
-    design = _make_design(a, b, c_prime, covariates_r2, n_covariates, icc, n_clusters)
+    design = _make_design(a, b, c_prime, covariates_r2, n_covariates, icc, n_clusters, x_level)
     method, n_boot, n_rep, conf, alpha = _check_mediation_args(method, n_boot, n_rep, conf, alpha)
     n = _check_n(n, design)
     root = root_sequence(seed)
@@ -906,7 +923,7 @@ class MediationSampleSizeResult:
         out.update(n_rep_per_n=first.n_rep, n_boot=first.n_boot, conf=first.conf,
                    alpha=first.alpha, covariates_r2=first.covariates_r2,
                    n_covariates=first.n_covariates, icc=first.icc, n_clusters=first.n_clusters,
-                   seed_entropy=first.seed_entropy)
+                   x_level=first.x_level, seed_entropy=first.seed_entropy)
         out["curve"] = self.to_frame().to_dict(orient="records")
         return _json_safe(out)
 
@@ -969,7 +986,8 @@ def sample_size_mediation(a: float, b: float, power: float = 0.8, c_prime: float
                           method: str = "percentile", n_boot: int = 1000, n_rep: int = 1000,
                           conf: float = 0.95, alpha: float = 0.05, seed: SeedLike = None,
                           covariates_r2: float = 0.0, n_covariates: int = 1, icc: float = 0.0,
-                          n_clusters: int | None = None, grid: Sequence[int] | None = None,
+                          n_clusters: int | None = None, x_level: str = "client",
+                          grid: Sequence[int] | None = None,
                           max_rounds: int = 3, executor: Any = None, workers: int | None = None,
                           progress: Callable[[int, int], None] | None = None
                           ) -> MediationSampleSizeResult:
@@ -1004,7 +1022,7 @@ def sample_size_mediation(a: float, b: float, power: float = 0.8, c_prime: float
     Fritz, M. S., & MacKinnon, D. P. (2007). Required sample size to detect the mediated effect.
     *Psychological Science, 18*, 233-239.
     """
-    design = _make_design(a, b, c_prime, covariates_r2, n_covariates, icc, n_clusters)
+    design = _make_design(a, b, c_prime, covariates_r2, n_covariates, icc, n_clusters, x_level)
     method, n_boot, n_rep, conf, alpha = _check_mediation_args(method, n_boot, n_rep, conf, alpha)
     target = _check_prob("power", power)
     max_rounds = _check_int("max_rounds", max_rounds, 1)
