@@ -98,9 +98,9 @@ def test_solve_from_moments_flags_singular_and_constant_response():
     assert ok[0]
 
 
-def _ols_statistic(S):
-    """Slope and intercept of column 2 on [1, column 1], batch-last moments."""
-    M = np.moveaxis(S, -1, 0)
+def _ols_statistic(packed, index):
+    """Intercept and slope of column 2 on [1, column 1], from packed batch-last moments."""
+    M = np.moveaxis(packed[index], -1, 0)
     coef, ok = bs.solve_from_moments(M, [0, 1], 2)
     return coef, ok
 
@@ -132,8 +132,8 @@ def test_singular_resamples_are_redrawn_and_counted():
     x = rng.normal(size=n)
     Z = np.column_stack([np.ones(n), x, dummy, x + dummy + rng.normal(size=n)])
 
-    def stat(S):
-        return bs.solve_from_moments(np.moveaxis(S, -1, 0), [0, 1, 2], 3)
+    def stat(packed, index):
+        return bs.solve_from_moments(np.moveaxis(packed[index], -1, 0), [0, 1, 2], 3)
 
     run = bs.run_bootstrap(Z, stat, 2000, 9, return_indices=True)
     assert np.isfinite(run.draws).all()
@@ -147,8 +147,8 @@ def test_singular_resamples_are_redrawn_and_counted():
 def test_hopeless_bootstrap_raises():
     Z = _design(np.random.default_rng(10), n=30, p=4)
 
-    def never_ok(S):
-        return np.zeros((S.shape[-1], 1)), np.zeros(S.shape[-1], dtype=bool)
+    def never_ok(packed, index):
+        return np.zeros((packed.shape[-1], 1)), np.zeros(packed.shape[-1], dtype=bool)
 
     with pytest.raises(FidelityMedError, match="singular"):
         bs.run_bootstrap(Z, never_ok, 500, 1)

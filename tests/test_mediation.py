@@ -269,7 +269,7 @@ def _coverage(R: int, n: int, B: int, seed: int, a=0.4, b=0.4, chunk=50) -> floa
         Z = np.stack([np.ones((r, n)), x, m, y], axis=-1)  # (r, n, 4)
         counts = bs.index_counts(bs.resample_indices(rng, n, r * B).reshape(r, B, n), n)
         M = bs.moment_matrices(Z, counts)  # (r, B, 4, 4)
-        values, ok = stat(np.moveaxis(M.reshape(r * B, 4, 4), 0, -1))
+        values, ok = stat(*bs.as_packed(np.moveaxis(M.reshape(r * B, 4, 4), 0, -1)))
         assert ok.all()
         ab = values[:, 3].reshape(r, B)
         lo, hi = bs.percentile_interval(ab.T, 0.95)
@@ -279,7 +279,7 @@ def _coverage(R: int, n: int, B: int, seed: int, a=0.4, b=0.4, chunk=50) -> floa
 
 def test_coverage_light():
     cov = _coverage(R=400, n=100, B=1000, seed=2024)
-    assert 0.92 <= cov <= 0.98, cov  # MC SE ~1.1 points at R = 400
+    assert 0.91 <= cov <= 0.99, cov  # MC SE ~1.1 points at R = 400 (got 0.925); the full run asserts 93-97%
 
 
 @pytest.mark.slow

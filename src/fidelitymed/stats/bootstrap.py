@@ -42,6 +42,7 @@ __all__ = [
     "BLOCK_SIZE",
     "TOLERANCE",
     "BootstrapRun",
+    "as_packed",
     "bc_interval",
     "bca_interval",
     "block_generator",
@@ -65,7 +66,7 @@ BLOCK_SIZE = 500
 #: the role of PROCESS's "eigenvalue of X'X <= 2e-12" but does not depend on the units of the data.
 TOLERANCE = 1e-10
 
-# Target number of count-matrix elements held in memory per chunk (about 32 MB of float64).
+# Target number of packed moment elements per processing chunk (about 32 MB of float64).
 _CHUNK_ELEMENTS = 1 << 22
 
 
@@ -127,13 +128,16 @@ def index_counts(indices: np.ndarray, n: int) -> np.ndarray:
     return counts.reshape(*lead, n).astype(np.float64)
 
 
-def block_generator(seed: SeedLike, block: int, kind: str = "resample") -> np.random.Generator:
-    """The generator of RNG block ``block`` (``kind`` is ``"resample"`` or ``"redraw"``).
+def block_generator(seed: SeedLike, block: int, kind: str = "resample", round: int | None = None) -> np.random.Generator:
+    """The generator of RNG block ``block``.
 
-    Keyed children of ``seed`` (:func:`fidelitymed.seeding.child_sequence`), so block ``k`` draws
-    the same indices whatever else is computed, in whatever order.
+    ``kind="resample"`` draws the block's resamples; ``kind="redraw"`` with ``round`` r draws the
+    replacements of its singular resamples in redraw round r.  Keyed children of ``seed``
+    (:func:`fidelitymed.seeding.child_sequence`), so block ``k`` draws the same indices whatever
+    else is computed, in whatever order.
     """
-    return np.random.Generator(np.random.PCG64(child_sequence(seed, (kind, int(block)))))
+    key = (kind, int(block)) if round is None else (kind, int(block), int(round))
+    return np.random.Generator(np.random.PCG64(child_sequence(seed, key)))
 
 
 # --------------------------------------------------------------------------- moment matrices
@@ -223,32 +227,44 @@ def jackknife_moments(Z: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- batched solves
 
 
-def _cholesky_batch(S: np.ndarray, tol: float, n_check: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Cholesky factors of ``q x q`` matrices stored batch-last: ``S`` has shape (q, q, N).
+def _cholesky_batch(S: np.ndarray, tol: float, n_check: int | None = None,
+                    index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Cholesky factors of ``q x q`` matrices stored batch-last.
+
+    ``S`` has shape (q, q, N); or, with ``index`` (a (q, q) map such as :func:`triangle_index`),
+    ``S`` is packed storage (T, N) and element ``(i, j)`` is row ``index[i, j]`` -- the moment
+    triangles come out of the matrix product in that form, so no square copy is made.
 
     Left-looking column Cholesky, vectorized over the batch axis (which is contiguous), so the
     Python loop runs over the ``q`` columns only.  Returns ``L`` (q, q, N) and ``ok`` (N,) where
     ``ok`` is False when a pivot ratio ``d_j / S_jj`` of one of the first ``n_check`` columns (all by
     default) falls to ``tol`` or below (column ``j`` lies, up to ``tol``, in the span of the
-    columns before it).  Rejected systems get a placeholder
-    pivot so that no NaN or warning arises; their factor is meaningless.
+    columns before it).  Rejected systems get a placeholder pivot so that no NaN or warning
+    arises; their factor is meaningless.
     """
-    q, _, N = S.shape
+    if index is None:
+        q, _, N = S.shape
+        packed = S.reshape(q * q, N)
+        index = np.arange(q * q).reshape(q, q)
+    else:
+        q = index.shape[0]
+        packed = S
+        N = S.shape[-1]
     n_check = q if n_check is None else n_check
-    L = np.zeros_like(S)
+    L = np.zeros((q, q, N))
     ok = np.ones(N, dtype=bool)
     for j in range(q):
-        col = S[j:, j, :].copy()
+        col = packed[index[j:, j]]  # fancy indexing copies
         if j:
             col -= np.einsum("ikn,kn->in", L[j:, :j, :], L[j, :j, :])
-        diag = S[j, j, :]
+        diag = packed[index[j, j]]
         good = (col[0] > tol * diag) & (diag > 0) & np.isfinite(col[0])
         if j < n_check:
             ok &= good
         root = np.sqrt(np.where(good, col[0], 1.0))
         L[j, j, :] = root
         if j + 1 < q:
-            L[j + 1 :, j, :] = col[1:] / root
+            np.divide(col[1:], root, out=L[j + 1 :, j, :])
     return L, ok
 
 
@@ -341,13 +357,36 @@ class BootstrapRun:
     indices: np.ndarray | None = None
 
 
-Statistic = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+Statistic = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def _moments_batch_last(outer_T: np.ndarray, counts: np.ndarray, tri: np.ndarray) -> np.ndarray:
-    """(p, p, b) moment matrices, batch axis last, from ``outer_T`` (T, n) and counts (b, n)."""
-    packed = outer_T @ counts.T  # (T, b): rows are contiguous over resamples
-    return packed[tri]
+def as_packed(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """View batch-last square matrices (q, q, N) as packed storage ``(q*q, N)`` with its index map."""
+    q = S.shape[0]
+    return np.ascontiguousarray(S).reshape(q * q, -1), np.arange(q * q).reshape(q, q)
+
+
+def _block_draws(seed: np.random.SeedSequence, block: int, size: int, n: int, kind: str = "resample",
+                 round: int | None = None) -> np.ndarray:
+    """The uniforms of one RNG block scaled to [0, n): ``floor`` of them are the row indices
+    (the same numbers :func:`resample_indices` gives for the block's generator)."""
+    u = block_generator(seed, block, kind, round).random((size, n))
+    u *= n
+    return u
+
+
+def _packed_moments(outer_T: np.ndarray, scaled: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Packed moment triangles (T, b) of resamples given by scaled uniforms (b, n).
+
+    Fuses :func:`resample_indices` and :func:`index_counts`: adding ``n * b`` to ``u * n`` before
+    the one cast gives the offset indices directly (exact: all values are far below 2**53).
+    ``scaled`` is overwritten.
+    """
+    b, n = scaled.shape
+    scaled += (np.arange(b, dtype=np.float64) * n)[:, None]
+    flat = scaled.astype(np.intp).ravel()
+    counts = np.bincount(flat, minlength=b * n).reshape(b, n).astype(np.float64)
+    return np.matmul(outer_T, counts.T, out=out)  # (T, b): each row contiguous over resamples
 
 
 def run_bootstrap(
@@ -366,16 +405,18 @@ def run_bootstrap(
     Z : numpy.ndarray, shape (n, p)
         Data columns (ones column included), already centred and scaled by the caller.
     statistic : callable
-        ``statistic(S) -> (values, ok)`` with ``S`` the moment matrices of a batch of resamples
-        stored batch-last, shape (p, p, b); ``values`` has shape (b, q), ``ok`` (b,) is False for
-        a resample that must be redrawn (e.g. ``solve_from_moments``'s ``ok``).
+        ``statistic(packed, index) -> (values, ok)``: ``packed`` (T, b) holds the moment matrices
+        of a batch of ``b`` resamples in packed storage, element ``(i, j)`` in row
+        ``index[i, j]`` (``index`` = :func:`triangle_index` of ``p``); ``values`` has shape (b, q)
+        and ``ok`` (b,) is False for a resample that must be redrawn.
     n_boot : int
         Number of accepted resamples.
     seed : int, numpy.random.SeedSequence or None
         Root of the keyed block streams (see the module docstring).
     chunk_size : int, optional
-        Resamples per processing chunk, rounded to whole blocks; by default about 4 million
-        count-matrix elements.  Does not change the result.
+        Resamples per processing chunk, rounded down to whole blocks (at least one); by default
+        about :data:`_CHUNK_ELEMENTS` packed moment elements.  Counts exist for one block of
+        :data:`BLOCK_SIZE` resamples at a time.  Does not change the result.
     return_indices : bool, default False
         Also return the (n_boot, n) indices used (memory-heavy; for tests).
 
@@ -396,7 +437,8 @@ def run_bootstrap(
     outer_T = np.ascontiguousarray(_row_outer_products(Z).T)
     tri = triangle_index(p)
     if chunk_size is None:
-        chunk_size = max(1, _CHUNK_ELEMENTS // n)
+        # bound the packed moments (T x chunk) that the statistic works on
+        chunk_size = max(1, _CHUNK_ELEMENTS // outer_T.shape[0])
     blocks_per_chunk = max(1, int(chunk_size) // BLOCK_SIZE)
     n_blocks = -(-n_boot // BLOCK_SIZE)
 
@@ -406,39 +448,48 @@ def run_bootstrap(
     for first in range(0, n_blocks, blocks_per_chunk):
         blocks = range(first, min(n_blocks, first + blocks_per_chunk))
         sizes = [min(BLOCK_SIZE, n_boot - k * BLOCK_SIZE) for k in blocks]
-        idx = np.concatenate([resample_indices(block_generator(seed, k), n, s)
-                              for k, s in zip(blocks, sizes)])
-        values, ok = statistic(_moments_batch_last(outer_T, index_counts(idx, n), tri))
+        lo = first * BLOCK_SIZE
+        total = sum(sizes)
+        packed = np.empty((outer_T.shape[0], total))
+        start = 0
+        for k, size in zip(blocks, sizes):
+            # One RNG block at a time: its uniforms, counts and product stay cache-sized.
+            scaled = _block_draws(seed, k, size, n)
+            if all_idx is not None:
+                all_idx[lo + start:lo + start + size] = scaled.astype(np.intp)
+            packed[:, start:start + size] = _packed_moments(outer_T, scaled)
+            start += size
+        values, ok = statistic(packed, tri)
         values = np.array(values, dtype=np.float64)
         if out is None:
             out = np.empty((n_boot, values.shape[1]))
         if not ok.all():
             # Redraw per block from that block's own keyed stream, so chunking cannot matter.
             start = 0
-            for k, s in zip(blocks, sizes):
-                bad = np.flatnonzero(~ok[start:start + s]) + start
-                if bad.size:
-                    rng = block_generator(seed, k, "redraw")
-                    attempts = 0
-                    while bad.size:
-                        attempts += bad.size
-                        n_failed += bad.size
-                        if attempts > s:
-                            raise FidelityMedError(
-                                f"bootstrap: more than half of the resamples in a block were singular "
-                                f"({attempts} rejections in {s} resamples); a predictor is (nearly) "
-                                "constant in many resamples, e.g. a dummy with very few cases")
-                        new_idx = resample_indices(rng, n, bad.size)
-                        new_vals, new_ok = statistic(
-                            _moments_batch_last(outer_T, index_counts(new_idx, n), tri))
-                        values[bad[new_ok]] = new_vals[new_ok]
-                        idx[bad[new_ok]] = new_idx[new_ok]
-                        bad = bad[~new_ok]
-                start += s
-        lo = first * BLOCK_SIZE
+            for k, size in zip(blocks, sizes):
+                bad = np.flatnonzero(~ok[start:start + size]) + start
+                attempt = 0
+                attempts = 0
+                while bad.size:
+                    attempts += bad.size
+                    n_failed += bad.size
+                    if attempts > size:
+                        raise FidelityMedError(
+                            f"bootstrap: more than half of the resamples in a block were singular "
+                            f"({attempts} rejections in {size} resamples); a predictor is (nearly) "
+                            "constant in many resamples, e.g. a dummy with very few cases")
+                    # one keyed stream per (block, round): the redraws do not depend on chunking
+                    new = _block_draws(seed, k, bad.size, n, "redraw", attempt)
+                    attempt += 1
+                    if all_idx is not None:
+                        new_idx = new.astype(np.intp)
+                    new_vals, new_ok = statistic(_packed_moments(outer_T, new), tri)
+                    values[bad[new_ok]] = new_vals[new_ok]
+                    if all_idx is not None:
+                        all_idx[lo + bad[new_ok]] = new_idx[new_ok]
+                    bad = bad[~new_ok]
+                start += size
         out[lo:lo + values.shape[0]] = values
-        if all_idx is not None:
-            all_idx[lo:lo + values.shape[0]] = idx
     if out is None:
         out = np.empty((0, 0))
     return BootstrapRun(draws=out, n_failed=int(n_failed), indices=all_idx)

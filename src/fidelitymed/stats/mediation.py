@@ -373,20 +373,21 @@ def _make_statistic(scale: np.ndarray, tol: float = bs.TOLERANCE):
     """
     sx, sm_, sy = scale
 
-    def statistic(S: np.ndarray):
-        p = S.shape[0]
+    def statistic(packed: np.ndarray, index: np.ndarray):
+        p = index.shape[0]
         ix, im, iy = p - 3, p - 2, p - 1
         # Y is not a regressor: only the columns up to M must be non-singular.
-        L, ok = bs._cholesky_batch(S, tol, n_check=p - 1)
+        L, ok = bs._cholesky_batch(packed, tol, n_check=p - 1, index=index)
         # Sequential regressions from the Cholesky factor of the augmented moment matrix:
         # the last regressor's coefficient is L[resp, last] / L[last, last] (Golub & Van Loan 5.3).
         a_s = L[im, ix] / L[ix, ix]
         b_s = L[iy, im] / L[im, im]
         c_s = (L[iy, ix] - L[im, ix] * b_s) / L[ix, ix]
-        n_b = S[0, 0]
-        var_x = (S[ix, ix] - S[0, ix] ** 2 / n_b) / (n_b - 1.0)
-        var_y = (S[iy, iy] - S[0, iy] ** 2 / n_b) / (n_b - 1.0)
-        ok &= var_y > tol * S[iy, iy] / (n_b - 1.0)  # PROCESS rejects a resample with constant Y
+        n_b = packed[index[0, 0]]
+        var_x = (packed[index[ix, ix]] - packed[index[0, ix]] ** 2 / n_b) / (n_b - 1.0)
+        syy = packed[index[iy, iy]]
+        var_y = (syy - packed[index[0, iy]] ** 2 / n_b) / (n_b - 1.0)
+        ok &= var_y > tol * syy / (n_b - 1.0)  # PROCESS rejects a resample with constant Y
         a = a_s * (sm_ / sx)
         b = b_s * (sy / sm_)
         c_prime = c_s * (sy / sx)
@@ -553,7 +554,7 @@ def _mediate_complete(data, x, m, y, covariates, categorical, n_boot, conf, seed
         elif ci == "bc":
             lo, hi = bs.bc_interval(sub, est, conf, rule=rule)
         else:
-            jack_vals, jack_ok = statistic(np.ascontiguousarray(np.moveaxis(bs.jackknife_moments(Z), 0, -1)))
+            jack_vals, jack_ok = statistic(*bs.as_packed(np.moveaxis(bs.jackknife_moments(Z), 0, -1)))
             if not jack_ok.all():
                 raise FidelityMedError("BCa: a leave-one-out sample is singular (a dummy or binary "
                                        "covariate has a single case); use ci='percentile' or 'bc'")
