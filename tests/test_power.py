@@ -255,7 +255,11 @@ def test_seed_gives_identical_results_on_every_backend():
     again = fidelitymed.power_mediation(**kwargs, executor="serial")
     processes = fidelitymed.power_mediation(**kwargs, executor="processes", workers=2)
     dask = fidelitymed.power_mediation(**kwargs, executor="dask", workers=2)
-    for other in (again, processes, dask):
+    from fidelitymed import parallel
+
+    with parallel.Executor("processes", workers=2) as ex:  # a reused pool, as a pipeline passes it
+        reused = fidelitymed.power_mediation(**kwargs, executor=ex)
+    for other in (again, processes, dask, reused):
         assert other.rejections == serial.rejections
         assert other.mean_indirect == serial.mean_indirect  # bit-identical
     other_seed = fidelitymed.power_mediation(**{**kwargs, "seed": 6})
