@@ -18,7 +18,7 @@ def summary_table(results: dict[str, Any]) -> Table:
     """The paths a, b, c′ and the indirect effect (with its CI and ab_cs) of the primary window."""
     window = primary_window(results)
     table = Table(title=f"Mediation (PROCESS Model 4), {window}-day fidelity window" if window else "Mediation",
-                  title_justify="left", caption=f"* significant under the path's adjusted alpha; "
+                  title_justify="left", caption="* significant under the path's adjusted alpha; "
                   "ab: percentile bootstrap CI", caption_justify="left")
     table.add_column("Outcome")
     table.add_column("Month", justify="right")
