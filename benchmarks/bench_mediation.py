@@ -1,0 +1,171 @@
+"""Benchmark: fidelitymed.mediate vs pyprocessmacro, pingouin and statsmodels' Mediation (PROCESS Model 4).
+
+Study-shaped data (benchmarks/make_mediation_example.study_like): n = 311 and n = 3,110, 15
+regressors in the outcome equation (X, M, 8 covariates, 5 site dummies), 5,000 resamples.  One run
+times everything, checks the point estimates of ab agree, and prints the ratios and the
+arithmetic floor: the FLOPs of the resampling cross-products (2 B n p(p+1)/2 for the moment
+matrices of p = 17 columns [1, covariates, X, M, Y]) divided by this machine's matmul rate,
+measured here on a large square product and on the product of the same shape.
+
+The peers need their own environment (benchmarks/.venv-peers, created on first use with pip; git-
+ignored) and run in a subprocess of this run.  ``--no-peers`` skips them.
+
+OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, when set on this machine for old OpenBLAS builds, slow a
+current numpy; this script re-executes itself without them (its own process only) and reports the
+BLAS in use.
+
+Usage:  .venv/bin/python benchmarks/bench_mediation.py [--no-peers] [--boot 5000] [--reps 15]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+if any(v in os.environ for v in _BLAS_VARS) and not os.environ.get("_BENCH_REEXEC"):
+    env = {k: v for k, v in os.environ.items() if k not in _BLAS_VARS}
+    env["_BENCH_REEXEC"] = "1"
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from make_mediation_example import study_like  # noqa: E402
+
+import fidelitymed as fm  # noqa: E402
+
+COVS = ["age", "gender", "housing", "employment", "education", "ace", "site", "long_hosp", "qol_baseline"]
+PEERS_VENV = HERE / ".venv-peers"
+PEER_PACKAGES = ["pyprocessmacro", "pingouin", "statsmodels"]
+
+
+def ensure_peers() -> Path:
+    py = PEERS_VENV / "bin" / "python"
+    if not py.exists():
+        print(f"creating {PEERS_VENV} for the peers ({', '.join(PEER_PACKAGES)}) ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "--quiet", *PEER_PACKAGES], check=True)
+    return py
+
+
+def best_of(fn, reps):
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times), float(np.median(times))
+
+
+def matmul_rates(n: int, n_boot: int, p: int) -> dict[str, float]:
+    """GFLOP/s of a 2000x2000 product and of the (T, n) @ (n, B) moment product."""
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(2000, 2000))
+    t_sq, _ = best_of(lambda: A @ A, 5)
+    T = p * (p + 1) // 2
+    O = rng.normal(size=(T, n))
+    W = rng.integers(0, 3, size=(n_boot, n)).astype(float)
+    t_sh, _ = best_of(lambda: O @ W.T, 10)
+    return {"square": 2 * 2000 ** 3 / t_sq / 1e9, "shape": 2 * T * n * n_boot / t_sh / 1e9}
+
+
+def blas_info() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+
+        info = [f"{d.get('internal_api')} {d.get('version')} {d.get('architecture')} threads={d.get('num_threads')}"
+                for d in threadpool_info() if d.get("user_api") == "blas"]
+        return "; ".join(info)
+    except ImportError:
+        cfg = np.show_config(mode="dicts") if hasattr(np, "show_config") else {}
+        try:
+            return str(cfg["Build Dependencies"]["blas"]["name"])
+        except Exception:
+            return "unknown"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--boot", type=int, default=5000)
+    ap.add_argument("--reps", type=int, default=15)
+    args = ap.parse_args()
+    B = args.boot
+    peers_py = None if args.no_peers else ensure_peers()
+    print(f"numpy {np.__version__}, pandas {pd.__version__}, BLAS: {blas_info()}, cores: {os.cpu_count()}, "
+          f"OPENBLAS_CORETYPE unset: {'OPENBLAS_CORETYPE' not in os.environ}")
+    rows = []
+    for n in (311, 3110):
+        df = study_like(n, missing=False)
+        kw = dict(covariates=COVS, categorical=["site"], n_boot=B, seed=1)
+        res = fm.mediate(df, "fidelity", "alliance", "qol", **kw)
+        n_reg = len(res.outcome_model.names) - 1
+        p = len(res.covariate_names) + 4  # [1, covariates, X, M, Y]
+        t_best, t_med = best_of(lambda: fm.mediate(df, "fidelity", "alliance", "qol", **kw), args.reps)
+        t_noboot, _ = best_of(lambda: fm.mediate(df, "fidelity", "alliance", "qol", **{**kw, "n_boot": 0}),
+                              args.reps)
+        rates = matmul_rates(n, B, p)
+        flops = 2 * B * n * p * (p + 1) / 2
+        floor_sq = flops / (rates["square"] * 1e9)
+        floor_sh = flops / (rates["shape"] * 1e9)
+        row = {"n": n, "regressors": n_reg, "ours_s": t_best, "ours_median_s": t_med, "ours_noboot_s": t_noboot,
+               "ab": res.ab, "gflop": flops / 1e9, "rate_square": rates["square"], "rate_shape": rates["shape"],
+               "floor_square_s": floor_sq, "floor_shape_s": floor_sh}
+        if peers_py is not None:
+            dummies = pd.get_dummies(df, columns=["site"], drop_first=True, dtype=float)
+            dummies = dummies.drop(columns=["client"])
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "data.csv"
+                dummies.to_csv(path, index=False)
+                reps = 3 if n == 311 else 1
+                sm_boot = B if n == 311 else max(1, B // 10)  # statsmodels: minutes at n = 3110
+                proc = subprocess.run([str(peers_py), str(HERE / "peers_mediation.py"), str(path), str(B), str(reps),
+                                       str(sm_boot)],
+                                      capture_output=True, text=True, check=True)
+            peers = json.loads(proc.stdout.strip().splitlines()[-1])
+            row["peers"] = peers
+        rows.append(row)
+
+    print()
+    print(f"PROCESS Model 4, {B} bootstrap resamples (times: best of runs; ours best of {args.reps})")
+    head = f"{'n':>6} {'regr':>5} {'implementation':<16} {'seconds':>9} {'ratio':>8} {'ab':>10} {'|diff|':>9}"
+    print(head)
+    print("-" * len(head))
+    for row in rows:
+        print(f"{row['n']:>6} {row['regressors']:>5} {'fidelitymed':<16} {row['ours_s']:>9.4f} {'1.0':>8} "
+              f"{row['ab']:>10.6f} {'':>9}")
+        for name in ("pyprocessmacro", "pingouin", "statsmodels"):
+            if "peers" in row and name in row["peers"]:
+                pr = row["peers"][name]
+                extra = (f"  (time scaled from {pr['extrapolated_from']} resamples)"
+                         if pr.get("extrapolated_from") else "")
+                print(f"{'':>6} {'':>5} {name:<16} {pr['seconds']:>9.4f} {pr['seconds'] / row['ours_s']:>7.1f}x "
+                      f"{pr['ab']:>10.6f} {abs(pr['ab'] - row['ab']):>9.2e}{extra}")
+        print(f"{'':>6} {'':>5} {'floor (square)':<16} {row['floor_square_s']:>9.4f} "
+              f"{row['ours_s'] / row['floor_square_s']:>7.1f}x  {row['gflop']:.3f} GFLOP at "
+              f"{row['rate_square']:.1f} GFLOP/s (2000x2000 dgemm)")
+        print(f"{'':>6} {'':>5} {'floor (shape)':<16} {row['floor_shape_s']:>9.4f} "
+              f"{row['ours_s'] / row['floor_shape_s']:>7.1f}x  at {row['rate_shape']:.1f} GFLOP/s "
+              f"(the (T,n)@(n,B) product alone)")
+        print(f"{'':>6} {'':>5} {'(no bootstrap)':<16} {row['ours_noboot_s']:>9.4f}   "
+              f"median of ours: {row['ours_median_s']:.4f} s")
+    if rows and "peers" in rows[0]:
+        print("\npeer versions:", json.dumps(rows[0]["peers"].get("versions", {})))
+    print("ratio = peer time / fidelitymed time; for the floor rows, fidelitymed time / floor.")
+    print("statsmodels' Mediation reports the mean of the bootstrap ACMEs, hence its small |diff|.")
+    out = HERE / "bench_mediation_last.json"
+    out.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
