@@ -63,7 +63,7 @@ def _json_float(v) -> float | None:
     return v if np.isfinite(v) else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays and frames have no single truth value
 class MediationResult:
     """Result of :func:`mediate` (PROCESS Model 4).  Immutable.
 

@@ -78,7 +78,7 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays and frames have no single truth value
 class OLSResult:
     """An OLS fit: coefficients, covariance, and the model summary PROCESS prints.
 
