@@ -53,7 +53,14 @@ def test_processes_and_dask_identical_to_serial(tasks):
         # second map on the same cluster, with a shared context shipped once per worker
         shared = np.arange(31, dtype=float)
         dask_ctx = ex.map(parallel.example_task, tasks, context=shared)
+        # a container context travels whole, and is reused by the next map on the same executor
+        boxed = {"data": shared, "other": [1, 2]}
+        dask_box = ex.map(_boxed_task, tasks, context=boxed)
+        dask_box2 = ex.map(_boxed_task, tasks, context=boxed)
     serial_ctx = parallel.map(parallel.example_task, tasks, context=shared)
+    for s, d, d2 in zip(serial_ctx, dask_box, dask_box2, strict=True):
+        np.testing.assert_array_equal(s, d)
+        np.testing.assert_array_equal(s, d2)
     for s, p, d in zip(serial, procs, dask1, strict=True):
         np.testing.assert_array_equal(s, p)
         np.testing.assert_array_equal(s, d)
@@ -67,6 +74,10 @@ def test_one_worker_equals_two(tasks):
     two = parallel.map(parallel.example_task, tasks, backend="processes", workers=2)
     for a, b in zip(one, two, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def _boxed_task(task, context):
+    return parallel.example_task(task, context["data"])
 
 
 def _boom(task):

@@ -198,6 +198,7 @@ class Executor:
         self._pool_context_id: int | None = None
         self._cluster = None
         self._client = None
+        self._scattered: tuple[Any, Any] | None = None
 
     # -- description used in manifests
     def describe(self) -> dict[str, Any]:
@@ -221,6 +222,7 @@ class Executor:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
             self._pool_context_id = None
+        self._scattered = None
         if self._client is not None:
             with contextlib.suppress(Exception):
                 self._client.close()
@@ -313,7 +315,11 @@ class Executor:
     def _map_dask(self, func, tasks, progress, context) -> list[Any]:
         client = self._ensure_client()
         if context is not None:
-            shared = client.scatter(context, broadcast=True, hash=False)
+            # Wrapped in a list so a dict/list context travels as one object (scatter splits
+            # containers); scattered once per context object and reused by later maps.
+            if self._scattered is None or self._scattered[0] is not context:
+                self._scattered = (context, client.scatter([context], broadcast=True, hash=False)[0])
+            shared = self._scattered[1]
             futures_list = client.map(_run_with_context, [func] * len(tasks), tasks,
                                       context=shared, pure=False)
         else:
