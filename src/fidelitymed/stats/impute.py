@@ -309,7 +309,8 @@ class ConvergenceTrace:
         worst = self.rhat.sort_values("rhat", ascending=False).head(5)
         lines = ["Convergence of the imputation chains (Gelman-Rubin R-hat, 2nd half of iterations):"]
         for rec in worst.to_dict("records"):
-            label = " ".join(str(rec[c]) for c in self.rhat.columns if c != "rhat")
+            label = " ".join(f"{rec[c]:g} m" if isinstance(rec[c], float) else str(rec[c])
+                             for c in self.rhat.columns if c != "rhat")
             lines.append(f"  {label:<30s} R-hat = {rec['rhat']:.3f}")
         return "\n".join(lines)
 
@@ -416,7 +417,6 @@ def _numeric_block(frame: pd.DataFrame, columns: Sequence[str], what: str) -> np
     raw = frame.loc[:, list(columns)].to_numpy(dtype=object)
     bad = ~pd.isna(raw) & np.isnan(block)
     if bad.any():
-        r, c = np.argwhere(bad)[0]
         raise StudyDataError([DataIssue(None, int(i) + 2, columns[j], raw[i, j], f"a number ({what})")
                               for i, j in np.argwhere(bad)])
     return block
@@ -682,8 +682,8 @@ class MissingDiagnostics:
     def summary(self) -> str:
         lines = [f"Missing at the scale level: {100 * self.overall_share:.1f}% overall"]
         for rec in self.by_scale.to_dict("records"):
-            lines.append(f"  {rec['instrument']:<7s} {rec['month']:>5g} m  {rec['n_missing']:>4d}/{rec['n_expected']:<4d}"
-                         f" ({100 * rec['share']:.1f}%)")
+            lines.append(f"  {rec['instrument']:<7s} {rec['month']:>5g} m  "
+                         f"{rec['n_missing']:>4d}/{rec['n_expected']:<4d} ({100 * rec['share']:.1f}%)")
         return "\n".join(lines)
 
 

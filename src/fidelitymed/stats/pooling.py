@@ -6,7 +6,8 @@ Barnard & Rubin (1999) small-sample degrees of freedom, exactly as R ``mice::poo
 ``B`` = between-imputation variance, ``T = Ubar + (1 + 1/m) B``, ``riv = (1 + 1/m) B / Ubar``,
 ``lambda = (1 + 1/m) B / T``, ``fmi = (riv + 2 / (df + 3)) / (riv + 1)``, and t tests and CIs
 on ``df``. The model F tests are pooled with the D1 statistic (multivariate Wald with the
-pooled covariance; Li, Raghunathan & Rubin 1991; Reiter 2007 df, as ``mice::D1``) and R-squared with Fisher's z (Harel 2009).
+pooled covariance; Li, Raghunathan & Rubin 1991; Reiter 2007 df, as ``mice::D1``) and
+R-squared with Fisher's z (Harel 2009).
 
 The indirect effect ``ab`` has no usable SE, so Rubin's rules do not apply directly. Schemes:
 
