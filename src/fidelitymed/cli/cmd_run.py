@@ -1,0 +1,90 @@
+"""``fidelitymed run STUDY --out DIR`` and ``fidelitymed demo --out DIR``: the whole study in one command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from . import app
+
+
+def _print_results(results, quiet: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    frame = results.to_frame()
+    primary = frame[frame["primary_window"].astype(bool)] if "primary_window" in frame else frame
+    settings = results.manifest.get("settings", {})
+    if not quiet:
+        table = Table(title=f"Mediation, {settings.get('primary_window')}-day fidelity window "
+                            f"({settings.get('imputation_scheme')})")
+        for col in ("outcome", "month", "n", "a", "b", "c'", "ab", "95% CI", "significant"):
+            table.add_column(col, justify="left" if col in ("outcome", "significant") else "right")
+        for _, r in primary.iterrows():
+            sig = ", ".join(p for p in ("a", "b", "c_prime", "indirect") if bool(r.get(f"sig_{p}"))) or "-"
+            table.add_row(str(r["outcome_label"] or r["outcome"]), f"{r['outcome_month']:g}", f"{int(r['n'])}",
+                          f"{r['a']:.3f}", f"{r['b']:.3f}", f"{r['c_prime']:.3f}", f"{r['indirect']:.3f}",
+                          f"[{r['indirect_ci_low']:.3f}, {r['indirect_ci_high']:.3f}]", sig)
+        console.print(table)
+        share = results.missing.get("overall_share")
+        if share is not None:
+            console.print(f"missing at the scale level: {100 * share:.1f}%")
+    if results.report is not None:
+        console.print(f"report: {results.report}")
+    if results.out is not None:
+        console.print(f"outputs: {results.out}")
+
+
+def _run(study: Path, out: Path, *, force: bool, no_impute: bool, backend: str | None, workers: int | None,
+         scheduler: str | None, quiet: bool, imputations: int | None = None, n_boot: int | None = None,
+         seed: int | None = None) -> None:
+    from ..pipeline import run_study
+
+    executor = None
+    if backend is not None or workers is not None or scheduler is not None:
+        executor = {"backend": backend or ("dask" if scheduler else "processes"), "workers": workers,
+                    "scheduler": scheduler}
+    results = run_study(study, out=str(out), force=force, executor=executor, progress=not quiet,
+                        impute=False if no_impute else None, imputations=imputations, n_boot=n_boot, seed=seed)
+    _print_results(results, quiet)
+
+
+_BACKEND_HELP = "Where the model tasks run: serial, processes or dask (default: analysis.executor of study.yaml)."
+
+
+@app.command("run")
+def run(
+    study: Path = typer.Argument(..., help="Study folder (or its study.yaml); see docs/study-format.md."),
+    out: Path = typer.Option(..., "--out", help="Output folder (results.json, CSV, XLSX, report.html)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
+    no_impute: bool = typer.Option(False, "--no-impute", help="Listwise deletion instead of multiple imputation."),
+    backend: str | None = typer.Option(None, "--backend", help=_BACKEND_HELP),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Worker processes (default: CPU count)."),
+    scheduler: str | None = typer.Option(None, "--scheduler",
+                                         help="Address of a running dask scheduler, e.g. tcp://HOST:8786."),
+    imputations: int | None = typer.Option(None, "--imputations", min=2,
+                                           help="Override analysis.imputations (m) of study.yaml."),
+    n_boot: int | None = typer.Option(None, "--n-boot", min=1, help="Override analysis.n_boot of study.yaml."),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="Override analysis.seed of study.yaml."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars and no results table."),
+) -> None:
+    """Analyse a study end to end: imputation, the mediation models, ICCs, regressions, tables, report."""
+    _run(study, out, force=force, no_impute=no_impute, backend=backend, workers=workers, scheduler=scheduler,
+         quiet=quiet, imputations=imputations, n_boot=n_boot, seed=seed)
+
+
+@app.command("demo")
+def demo(
+    out: Path = typer.Option(Path("demo-report"), "--out", help="Output folder."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
+    backend: str | None = typer.Option(None, "--backend", help=_BACKEND_HELP),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Worker processes (default: CPU count)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars and no results table."),
+) -> None:
+    """Run the whole study on the embedded demo study (simulated, n = 311)."""
+    from ..simulate import demo_study_path
+
+    _run(demo_study_path(), out, force=force, no_impute=False, backend=backend, workers=workers, scheduler=None,
+         quiet=quiet)

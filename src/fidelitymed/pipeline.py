@@ -1,0 +1,696 @@
+"""The whole study in one call: ``run_study(path)`` -> :class:`StudyResults` (and an output folder).
+
+The flow of ``docs/DESIGN`` and nothing else; every statistic lives in its own module:
+
+1. load and validate the study folder (:func:`fidelitymed.study.schema.load_study`);
+2. fidelity exposure of every interview (:mod:`fidelitymed.exposure`) and the observed
+   analysis frame (:mod:`fidelitymed.frame`);
+3. item-level multiple imputation of the interviews, ``m`` completed tables
+   (:func:`fidelitymed.stats.impute.impute_interviews`), each re-scored and turned into an
+   analysis frame (``--no-impute``: the observed frame, listwise deletion per model);
+4. the model tasks -- outcome x wave pair x fidelity window x imputation, each with its own
+   seed keyed by the task -- through :func:`fidelitymed.parallel` (serial, processes or Dask),
+   and the ICC of every dependent variable;
+5. pooling across imputations (:mod:`fidelitymed.stats.pooling`): Rubin's rules with
+   Barnard-Rubin df for the paths, the configured scheme for the indirect effect;
+6. the alpha rule per path (:mod:`fidelitymed.stats.nested`), the reciprocal hierarchical
+   regressions (:mod:`fidelitymed.stats.regression`), the direct fidelity -> outcome effects,
+   Tables 1 and 2 (:mod:`fidelitymed.descriptives`) and the missing-data shares;
+7. the manifest (package versions, seed, config hash, input file hashes; no timestamps) and
+   the outputs, written into a temporary folder renamed into place
+   (:func:`fidelitymed.study.io.atomic_directory`): ``results.json``, tidy CSVs,
+   ``results.xlsx`` and the HTML report.
+
+One seed gives a byte-identical ``results.json`` on every backend except for
+``manifest.executor``, which records where the run happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import math
+import platform
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import parallel
+from .errors import ConfigError
+
+__all__ = ["PreparedFrames", "RESULT_KEYS", "StudyResults", "prepare_frames", "run_study"]
+
+#: top-level keys of results.json, in order (docs/results-schema.md)
+RESULT_KEYS = ("mediation", "icc", "alpha_decisions", "hierarchical", "direct_effects", "descriptives", "missing",
+               "imputation", "manifest")
+
+_PACKAGES = ("numpy", "scipy", "pandas", "statsmodels", "pydantic", "dask", "distributed")
+_OUTCOME_LABELS = {"qoli20": "QOLI-20", "pgi": "PGI", "hope": "THS", "mcas": "MCAS", "rprs": "RPRS"}
+
+
+# ================================================================================== results
+
+@dataclass(frozen=True, eq=False)
+class StudyResults:
+    """Every number of the study (``results.json``), plus where the outputs were written.
+
+    Attributes hold JSON-safe records (see ``docs/results-schema.md``); :meth:`to_dict` is the
+    ``results.json`` dict, :meth:`to_frame` the mediation table (one row per outcome x wave x
+    window), :meth:`summary` a short text table.
+    """
+
+    mediation: tuple[dict[str, Any], ...]
+    icc: tuple[dict[str, Any], ...]
+    alpha_decisions: tuple[dict[str, Any], ...]
+    hierarchical: tuple[dict[str, Any], ...]
+    direct_effects: tuple[dict[str, Any], ...]
+    descriptives: dict[str, Any]
+    missing: dict[str, Any]
+    imputation: dict[str, Any] | None
+    manifest: dict[str, Any]
+    out: Path | None = None
+    report: Path | None = None
+    timings: dict[str, float] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``results.json`` dict (JSON-safe; no identifiers, no timestamps)."""
+        return {"mediation": [dict(r) for r in self.mediation], "icc": [dict(r) for r in self.icc],
+                "alpha_decisions": [dict(r) for r in self.alpha_decisions],
+                "hierarchical": [dict(r) for r in self.hierarchical],
+                "direct_effects": [dict(r) for r in self.direct_effects],
+                "descriptives": dict(self.descriptives), "missing": dict(self.missing),
+                "imputation": None if self.imputation is None else dict(self.imputation),
+                "manifest": dict(self.manifest)}
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per mediation model: paths, indirect effect and decisions."""
+        return mediation_table(self.mediation)
+
+    def summary(self) -> str:
+        frame = self.to_frame()
+        settings = self.manifest.get("settings", {})
+        scheme = settings.get("imputation_scheme", "")
+        lines = [f"{self.manifest.get('study', 'study')}: {len(self.mediation)} mediation models ({scheme}; "
+                 f"pooling: {settings.get('pooling') or 'none'}; {settings.get('n_boot')} resamples)",
+                 f"{'outcome':<8} {'month':>5} {'window':>6} {'a':>8} {'b':>8} {'c_prime':>8} {'ab':>8} "
+                 f"{'95% CI':>18}  significant"]
+        for _, r in frame.iterrows():
+            ci = f"[{r['indirect_ci_low']:.3f}, {r['indirect_ci_high']:.3f}]"
+            sig = ",".join(p for p in ("a", "b", "c_prime", "indirect") if r.get(f"sig_{p}")) or "-"
+            lines.append(f"{r['outcome']:<8} {r['outcome_month']:>5g} {int(r['window_days']):>5}d {r['a']:>8.3f} "
+                         f"{r['b']:>8.3f} {r['c_prime']:>8.3f} {r['indirect']:>8.3f} {ci:>18}  {sig}")
+        if self.missing.get("overall_share") is not None:
+            lines.append(f"missing at the scale level: {100 * self.missing['overall_share']:.1f}%")
+        if self.out is not None:
+            lines.append(f"outputs: {self.out}")
+        return "\n".join(lines)
+
+
+def mediation_table(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Flat table of mediation records (one row per model)."""
+    rows = []
+    for r in records:
+        row: dict[str, Any] = {k: r.get(k) for k in ("outcome", "outcome_label", "outcome_month", "mediator_month",
+                                                     "window_days", "primary_window", "imputation_scheme",
+                                                     "imputations", "pooling", "n", "x", "m", "y")}
+        for path, vals in (r.get("paths") or {}).items():
+            row[path] = vals.get("coef")
+            for k in ("se", "t", "p", "ci_low", "ci_high"):
+                row[f"{path}_{k}"] = vals.get(k)
+        for key in ("indirect", "indirect_partially_std", "indirect_std"):
+            vals = r.get(key) or {}
+            row[key] = vals.get("effect")
+            for k in ("boot_se", "ci_low", "ci_high"):
+                row[f"{key}_{k}"] = vals.get(k)
+        for path, value in (r.get("alpha") or {}).items():
+            row[f"alpha_{path}"] = value
+        for path, value in (r.get("significant") or {}).items():
+            row[f"sig_{path}"] = value
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ================================================================================== progress
+
+class _Progress:
+    """Stage progress: rich bars, a user callback ``cb(stage, done, total)``, or nothing."""
+
+    def __init__(self, progress: bool | Callable[[str, int, int], None] | None) -> None:
+        self._user = progress if callable(progress) else None
+        self._rich = None
+        if progress is True:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._rich = Progress(TextColumn("[bold]{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
+                                  TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+
+    def __enter__(self) -> _Progress:
+        if self._rich is not None:
+            self._rich.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._rich is not None:
+            self._rich.stop()
+
+    def stage(self, name: str, total: int) -> Callable[[int, int, tuple], None]:
+        if self._rich is not None:
+            task_id = self._rich.add_task(name, total=total)
+
+            def cb(done: int, total_: int, key: tuple = ()) -> None:
+                self._rich.update(task_id, completed=done, total=total_)
+
+            return cb
+        if self._user is not None:
+            user = self._user
+            user(name, 0, total)
+            return lambda done, total_, key=(): user(name, done, total_)
+        return lambda done, total_, key=(): None
+
+
+# ================================================================================== tasks
+
+@dataclass(frozen=True)
+class _ModelSpec:
+    outcome: str
+    outcome_wave: float
+    mediator_wave: float
+    window: int
+    x: str
+    m: str
+    y: str
+    covariates: tuple[str, ...]
+    categorical: tuple[str, ...]
+
+
+def _mediation_task(task: parallel.Task, context: Mapping[str, Any]) -> Any:
+    """One model on one (imputed) data set; its bootstrap stream is the task's own seed."""
+    from .stats.mediation import mediate
+
+    spec, k, opts = task.payload
+    return mediate(context["frames"][k], spec.x, spec.m, spec.y, covariates=list(spec.covariates),
+                   categorical=list(spec.categorical), n_boot=opts["n_boot"], conf=opts["conf"], ci=opts["ci"],
+                   seed=task.seed, save_boot=opts["save_boot"])
+
+
+def _icc_task(task: parallel.Task, context: Mapping[str, Any]) -> Any:
+    from .stats.nested import icc
+
+    column, levels, name = task.payload
+    result = icc(context["observed"], column, levels=levels)
+    return dataclasses.replace(result, y=name)
+
+
+# ================================================================================== helpers
+
+def _month(w: float) -> int | float:
+    w = float(w)
+    return int(w) if w.is_integer() else w
+
+
+def _var(instrument: str, wave: float) -> str:
+    """Schema name of a measure at a wave: ``qoli20_9m``, ``rprs_4.5m``."""
+    return f"{instrument}_{float(wave):g}m"
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in _PACKAGES:
+        with contextlib.suppress(Exception):
+            out[name] = importlib.metadata.version(name)
+    return out
+
+
+def _override(config, *, impute: bool | None, imputations: int | None, n_boot: int | None, seed: int | None,
+              pooling: str | None):
+    updates: dict[str, Any] = {}
+    if impute is not None:
+        updates["impute"] = bool(impute)
+    if imputations is not None:
+        updates["imputations"] = int(imputations)
+    if n_boot is not None:
+        updates["n_boot"] = int(n_boot)
+    if seed is not None:
+        updates["seed"] = int(seed)
+    if pooling is not None:
+        updates["pooling"] = pooling
+    if not updates:
+        return config
+    from .study.config import parse_config
+
+    data = config.model_dump(mode="json")
+    data["analysis"].update(updates)
+    return parse_config(data, source="run_study overrides")
+
+
+def _executor(executor, config) -> tuple[parallel.Executor, bool]:
+    """The executor to use and whether this call owns it (and must close it)."""
+    if isinstance(executor, parallel.Executor):
+        return executor, False
+    if isinstance(executor, str):
+        return parallel.Executor(executor), True
+    if isinstance(executor, Mapping):
+        return parallel.Executor(**executor), True
+    if executor is None:
+        ex = config.analysis.executor
+        return parallel.Executor(ex.backend, workers=ex.workers, scheduler=ex.scheduler), True
+    raise ConfigError(f"executor must be an Executor, a backend name or a mapping; got {executor!r}")
+
+
+def _fill_from_auxiliary(frame: pd.DataFrame, auxiliary: pd.DataFrame) -> pd.DataFrame:
+    """Fill the frame's missing client-level values (covariates, exposure) from the imputed auxiliary table."""
+    aux = auxiliary.set_index("client") if "client" in auxiliary.columns else auxiliary
+    frame = frame.copy()
+    index = frame["client"]
+    for col in aux.columns:
+        if col in frame.columns and frame[col].isna().any():
+            filled = index.map(aux[col])
+            frame[col] = frame[col].where(frame[col].notna(), filled)
+    return frame
+
+
+# ================================================================================== pooling
+
+def _pool_model(results: Sequence[Any], scheme: str, conf: float, seed: np.random.SeedSequence,
+                report_seed: int) -> dict[str, Any]:
+    """Pool one model's per-imputation MediationResults into a results.json mediation record body.
+
+    Paths: Rubin's rules with Barnard-Rubin df; models: D1 and Harel R2; the indirect effect by
+    ``scheme`` (:func:`fidelitymed.stats.pooling.pool_mediation`). ``seed`` (the model's own
+    child stream) is used by ``rubin_mc`` only.
+    """
+    from .stats.pooling import pool_mediation
+
+    return pool_mediation(results, pool=scheme, conf=conf, seed=seed, report_seed=report_seed).to_dict()
+
+
+# ================================================================================== frames
+
+@dataclass(frozen=True, eq=False)
+class PreparedFrames:
+    """The analysis frames of a run: the observed one and the ``m`` completed ones (or the observed alone)."""
+
+    observed: pd.DataFrame
+    frames: tuple[pd.DataFrame, ...]
+    imputation: dict[str, Any] | None
+    missing: dict[str, Any] | None
+
+
+def prepare_frames(study, *, seed: int | None = None, exposure: pd.DataFrame | None = None,
+                   observed_scores: pd.DataFrame | None = None, observed: pd.DataFrame | None = None,
+                   impute: bool | None = None, m: int | None = None) -> PreparedFrames:
+    """Analysis frames of a study: item-level MI of the interviews, re-scored, one frame per imputation.
+
+    Each completed interview table is re-scored with the study's scoring rules and turned into
+    the per-client analysis frame (:func:`fidelitymed.frame.analysis_frame`); client-level
+    values that were missing (covariates, the fidelity exposure of a missed alliance interview)
+    are taken from the imputation's completed auxiliary table. Without imputation the observed
+    frame is the only one (each model then drops incomplete rows listwise).
+    """
+    from .exposure import study_exposure
+    from .frame import analysis_frame, exposure_at
+
+    config = study.config
+    a = config.analysis
+    if exposure is None:
+        exposure = study_exposure(study, columns=["fidelity_total"])
+    if observed_scores is None:
+        observed_scores = study.scored_interviews()
+    if observed is None:
+        observed = analysis_frame(study, observed_scores, exposure=exposure, domains=False)
+    impute = bool(a.impute) if impute is None else bool(impute)
+    m = int(a.imputations if m is None else m)
+    if not impute:
+        return PreparedFrames(observed, (observed,), None, None)
+    from .instruments.scoring import score_interviews
+    from .stats.impute import impute_interviews
+
+    mediator_waves = sorted({float(p.mediator) for p in a.waves})
+    aux_cols = [exposure_at(w, win) for w in mediator_waves for win in config.exposure.windows]
+    auxiliary = observed[["client", "site", *aux_cols]]
+    imputed = impute_interviews(study.interviews, study.clients, config, m=m,
+                                seed=a.seed if seed is None else seed, auxiliary=auxiliary)
+    frames = []
+    for k in range(m):
+        scores_k = score_interviews(imputed[k], config.scoring, schedule=config.schedule)
+        frame_k = analysis_frame(study, scores_k, exposure=exposure, domains=False)
+        frames.append(_fill_from_auxiliary(frame_k, imputed.auxiliary[k]))
+    imp_dict = imputed.to_dict()
+    missing = {"by_scale": imp_dict["missing"]["by_scale"], "overall_share": imp_dict["missing"]["overall_share"],
+               "by_item": imp_dict["missing"].get("by_item", [])}
+    info = {k: v for k, v in imp_dict.items() if k not in ("missing", "convergence")}
+    # the per-iteration chain means are large (variables x iterations x chains): keep R-hat only
+    rhat = imp_dict.get("convergence", {}).get("rhat", [])
+    finite = [r["rhat"] for r in rhat if isinstance(r.get("rhat"), (int, float)) and math.isfinite(r["rhat"])]
+    info["convergence"] = {"rhat": rhat, "max_rhat": max(finite) if finite else None}
+    return PreparedFrames(observed, tuple(frames), info, missing)
+
+
+# ================================================================================== the run
+
+def run_study(path: str | Any, *, out: str | None = None, force: bool = False,
+              executor: parallel.Executor | str | Mapping[str, Any] | None = None,
+              progress: bool | Callable[[str, int, int], None] | None = None,
+              impute: bool | None = None, imputations: int | None = None, n_boot: int | None = None,
+              seed: int | None = None, pooling: str | None = None, report: bool = True) -> StudyResults:
+    """Run the whole study: every number the paper reports, reproducibly.
+
+    Parameters
+    ----------
+    path
+        Study folder (or its ``study.yaml``), see ``docs/study-format.md``.
+    out
+        Output folder; written only when given. An existing folder needs ``force=True``; the
+        input folder is never written.
+    force
+        Replace an existing ``out``.
+    executor
+        A :class:`fidelitymed.parallel.Executor` (kept open), a backend name
+        (``"serial"``, ``"processes"``, ``"dask"``), a mapping of Executor arguments, or
+        ``None`` for ``analysis.executor`` of ``study.yaml``.
+    progress
+        ``True`` for rich progress bars (stderr), a callable ``cb(stage, done, total)``, or
+        ``None``.
+    impute, imputations, n_boot, seed, pooling
+        Override the ``analysis:`` settings of ``study.yaml`` (``impute=False`` = listwise).
+    report
+        Also render the HTML report into ``out`` (when the report module is available).
+
+    Returns
+    -------
+    StudyResults
+    """
+    import time
+
+    from .descriptives import table1, table2
+    from .exposure import study_exposure
+    from .frame import analysis_frame, exposure_at, model_columns, score_at
+    from .stats.nested import alpha_decisions
+    from .stats.regression import hierarchical_regression, pool_hierarchical
+    from .study.schema import load_study
+
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = timings.get(name, 0.0) + now - clock
+        clock = now
+
+    if out is not None:
+        out_path = Path(out).resolve()
+        if out_path.exists() and not force:
+            raise ConfigError(f"output folder {str(out)!r} exists; use --force (force=True) to replace it")
+    study = load_study(path)
+    config = _override(study.config, impute=impute, imputations=imputations, n_boot=n_boot, seed=seed,
+                       pooling=pooling)
+    if out is not None:
+        root = Path(study.root).resolve()
+        if out_path == root or root in out_path.parents:
+            raise ConfigError(f"output folder {str(out)!r} lies inside the study folder {str(root)!r}; "
+                              f"the input folder is never written")
+    study = dataclasses.replace(study, config=config)
+    a = config.analysis
+    from .seeding import child_sequence, root_sequence
+
+    root_seed = root_sequence(a.seed)
+    seed_value = int(a.seed) if a.seed is not None else int(root_seed.entropy)
+    do_impute = bool(a.impute) and a.imputations >= 2
+    m = a.imputations if do_impute else 1
+    scheme = a.pooling if do_impute else None
+    if scheme == "boot_mi":
+        raise ConfigError("analysis.pooling: 'boot_mi' (impute within each bootstrap resample) is not run by the "
+                          "study pipeline; use 'stacked' or 'rubin_mc' (or fidelitymed.mediate(..., pool='boot_mi'))")
+    lap("load")
+
+    # --- exposure and the observed frame -------------------------------------------------
+    exposure = study_exposure(study, columns=["fidelity_total"])
+    observed_scores = study.scored_interviews()
+    observed = analysis_frame(study, observed_scores, exposure=exposure, domains=False)
+    lap("exposure + frame")
+
+    specs: list[_ModelSpec] = []
+    for pair in a.waves:
+        for outcome in a.outcomes:
+            for window in config.exposure.windows:
+                mc = model_columns(config, outcome, pair, window)
+                specs.append(_ModelSpec(outcome, float(pair.outcome), float(pair.mediator), int(window), mc.x, mc.m,
+                                        mc.y, tuple(mc.covariates), tuple(mc.categorical)))
+
+    ex, owned = _executor(executor, config)
+    try:
+        with _Progress(progress) as prog:
+            # --- imputation --------------------------------------------------------------
+            cb = prog.stage(f"imputing (m={m})" if do_impute else "analysis frame", 1)
+            prepared = prepare_frames(study, seed=seed_value, exposure=exposure, observed_scores=observed_scores,
+                                      observed=observed, impute=do_impute, m=m)
+            cb(1, 1, ("impute",))
+            frames = list(prepared.frames)
+            imputation_info = prepared.imputation
+            missing_info = prepared.missing
+            lap("imputation")
+            keep = sorted({c for s in specs for c in (s.x, s.m, s.y, *s.covariates)} | {"client"})
+            frames = [f[keep] for f in frames]
+
+            # --- model tasks -------------------------------------------------------------
+            opts = {"n_boot": a.n_boot, "conf": a.conf, "ci": a.ci, "save_boot": scheme == "stacked"}
+            payloads = {("mediation", s.outcome, f"{s.outcome_wave:g}", s.window, k): (s, k, opts)
+                        for s in specs for k in range(m)}
+            tasks = parallel.make_tasks(payloads, seed=root_seed)
+            # one shared context for both maps: a process pool keeps its workers between them
+            context = {"frames": frames, "observed": observed[["client", "team", "case_manager",
+                                                                *{c for c, _ in _dependent_variables(a)}]]}
+            fitted = ex.map(_mediation_task, tasks, context=context,
+                            progress=prog.stage(f"models ({len(specs)} x {m})", len(tasks)))
+            by_model: dict[_ModelSpec, list[Any]] = {}
+            for task, result in zip(tasks, fitted, strict=True):
+                by_model.setdefault(task.payload[0], []).append(result)
+            lap("mediation models")
+
+            # --- ICCs of every dependent variable (observed data) -------------------------
+            levels = ["team", "case_manager"]
+            icc_tasks = parallel.make_tasks({("icc", name): (col, levels, name) for col, name in _dependent_variables(a)},
+                                            seeded=False)
+            icc_results = ex.map(_icc_task, icc_tasks, context=context, progress=prog.stage("ICCs", len(icc_tasks)))
+            lap("ICCs")
+    finally:
+        if owned:
+            ex.close()
+
+    rule = a.alpha_rule
+    icc_source = getattr(rule, "level", "max")
+    iccs = {r.y: r for r in icc_results}
+    icc_records = []
+    for r in icc_results:
+        value = r.icc_for_rule(icc_source)
+        icc_records.append({**r.to_dict(), "icc_for_rule": value, "icc_source": icc_source,
+                            "alpha": rule.adjusted_alpha if value > rule.icc_threshold else rule.alpha})
+
+    # --- pooling, alpha rule, direct effects -------------------------------------------
+    imputation_scheme = f"item-level MICE-PMM, m={m}" if do_impute else "listwise"
+    mediation_records, decision_records, direct_records = [], [], []
+    for spec in specs:
+        results = by_model[spec]
+        if do_impute:
+            body = _pool_model(results, scheme, a.conf,
+                               child_sequence(root_seed, ("pool", spec.outcome, f"{spec.outcome_wave:g}", spec.window)),
+                               seed_value)
+        else:
+            body = results[0].to_dict()
+            body["imputations"] = None
+            body["pooling"] = None
+        med_name, out_name = _var(a.mediator, spec.mediator_wave), _var(spec.outcome, spec.outcome_wave)
+        p_values = {p: body["paths"][p]["p"] for p in ("a", "b", "c_prime", "c")}
+        dec = alpha_decisions(p_values, (body["indirect"]["ci_low"], body["indirect"]["ci_high"]),
+                              mediator=med_name, outcome=out_name, icc_mediator=iccs.get(med_name),
+                              icc_outcome=iccs.get(out_name), threshold=rule.icc_threshold, alpha=rule.alpha,
+                              adjusted_alpha=rule.adjusted_alpha, icc_source=icc_source, conf=a.conf)
+        head = {"outcome": spec.outcome, "outcome_label": _OUTCOME_LABELS.get(spec.outcome, spec.outcome),
+                "outcome_month": _month(spec.outcome_wave), "mediator_month": _month(spec.mediator_wave),
+                "window_days": spec.window, "primary_window": spec.window == config.exposure.primary_window,
+                "imputation_scheme": imputation_scheme,
+                "x": f"fidelity_{spec.mediator_wave:g}m_{spec.window}d", "m": med_name, "y": out_name,
+                "covariates": [_schema_covariate(c, spec, a) for c in spec.covariates]}
+        record = {**head, **body, "alpha": dec.alpha, "significant": dec.significant}
+        mediation_records.append(record)
+        for d in dec.to_dict():
+            decision_records.append({"outcome": spec.outcome, "outcome_month": _month(spec.outcome_wave),
+                                     "mediator_month": _month(spec.mediator_wave), "window_days": spec.window, **d})
+        c = body["paths"]["c"]
+        direct_records.append({"outcome": spec.outcome, "outcome_month": _month(spec.outcome_wave),
+                               "window_days": spec.window, "x": head["x"], "y": out_name,
+                               **{k: c[k] for k in ("coef", "se", "t", "p", "ci_low", "ci_high")},
+                               "n": body["n"], "alpha": dec.alpha["c"], "significant": dec.significant["c"],
+                               "model": "outcome on fidelity exposure + covariates (PROCESS total-effect model)"})
+    lap("pooling + alpha rule")
+
+    # --- reciprocal hierarchical regressions ------------------------------------------------
+    hier_records = []
+    pairs = list(a.waves)
+    for i in range(1, len(pairs)):
+        prev, cur = pairs[i - 1], pairs[i]
+        if not prev.outcome < cur.mediator:
+            continue
+        y_col = score_at(a.score_column(a.mediator), cur.mediator)
+        for outcome in a.outcomes:
+            spec0 = next(s for s in specs if s.outcome == outcome and s.outcome_wave == float(prev.outcome))
+            block2 = score_at(a.score_column(outcome), prev.outcome)
+            fits = [hierarchical_regression(f_full, y_col, [list(spec0.covariates), [block2]],
+                                            categorical=list(spec0.categorical), conf=a.conf)
+                    for f_full in frames]
+            res = pool_hierarchical(fits) if len(fits) > 1 else fits[0]
+            d = res.to_dict()
+            d["y"] = _var(a.mediator, cur.mediator)
+            for blk in d["blocks"]:
+                blk["predictors"] = [_schema_covariate(c, spec0, a) if c != block2 else _var(outcome, prev.outcome)
+                                     for c in blk["predictors"]]
+            d.pop("coefficients", None)
+            coef = res.coefficients.loc[block2]
+            hier_records.append({"outcome": outcome, "outcome_month": _month(prev.outcome),
+                                 "mediator_month": _month(cur.mediator), **d,
+                                 "added": {"variable": _var(outcome, prev.outcome),
+                                           **{k: float(coef[k]) for k in ("coef", "se", "t", "p", "ci_low", "ci_high")}}})
+    lap("hierarchical regressions")
+
+    # --- descriptives -----------------------------------------------------------------------
+    threshold = a.small_cell_threshold
+    clients = observed.copy()
+    t1 = table1(clients, continuous=[c for c in ("age", "ace") if c in clients.columns],
+                categorical=[c for c in ("gender", "housing", "employment", "education", "long_hospitalization",
+                                         "site") if c in clients.columns], threshold=threshold)
+    measures: dict[str, dict[float, str]] = {"fidelity": {}}
+    for w in sorted({float(p.mediator) for p in a.waves}):
+        measures["fidelity"][w] = exposure_at(w, config.exposure.primary_window)
+    for inst in (a.mediator, *a.outcomes):
+        cols = {float(w): score_at(a.score_column(inst), w) for w in config.waves if inst in config.schedule[w]}
+        measures[inst] = {w: c for w, c in cols.items() if c in observed.columns}
+    t2 = table2(observed, measures, threshold=threshold)
+    t2_records = t2.to_dict()
+    for r in t2_records:
+        r["month"] = _month(r["month"])
+        r["column"] = (f"fidelity_{r['month']:g}m_{config.exposure.primary_window}d" if r["variable"] == "fidelity"
+                       else _var(r["variable"], r["month"]))
+        if r["comparison"] is not None and r["comparison"].get("vs_month") is not None:
+            r["comparison"]["vs_month"] = _month(r["comparison"]["vs_month"])
+    descriptives = {"table1": t1.to_dict(), "table2": t2_records,
+                    "table2_test": "paired t test of each wave against the variable's first wave, complete pairs, "
+                                   "observed scores"}
+    if missing_info is None:
+        from .descriptives import missing_by_scale
+
+        missing_info = missing_by_scale(observed_scores, study.clients["client"], config)
+    lap("descriptives")
+
+    # --- manifest ---------------------------------------------------------------------------
+    from . import __version__
+
+    inputs = {}
+    for name, p in study.files.items():
+        inputs[Path(p).name] = study.hashes.get(name)
+    manifest = {
+        "study": config.name, "fidelitymed": __version__, "python": platform.python_version(),
+        "packages": _versions(), "seed": seed_value, "config_hash": config.hash(),
+        "config": config.model_dump(mode="json"), "inputs": inputs, "executor": ex.describe(),
+        "settings": {"impute": do_impute, "imputations": m if do_impute else None, "imputation_scheme":
+                     imputation_scheme, "pooling": scheme, "n_boot": a.n_boot, "conf": a.conf, "ci": a.ci,
+                     "windows": list(config.exposure.windows), "primary_window": config.exposure.primary_window,
+                     "alpha_rule": rule.model_dump(mode="json"), "icc_levels": levels,
+                     "icc_data": "observed scores, REML random-intercept models",
+                     "direct_effects": "total-effect model c of each mediation model",
+                     "task_seeds": "SeedSequence(seed) child keyed by ('mediation', outcome, wave, window, imputation)"},
+    }
+    results = StudyResults(mediation=tuple(mediation_records), icc=tuple(icc_records),
+                           alpha_decisions=tuple(decision_records), hierarchical=tuple(hier_records),
+                           direct_effects=tuple(direct_records), descriptives=descriptives, missing=missing_info,
+                           imputation=imputation_info, manifest=manifest, timings=timings)
+    if out is not None:
+        results = _write_outputs(results, out_path, force=force, study=study, report=report)
+        lap("outputs")
+    return dataclasses.replace(results, timings=dict(timings))
+
+
+def _dependent_variables(a) -> list[tuple[str, str]]:
+    """(frame column, schema name) of every dependent variable: the mediator and outcome at each wave pair."""
+    from .frame import score_at
+
+    dvs: list[tuple[str, str]] = []
+    for pair in a.waves:
+        dvs.append((score_at(a.score_column(a.mediator), pair.mediator), _var(a.mediator, pair.mediator)))
+        for outcome in a.outcomes:
+            dvs.append((score_at(a.score_column(outcome), pair.outcome), _var(outcome, pair.outcome)))
+    return list(dict.fromkeys(dvs))
+
+
+def _schema_covariate(column: str, spec: _ModelSpec, analysis) -> str:
+    """Covariate name for reports: the outcome's baseline score column becomes ``<outcome>_<wave>m``."""
+    base_col = f"{analysis.score_column(spec.outcome)}_{float(analysis.baseline_wave):g}m"
+    return _var(spec.outcome, analysis.baseline_wave) if column == base_col else column
+
+
+# ================================================================================== outputs
+
+def _tidy_tables(results: StudyResults) -> dict[str, pd.DataFrame]:
+    d = results.to_dict()
+    hier_rows = []
+    for r in d["hierarchical"]:
+        for blk in r["blocks"]:
+            hier_rows.append({"outcome": r["outcome"], "y": r["y"], "n": r["n"],
+                              **{k: (", ".join(v) if isinstance(v, list) else v) for k, v in blk.items()
+                                 if k != "terms"}})
+    icc_rows = []
+    for r in d["icc"]:
+        for level, v in r["levels"].items():
+            icc_rows.append({"y": r["y"], "n": r["n"], "level": level, **v, "residual_variance": r["residual_variance"],
+                             "icc_for_rule": r["icc_for_rule"], "alpha": r["alpha"]})
+    t2 = []
+    for r in d["descriptives"]["table2"]:
+        row = {k: v for k, v in r.items() if k != "comparison"}
+        for k, v in (r.get("comparison") or {}).items():
+            row[f"comparison_{k}"] = v
+        t2.append(row)
+    return {
+        "mediation": results.to_frame(),
+        "alpha_decisions": pd.DataFrame(d["alpha_decisions"]),
+        "direct_effects": pd.DataFrame(d["direct_effects"]),
+        "icc": pd.DataFrame(icc_rows),
+        "hierarchical": pd.DataFrame(hier_rows),
+        "table1": pd.DataFrame(d["descriptives"]["table1"]),
+        "table2": pd.DataFrame(t2),
+        "missing": pd.DataFrame(d["missing"]["by_scale"]),
+    }
+
+
+def _write_outputs(results: StudyResults, out: Path, *, force: bool, study, report: bool) -> StudyResults:
+    from .study.io import atomic_directory, write_json
+
+    report_path = None
+    with atomic_directory(out, force=force) as tmp:
+        write_json(tmp / "results.json", results.to_dict())
+        tables = _tidy_tables(results)
+        for name, frame in tables.items():
+            frame.to_csv(tmp / f"{name}.csv", index=False, lineterminator="\n")
+        with pd.ExcelWriter(tmp / "results.xlsx", engine="openpyxl") as xlsx:
+            for name, frame in tables.items():
+                frame.to_excel(xlsx, sheet_name=name[:31], index=False)
+        if report:
+            report_path = _render_report(results, tmp, study)
+    if report_path is not None:
+        report_path = out / report_path.relative_to(tmp)
+    return dataclasses.replace(results, out=out, report=report_path)
+
+
+def _render_report(results: StudyResults, folder: Path, study) -> Path | None:
+    try:
+        from .report.html import render_report
+    except ImportError:
+        return None
+    fidelity = study.scored_fidelity()
+    keep = [c for c in fidelity.columns if c in ("team", "date") or c.startswith("fidelity_")]
+    return Path(render_report(results.to_dict(), folder, fidelity_assessments=fidelity[keep], config=study.config))
