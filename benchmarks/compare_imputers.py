@@ -252,6 +252,7 @@ def main() -> None:
         rows.append({
             "method": name, "run": f"m={mm} x {it} it", "wall_s": wall, "cpu_s": cpu,
             f"wall_m{args.m}x{args.iterations}_s": wall * scale,
+            f"cpu_m{args.m}x{args.iterations}_s": cpu * scale,
             "extrapolated": scale != 1,
             "invalid_share": float(np.mean([valid_share(s[items.columns], mask, ranges) for s in sets])),
             **{k: float(np.mean([d[k] for d in met])) for k in met[0]},
