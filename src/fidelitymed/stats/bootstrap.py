@@ -66,25 +66,42 @@ BLOCK_SIZE = 500
 #: the role of PROCESS's "eigenvalue of X'X <= 2e-12" but does not depend on the units of the data.
 TOLERANCE = 1e-10
 
-# Target number of packed moment elements per processing chunk (about 32 MB of float64).
+# Target number of count-matrix / packed-moment elements per processing chunk (~32 MB of float64).
 _CHUNK_ELEMENTS = 1 << 22
 
 
 # --------------------------------------------------------------------------- resampling plans
 
 
+def _index_draws(rng: np.random.Generator, count: int, n: int) -> np.ndarray:
+    """``count`` row indices in ``[0, n)`` as uint64: ``floor(u * n)`` for 32-bit uniforms ``u``.
+
+    Each raw 64-bit output of the bit generator gives two 32-bit words ``w``; the index is
+    ``(w * n) >> 32`` (Lemire's multiply-shift without the rejection step).  A row's probability
+    then deviates from ``1/n`` by less than ``n / 2**32`` relative -- the granularity of PROCESS's
+    ``trunc(runif(n) * n)`` with R's 32-bit uniforms -- and half the random bits of a double are
+    needed, which is the largest cost of a bootstrap after the moment product.
+    """
+    raw = rng.bit_generator.random_raw((count + 1) // 2)
+    x = raw.view(np.uint32)[:count].astype(np.uint64)
+    x *= np.uint64(n)
+    x >>= np.uint64(32)
+    return x
+
+
 def resample_indices(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
     """Row indices of ``n_boot`` nonparametric bootstrap resamples of ``n`` rows.
 
-    Each index is ``floor(u * n)`` with ``u`` uniform on [0, 1) -- PROCESS's
-    ``trunc(runif(n) * n)`` (Hayes 2022), drawn here for all resamples at once.
+    Each index is ``floor(u * n)`` with ``u`` a 32-bit uniform on [0, 1) -- as PROCESS's
+    ``trunc(runif(n) * n)`` (Hayes 2022) -- drawn for all resamples at once (see
+    :func:`_index_draws`).
 
     Parameters
     ----------
     rng : numpy.random.Generator
         Source of randomness.
     n : int
-        Number of rows in the data.
+        Number of rows in the data (below 2**32).
     n_boot : int
         Number of resamples.
 
@@ -93,12 +110,9 @@ def resample_indices(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarra
     numpy.ndarray of int, shape (n_boot, n)
         ``indices[b]`` lists the rows of resample ``b`` (with repetitions).
     """
-    if n < 1 or n_boot < 0:
-        raise ValueError(f"need n >= 1 and n_boot >= 0; got n={n}, n_boot={n_boot}")
-    u = rng.random((n_boot, n))
-    u *= n
-    # u < n always (u < 1 in double precision), so the cast cannot reach n
-    return u.astype(np.intp)
+    if n < 1 or n_boot < 0 or n >= 2 ** 32:
+        raise ValueError(f"need 1 <= n < 2**32 and n_boot >= 0; got n={n}, n_boot={n_boot}")
+    return _index_draws(rng, n_boot * n, n).view(np.int64).reshape(n_boot, n).astype(np.intp, copy=False)
 
 
 def index_counts(indices: np.ndarray, n: int) -> np.ndarray:
@@ -368,25 +382,26 @@ def as_packed(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _block_draws(seed: np.random.SeedSequence, block: int, size: int, n: int, kind: str = "resample",
                  round: int | None = None) -> np.ndarray:
-    """The uniforms of one RNG block scaled to [0, n): ``floor`` of them are the row indices
-    (the same numbers :func:`resample_indices` gives for the block's generator)."""
-    u = block_generator(seed, block, kind, round).random((size, n))
-    u *= n
-    return u
+    """Flat uint64 row indices of one RNG block of ``size`` resamples (as :func:`resample_indices`
+    gives them for the block's generator)."""
+    return _index_draws(block_generator(seed, block, kind, round), size * n, n)
 
 
-def _packed_moments(outer_T: np.ndarray, scaled: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Packed moment triangles (T, b) of resamples given by scaled uniforms (b, n).
+def _block_counts(flat: np.ndarray, n: int, out: np.ndarray) -> None:
+    """Resample counts (b, n) into ``out`` from one block's flat indices (overwritten).
 
-    Fuses :func:`resample_indices` and :func:`index_counts`: adding ``n * b`` to ``u * n`` before
-    the one cast gives the offset indices directly (exact: all values are far below 2**53).
-    ``scaled`` is overwritten.
+    :func:`index_counts` fused with the draw: the offsets ``n * b`` are added in place.
     """
-    b, n = scaled.shape
-    scaled += (np.arange(b, dtype=np.float64) * n)[:, None]
-    flat = scaled.astype(np.intp).ravel()
-    counts = np.bincount(flat, minlength=b * n).reshape(b, n).astype(np.float64)
-    return np.matmul(outer_T, counts.T, out=out)  # (T, b): each row contiguous over resamples
+    b = out.shape[0]
+    flat.reshape(b, n)[...] += (np.arange(b, dtype=np.uint64) * np.uint64(n))[:, None]
+    out[...] = np.bincount(flat.view(np.int64), minlength=b * n).reshape(b, n)
+
+
+def _packed_moments(outer_T: np.ndarray, flat: np.ndarray, n: int) -> np.ndarray:
+    """Packed moment triangles (T, b) of the resamples given by flat indices (b * n,)."""
+    counts = np.empty((flat.size // n, n))
+    _block_counts(flat, n, counts)
+    return outer_T @ counts.T  # (T, b): each row contiguous over resamples
 
 
 def run_bootstrap(
@@ -415,8 +430,8 @@ def run_bootstrap(
         Root of the keyed block streams (see the module docstring).
     chunk_size : int, optional
         Resamples per processing chunk, rounded down to whole blocks (at least one); by default
-        about :data:`_CHUNK_ELEMENTS` packed moment elements.  Counts exist for one block of
-        :data:`BLOCK_SIZE` resamples at a time.  Does not change the result.
+        about :data:`_CHUNK_ELEMENTS` elements of the count matrix (chunk x n) and of the packed
+        moments (T x chunk).  Does not change the result.
     return_indices : bool, default False
         Also return the (n_boot, n) indices used (memory-heavy; for tests).
 
@@ -437,8 +452,8 @@ def run_bootstrap(
     outer_T = np.ascontiguousarray(_row_outer_products(Z).T)
     tri = triangle_index(p)
     if chunk_size is None:
-        # bound the packed moments (T x chunk) that the statistic works on
-        chunk_size = max(1, _CHUNK_ELEMENTS // outer_T.shape[0])
+        # bound the counts (chunk x n) and the packed moments (T x chunk) held at once
+        chunk_size = max(1, _CHUNK_ELEMENTS // max(n, outer_T.shape[0]))
     blocks_per_chunk = max(1, int(chunk_size) // BLOCK_SIZE)
     n_blocks = -(-n_boot // BLOCK_SIZE)
 
@@ -450,15 +465,17 @@ def run_bootstrap(
         sizes = [min(BLOCK_SIZE, n_boot - k * BLOCK_SIZE) for k in blocks]
         lo = first * BLOCK_SIZE
         total = sum(sizes)
-        packed = np.empty((outer_T.shape[0], total))
+        counts = np.empty((total, n))
         start = 0
         for k, size in zip(blocks, sizes):
-            # One RNG block at a time: its uniforms, counts and product stay cache-sized.
-            scaled = _block_draws(seed, k, size, n)
+            flat = _block_draws(seed, k, size, n)
             if all_idx is not None:
-                all_idx[lo + start:lo + start + size] = scaled.astype(np.intp)
-            packed[:, start:start + size] = _packed_moments(outer_T, scaled)
+                all_idx[lo + start:lo + start + size] = flat.reshape(size, n)
+            _block_counts(flat, n, counts[start:start + size])
             start += size
+        # One product per chunk: few large BLAS calls (each call synchronises the BLAS threads).
+        packed = outer_T @ counts.T  # (T, total): rows contiguous over resamples
+        del counts
         values, ok = statistic(packed, tri)
         values = np.array(values, dtype=np.float64)
         if out is None:
@@ -482,8 +499,8 @@ def run_bootstrap(
                     new = _block_draws(seed, k, bad.size, n, "redraw", attempt)
                     attempt += 1
                     if all_idx is not None:
-                        new_idx = new.astype(np.intp)
-                    new_vals, new_ok = statistic(_packed_moments(outer_T, new), tri)
+                        new_idx = new.reshape(bad.size, n).astype(np.intp)
+                    new_vals, new_ok = statistic(_packed_moments(outer_T, new, n), tri)
                     values[bad[new_ok]] = new_vals[new_ok]
                     if all_idx is not None:
                         all_idx[lo + bad[new_ok]] = new_idx[new_ok]

@@ -264,12 +264,8 @@ def _level_label(v) -> str:
     return str(v)
 
 
-def _numeric_column(frame: pd.DataFrame, col: str, positions: np.ndarray) -> np.ndarray:
-    s = frame[col]
-    if pd.api.types.is_bool_dtype(s):
-        return s.to_numpy(dtype=np.float64)
-    if pd.api.types.is_numeric_dtype(s):
-        return s.to_numpy(dtype=np.float64)
+def _coerce_numeric(s: pd.Series, col: str, positions: np.ndarray) -> np.ndarray:
+    """Numbers from a non-numeric column (e.g. strings from a CSV); the first bad values are reported."""
     coerced = pd.to_numeric(s, errors="coerce")
     bad = np.flatnonzero(coerced.isna().to_numpy() & s.notna().to_numpy())
     if bad.size:
@@ -316,13 +312,28 @@ def _prepare(data: pd.DataFrame, x: str, m: str, y: str, covariates: Sequence[st
             raise ConfigError(f"categorical column {col!r} must also be listed among the covariates "
                               "(X, M and Y must be numeric)")
     cols = list(dict.fromkeys(used + ([cluster] if cluster is not None else [])))
-    frame = data[cols]
-    complete = frame.notna().all(axis=1).to_numpy()
+    # Column by column in numpy: a DataFrame copy of the used columns costs more than the fits.
+    raw: dict[str, Any] = {}
+    complete = np.ones(len(data), dtype=bool)
+    for col in cols:
+        s = data[col]
+        if col not in categorical and (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)):
+            arr = s.to_numpy(dtype=np.float64, na_value=np.nan)
+            complete &= ~np.isnan(arr)
+            raw[col] = arr
+        else:
+            complete &= s.notna().to_numpy()
+            raw[col] = s
     positions = np.flatnonzero(complete)
-    n_dropped = int((~complete).sum())
-    frame = frame.iloc[positions]
-
-    values = {col: _numeric_column(frame, col, positions) for col in used if col not in categorical}
+    n_dropped = len(data) - positions.size
+    subset = (lambda a: a) if n_dropped == 0 else (lambda a: a[positions] if isinstance(a, np.ndarray)
+                                                   else a.iloc[positions])
+    values = {}
+    for col in used:
+        if col in categorical:
+            continue
+        a = subset(raw[col])
+        values[col] = a if isinstance(a, np.ndarray) else _coerce_numeric(a, col, positions)
     for col, v in values.items():
         if not np.isfinite(v).all():
             i = int(np.flatnonzero(~np.isfinite(v))[0])
@@ -335,7 +346,9 @@ def _prepare(data: pd.DataFrame, x: str, m: str, y: str, covariates: Sequence[st
     blocks, names = [], []
     for col in covariates:
         if col in categorical:
-            s = frame[col]
+            s = subset(raw[col])
+            if isinstance(s, np.ndarray):
+                s = pd.Series(s)
             levels = sorted(pd.unique(s), key=lambda v: (isinstance(v, str), v))
             if len(levels) < 2:
                 raise StudyDataError(column=col, value=levels[0] if levels else None,
@@ -348,7 +361,10 @@ def _prepare(data: pd.DataFrame, x: str, m: str, y: str, covariates: Sequence[st
             names.append(col)
     n = len(positions)
     C = np.column_stack(blocks) if blocks else np.empty((n, 0))
-    clusters = frame[cluster].to_numpy() if cluster is not None else None
+    clusters = None
+    if cluster is not None:
+        clusters = subset(raw[cluster])
+        clusters = clusters if isinstance(clusters, np.ndarray) else clusters.to_numpy()
     return _Design(values[x], values[m], values[y], C, tuple(names), clusters, n_dropped)
 
 
