@@ -100,13 +100,15 @@ def make_results(seed: int = 7, *, plant_ids: bool = True) -> dict:
             {"block": 1, "predictors": COVARIATES[:-1], "r2": r2a, "delta_r2": r2a, "f_change": 2.1, "df1": 9,
              "df2": 301, "p": 0.03, "f2": r2a / (1 - r2a)},
             {"block": 2, "predictors": [f"{o}_9m"], "r2": r2a + d, "delta_r2": d, "f_change": f, "df1": 1,
-             "df2": 300, "p": float(stats.f.sf(f, 1, 300)), "f2": d / (1 - r2a - d)}]})
+             "df2": 287.6, "p": float(stats.f.sf(f, 1, 287.6)), "f2": d / (1 - r2a - d)}],
+            "added": {"variable": f"{o}_9m", **_path(rng, float(rng.normal(0.2, 0.05)), 0.06, 290)}})
     direct = []
     for window in (90, 180, 270):
         for month in (9, 18):
             for o in LABELS:
                 p = _path(rng, float(rng.normal(0, 0.2)), 0.2, 280)
-                direct.append({"outcome": o, "outcome_month": month, "window_days": window, **p, "n": 291})
+                direct.append({"outcome": o, "outcome_month": month, "window_days": window, **p, "n": 291,
+                               "alpha": 0.05, "significant": bool(p["p"] < 0.05)})
     table1 = [
         {"characteristic": "Age (years)", "level": None, "n": 311, "percent": None, "mean": 41.23, "sd": 12.71,
          "suppressed": False},
@@ -168,7 +170,7 @@ def make_results(seed: int = 7, *, plant_ids: bool = True) -> dict:
         "mediation": mediation, "icc": icc, "alpha_decisions": decisions, "hierarchical": hierarchical,
         "direct_effects": direct, "descriptives": {"table1": table1, "table2": table2},
         "missing": {"by_scale": by_scale, "overall_share": 0.116},
-        "imputation": {"m": 20, "chains": [0, 1, 2], "iterations": 10, "donors": 5, "seed": 20241126,
+        "imputation": {"method": "MICE, predictive mean matching", "m": 20, "chains": [0, 1, 2], "iterations": 10, "donors": 5, "seed": 20241126,
                        "convergence": {"rhat": [{"variable": f"qoli_{k}", "wave": float(w), "rhat": float(r)}
                                                 for k, (w, r) in enumerate(zip([0, 9, 18] * 10,
                                                                                1 + rng.gamma(1.0, 0.02, 30)), 1)],

@@ -31,7 +31,7 @@ from fidelitymed.report.methods import methods_text
 PLANTED = PLANTED_CLIENT_IDS + PLANTED_CM_IDS
 SECTIONS = ["summary", "data-quality", "descriptives", "nesting", "mediation", "reciprocal", "methods", "manifest"]
 # decimals shown per formatter kind: the tolerance is half a unit in the last shown digit
-DECIMALS = {"num1": 1, "num2": 2, "num3": 3, "prop2": 2, "prop3": 3, "pct1": 1, "int": 0, "p": 3, "month": 1,
+DECIMALS = {"num1": 1, "num2": 2, "num3": 3, "prop2": 2, "prop3": 3, "pct1": 1, "int": 0, "df": 1, "p": 3, "month": 1,
             "share_pct": 1}
 
 
@@ -228,6 +228,11 @@ def test_significance_marks_follow_adjusted_alpha(results):
         assert text.endswith("*") == (rec["paths"]["b"]["p"] < rec["alpha"]["b"]) == rec["significant"]["b"]
 
 
+def test_pooled_fractional_df_shown_to_one_decimal(results):
+    shown = T.hierarchical_table(results).formatted()
+    assert shown["df"].tolist()[:2] == ["9, 301", "1, 287.6"]
+
+
 def test_tables_numbered_main_then_supplement(results):
     numbers = {t.key: t.number for t in T.all_tables(results)}
     assert numbers["table1"] == "Table 1" and numbers["table2"] == "Table 2"
@@ -340,6 +345,11 @@ def test_methods_paragraph_cites_and_reports_what_ran(results):
     assert "p < .05 to p < .01" in text and "ICC > .05" in text
     assert "11.6%" in text
     assert len(m.references) == 5 and all("(19" in r or "(20" in r for r in m.references)
+    pooled = as_json(make_results())
+    for h in pooled["hierarchical"]:
+        h["imputations"] = 20
+    mp = methods_text(pooled)
+    assert "Harel (2009)" in mp.paragraph and "Li et al., 1991" in mp.paragraph and len(mp.references) == 7
     listwise = as_json(make_results())
     for r in listwise["mediation"]:
         r["imputation_scheme"], r["imputations"], r["pooling"] = "listwise", None, None
@@ -366,6 +376,7 @@ def test_html_numbers_equal_results_json(rendered):
     for i, h in enumerate(results["hierarchical"]):
         for j, _ in enumerate(h["blocks"]):
             assert f"/hierarchical/{i}/blocks/{j}/delta_r2" in shown
+        assert f"/hierarchical/{i}/added/coef" in shown
     for i, r in enumerate(results["descriptives"]["table2"]):
         assert f"/descriptives/table2/{i}/mean" in shown
     assert "/missing/overall_share" in shown
@@ -497,13 +508,13 @@ DEMO = Path(__file__).resolve().parents[1] / "src" / "fidelitymed" / "data" / "d
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
-    """The shipped demo study through the pipeline (light settings: listwise, 200 resamples) and its report."""
+    """The shipped demo study through the pipeline (light settings: m = 2 imputations, 200 resamples) and its report."""
     try:
         from fidelitymed.pipeline import run_study
     except ImportError as exc:  # the pipeline is another issue's module
         pytest.skip(f"fidelitymed.pipeline.run_study not available: {exc}")
     out = tmp_path_factory.mktemp("demo") / "out"
-    res = run_study(DEMO, out=str(out), impute=False, n_boot=200, seed=1)
+    res = run_study(DEMO, out=str(out), imputations=2, n_boot=200, seed=1)
     html = out / "report.html"
     if not html.exists():  # an older pipeline without the report step
         render_report(json.loads((out / "results.json").read_text(encoding="utf-8")), out)
@@ -523,9 +534,12 @@ def test_demo_report_numbers_equal_results_json(demo_run):
         for key in ("a", "b", "c_prime"):
             assert f"/mediation/{i}/paths/{key}/coef" in shown
         assert f"/mediation/{i}/indirect/effect" in shown and f"/mediation/{i}/indirect_std/effect" in shown
+        assert rec["imputation_scheme"] != "listwise" and rec["pooling"]
         for suffix in (".png", ".svg"):
             assert (out / "figures" / f"{F.figure_key(rec)}{suffix}").stat().st_size > 1000
     assert (out / "tables.xlsx").exists() and (out / "tables.docx").exists()
+    assert "/imputation/convergence/max_rhat" in shown
+    assert (out / "figures" / "fidelity_trajectories.png").exists()
 
 
 def test_demo_report_has_no_client_or_case_manager_id(demo_run):

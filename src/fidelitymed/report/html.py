@@ -146,7 +146,8 @@ def _imputation_diagnostics(results: dict[str, Any], top: int = 12) -> dict[str,
             f"R-hat of {len(rhat)} imputed variables", base=("imputation", "convergence", "rhat"),
             note="Gelman\u2013Rubin R-hat over the second half of the iterations; values near 1 (e.g. < 1.1) "
                  "indicate mixed chains."))
-    return {"settings": settings, "max_rhat": max_rhat, "table": table}
+    method = info.get("method") if isinstance(info.get("method"), str) else None
+    return {"settings": settings, "max_rhat": max_rhat, "table": table, "method": method}
 
 
 def _alt_for(record: dict[str, Any]) -> str:

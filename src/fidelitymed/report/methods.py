@@ -28,6 +28,10 @@ REFERENCES = {
     "vanbuuren2018": "van Buuren, S. (2018). Flexible imputation of missing data (2nd ed.). CRC Press.",
     "barnard1999": "Barnard, J., & Rubin, D. B. (1999). Small-sample degrees of freedom with multiple imputation. "
                    "Biometrika, 86(4), 948\u2013955.",
+    "harel2009": "Harel, O. (2009). The estimation of R\u00b2 and adjusted R\u00b2 in incomplete data sets using "
+                 "multiple imputation. Journal of Applied Statistics, 36(10), 1109\u20131118.",
+    "li1991": "Li, K. H., Meng, X.-L., Raghunathan, T. E., & Rubin, D. B. (1991). Significance levels from repeated "
+              "p-values with multiply-imputed data. Statistica Sinica, 1(1), 65\u201392.",
     "efron1993": "Efron, B., & Tibshirani, R. J. (1993). An introduction to the bootstrap. Chapman & Hall.",
 }
 
@@ -172,9 +176,12 @@ def methods_text(results: dict[str, Any], config: Any = None) -> MethodsText:
             f"p < {fmt_prop(base_alpha, 2)} to p < {fmt_prop(adj_alpha, 2)} for paths whose dependent variable had "
             f"an ICC > {fmt_prop(threshold, 2)}" + (", and site was a covariate." if "site" in covariates else "."))
     if results.get("hierarchical"):
-        sentences.append("As an exploratory test of a reciprocal relationship, hierarchical regressions entered the "
-                         "covariates (step 1) and then each earlier outcome (step 2) to predict the later working "
-                         "alliance.")
+        text = ("As an exploratory test of a reciprocal relationship, hierarchical regressions entered the "
+                "covariates (step 1) and then each earlier outcome (step 2) to predict the later working alliance")
+        if any(r.get("imputations") for r in results["hierarchical"]):
+            text += cite("harel2009", "; R\u00b2 was pooled as in Harel (2009)") + cite(
+                "li1991", " and the R\u00b2 change was tested with the D2 statistic (Li et al., 1991)")
+        sentences.append(text + ".")
     version = manifest.get("fidelitymed")
     if version:
         seed = manifest.get("seed")

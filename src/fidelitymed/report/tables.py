@@ -70,6 +70,13 @@ def fmt_int(x: Any) -> str:
     return f"{int(round(float(x))):d}".replace("-", MINUS)
 
 
+def fmt_df(x: Any) -> str:
+    """Degrees of freedom: whole numbers as integers, pooled (fractional) df to one decimal."""
+    if _is_missing(x):
+        return DASH
+    return fmt_int(x) if abs(float(x) - round(float(x))) < 1e-9 else fmt_num(x, 1)
+
+
 def fmt_p(p: Any) -> str:
     """APA p value: three decimals, no leading zero, ``< .001`` below the bound."""
     if _is_missing(p):
@@ -104,6 +111,7 @@ FORMATTERS = {
     "num2": lambda x: fmt_num(x, 2),
     "num3": lambda x: fmt_num(x, 3),
     "int": fmt_int,
+    "df": lambda x: fmt_df(x),
     "p": fmt_p,
     "prop2": lambda x: fmt_prop(x, 2),
     "prop3": lambda x: fmt_prop(x, 3),
@@ -113,7 +121,7 @@ FORMATTERS = {
     "share_pct": lambda x: DASH if _is_missing(x) else fmt_num(100 * float(x), 1) + "%",
 }
 # openpyxl number formats for the same kinds (XLSX keeps full precision, shows the APA digits)
-XLSX_FORMATS = {"num1": "0.0", "num2": "0.00", "num3": "0.000", "int": "0", "p": "0.000",
+XLSX_FORMATS = {"num1": "0.0", "num2": "0.00", "num3": "0.000", "int": "0", "df": "0.0", "p": "0.000",
                 "prop2": "0.00", "prop3": "0.000", "pct1": "0.0"}
 
 
@@ -600,6 +608,9 @@ def hierarchical_table(results: dict[str, Any]) -> ReportTable:
         for j, blk in enumerate(r.get("blocks") or []):
             base = ("hierarchical", i, "blocks", j)
             preds = [p for p in (blk.get("predictors") or []) if not is_identifier_key(p)]
+            last = j == len(r.get("blocks") or []) - 1
+            added = (r.get("added") or {}) if last else {}
+            abase = ("hierarchical", i, "added")
             b.add({"Predictor (step)": OUTCOME_LABELS.get(r.get("outcome"), r.get("outcome")),
                    "Dependent variable": r.get("y"), "n": (r.get("n"), pointer("hierarchical", i, "n")),
                    "Step": (blk.get("block"), pointer(*base, "block")),
@@ -607,16 +618,28 @@ def hierarchical_table(results: dict[str, Any]) -> ReportTable:
                    "R2": (blk.get("r2"), pointer(*base, "r2")), "dR2": (blk.get("delta_r2"), pointer(*base, "delta_r2")),
                    "F change": (blk.get("f_change"), pointer(*base, "f_change")),
                    "df1": (blk.get("df1"), pointer(*base, "df1")), "df2": (blk.get("df2"), pointer(*base, "df2")),
-                   "p": (blk.get("p"), pointer(*base, "p")), "f2": (blk.get("f2"), pointer(*base, "f2"))})
+                   "p": (blk.get("p"), pointer(*base, "p")), "f2": (blk.get("f2"), pointer(*base, "f2")),
+                   "B": (added.get("coef"), pointer(*abase, "coef")),
+                   "B_ci_low": (added.get("ci_low"), pointer(*abase, "ci_low")),
+                   "B_ci_high": (added.get("ci_high"), pointer(*abase, "ci_high"))})
     frame = b.frame(["Predictor (step)", "Dependent variable", "n", "Step", "Entered", "R2", "dR2", "F change",
-                     "df1", "df2", "p", "f2"])
+                     "df1", "df2", "p", "f2", "B", "B_ci_low", "B_ci_high"])
     cols = (Column("9-month outcome", ("Predictor (step)",), "text"), Column("DV", ("Dependent variable",), "text"),
             Column("n", ("n",), "int"), Column("Step", ("Step",), "int"), Column("Entered", ("Entered",), "text"),
             Column("R\u00b2", ("R2",), "prop3"), Column("\u0394R\u00b2", ("dR2",), "prop3"),
-            Column("F change", ("F change",), "num2"), Column("df", ("df1", "df2"), "int", "{0}, {1}"),
+            Column("F change", ("F change",), "num2"), Column("df", ("df1", "df2"), "df", "{0}, {1}"),
             Column("p", ("p",), "p"), Column("f\u00b2", ("f2",), "prop3"))
+    if frame["B"].notna().any():
+        cols += (Column("B", ("B",), "num3", group="Added predictor"),
+                 Column("95% CI", ("B_ci_low", "B_ci_high"), "num3", "[{0}, {1}]", group="Added predictor"))
+    else:
+        frame = frame.drop(columns=["B", "B_ci_low", "B_ci_high"])
     note = ("Exploratory test of a reciprocal relationship: the working alliance at 13.5 months regressed on "
-            "the covariates (step 1), then the 9-month outcome (step 2). f\u00b2 = Cohen's effect size of the step.")
+            "the covariates (step 1), then the 9-month outcome (step 2). f\u00b2 = Cohen's effect size of the step; "
+            "B = the added predictor's coefficient in the final model.")
+    if any(r.get("imputations") for r in results.get("hierarchical") or []):
+        note += (" Pooled over imputations: R\u00b2 as in Harel (2009); F change by the D2 statistic "
+                 "(Li, Meng, Raghunathan & Rubin, 1991), whose denominator df can be fractional.")
     return ReportTable("hierarchical", "Table 6", "Reciprocal hierarchical regressions", frame, cols, b.sources, note)
 
 
@@ -642,14 +665,17 @@ def direct_effects_table(results: dict[str, Any]) -> ReportTable:
                "n": (r.get("n"), pointer(*base, "n")), "B": (r.get("coef"), pointer(*base, "coef")),
                "SE": (r.get("se"), pointer(*base, "se")), "t": (r.get("t"), pointer(*base, "t")),
                "p": (r.get("p"), pointer(*base, "p")), "ci_low": (r.get("ci_low"), pointer(*base, "ci_low")),
-               "ci_high": (r.get("ci_high"), pointer(*base, "ci_high"))})
-    frame = b.frame(["Outcome", "Month", "Window", "n", "B", "SE", "t", "p", "ci_low", "ci_high"])
+               "ci_high": (r.get("ci_high"), pointer(*base, "ci_high")),
+               "sig": bool(r.get("significant"))})
+    frame = b.frame(["Outcome", "Month", "Window", "n", "B", "SE", "t", "p", "ci_low", "ci_high", "sig"])
     cols = (Column("Outcome", ("Outcome",), "text"), Column("Month", ("Month",), "text"),
-            Column("Window", ("Window",), "text"), Column("n", ("n",), "int"), Column("B", ("B",), "num3"),
+            Column("Window", ("Window",), "text"), Column("n", ("n",), "int"),
+            Column("B", ("B",), "num3", mark="sig"),
             Column("SE", ("SE",), "num3"), Column("t", ("t",), "num2"), Column("p", ("p",), "p"),
             Column("95% CI", ("ci_low", "ci_high"), "num3", "[{0}, {1}]"))
     return ReportTable("direct_effects", "Table 7", "Fidelity \u2192 outcome regressions without the mediator",
-                       frame, cols, b.sources, "Adjusted for the same covariates as the mediation models.")
+                       frame, cols, b.sources, "Adjusted for the same covariates as the mediation models (the "
+                       "total-effect equation c). *Significant at the alpha the ICC rule gives the outcome.")
 
 
 # --------------------------------------------------------------------------- data quality
