@@ -5,14 +5,14 @@ residual sum of squares and standard deviation of a resample follows from its mo
 ``sum_i w_bi z_i z_i'`` of the data columns ``z = [1, x_1, ..., y]``, where ``w_bi`` counts how
 often row ``i`` was drawn into resample ``b``.  For all ``B`` resamples these matrices come from
 *one* matrix product ``W @ O`` of the ``(B, n)`` count matrix with the ``(n, p(p+1)/2)`` row-wise
-outer products, and the systems are then solved in a batch (a Cholesky factorisation written
-over the batch axis).  This replaces the per-resample loop of PROCESS (Hayes 2022, Appendix A)
+outer products (per memory-bounded chunk), and the systems are then solved in a batch (a Cholesky
+factorisation written over the batch axis, reading the packed triangles in place).  This replaces the per-resample loop of PROCESS (Hayes 2022, Appendix A)
 and of most peers by a handful of BLAS calls.
 
 Seeding.  Resample indices are drawn in fixed-size *blocks* of :data:`BLOCK_SIZE` resamples; the
 generator of block ``k`` is the keyed child ``("resample", k)`` of the task's
 :class:`numpy.random.SeedSequence` (:func:`fidelitymed.seeding.child_sequence`).  A singular
-resample is redrawn from the block's own keyed child ``("redraw", k)``.  Blocks are then grouped
+resample is redrawn from the block's own keyed children ``("redraw", k, round)``.  Blocks are then grouped
 into memory-bounded *chunks*; because no stream depends on the chunking, results are
 bit-identical for one seed whatever the chunk size.
 
@@ -83,8 +83,7 @@ def _index_draws(rng: np.random.Generator, count: int, n: int) -> np.ndarray:
     needed, which is the largest cost of a bootstrap after the moment product.
     """
     raw = rng.bit_generator.random_raw((count + 1) // 2)
-    x = raw.view(np.uint32)[:count].astype(np.uint64)
-    x *= np.uint64(n)
+    x = np.multiply(raw.view(np.uint32)[:count], np.uint64(n), dtype=np.uint64)  # widen and scale in one pass
     x >>= np.uint64(32)
     return x
 
