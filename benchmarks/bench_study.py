@@ -20,6 +20,17 @@ import time
 from pathlib import Path
 
 
+def _diff(x, y, path=""):
+    if isinstance(x, dict) and isinstance(y, dict):
+        for k in x:
+            yield from _diff(x[k], y.get(k), f"{path}.{k}")
+    elif isinstance(x, list) and isinstance(y, list) and len(x) == len(y):
+        for i, (u, v) in enumerate(zip(x, y)):
+            yield from _diff(u, v, f"{path}[{i}]")
+    elif json.dumps(x) != json.dumps(y):
+        yield path, x, y
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="m = 5 and 1,000 resamples")
@@ -57,9 +68,12 @@ def main(argv: list[str] | None = None) -> int:
             d["manifest"].pop("executor")
             same = None
             if reference is None:
-                reference = json.dumps(d)
+                reference = d
             else:
-                same = json.dumps(d) == reference
+                diffs = list(_diff(reference, d))
+                same = not diffs
+                for path, x, y in diffs[:5]:
+                    print(f"  {backend} differs at {path}: {x!r} vs {y!r}")
             rows.append((backend, workers, total, started, results.timings, same))
 
     stages = list(dict.fromkeys(k for r in rows for k in r[4]))

@@ -159,6 +159,30 @@ def _annotate(exc: BaseException, task: Task) -> BaseException:
     return exc
 
 
+_BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _single_threaded_blas() -> Iterator[None]:
+    """One BLAS thread in worker processes started meanwhile (unless the user set the variables).
+
+    ``workers`` processes each running a multi-threaded BLAS oversubscribe the cores; Dask's
+    nanny does the same for its workers (``distributed.nanny.pre-spawn-environ``). Results do
+    not depend on it (checked in the tests: serial == processes == dask).
+    """
+    saved = {k: os.environ.get(k) for k in _BLAS_THREAD_VARS}
+    for k in _BLAS_THREAD_VARS:
+        os.environ.setdefault(k, "1")
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 # --------------------------------------------------------------------------- executor
 
 class Executor:
@@ -293,9 +317,11 @@ class Executor:
         return self._pool
 
     def _map_processes(self, func, tasks, progress, context) -> list[Any]:
-        pool = self._ensure_pool(context)
-        with_context = context is not None
-        futures = {pool.submit(_run_in_process, func, task, with_context): i for i, task in enumerate(tasks)}
+        with _single_threaded_blas():
+            # worker processes (and the forkserver they fork from) start during these submits
+            pool = self._ensure_pool(context)
+            with_context = context is not None
+            futures = {pool.submit(_run_in_process, func, task, with_context): i for i, task in enumerate(tasks)}
         return self._collect(futures, tasks, progress, as_completed)
 
     def _ensure_client(self):

@@ -422,7 +422,10 @@ def run_study(path: str | Any, *, out: str | None = None, force: bool = False,
 
     root_seed = root_sequence(a.seed)
     seed_value = int(a.seed) if a.seed is not None else int(root_seed.entropy)
-    do_impute = bool(a.impute) and a.imputations >= 2
+    do_impute = bool(a.impute)
+    if do_impute and a.imputations < 2:
+        raise ConfigError(f"analysis.imputations: multiple imputation needs m >= 2; got {a.imputations} "
+                          f"(set analysis.impute: false, or --no-impute, for a listwise analysis)")
     m = a.imputations if do_impute else 1
     scheme = a.pooling if do_impute else None
     if scheme == "boot_mi":
