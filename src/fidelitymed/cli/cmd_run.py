@@ -10,6 +10,7 @@ from . import app
 
 
 def _print_results(results, quiet: bool) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -19,9 +20,10 @@ def _print_results(results, quiet: bool) -> None:
     settings = results.manifest.get("settings", {})
     if not quiet:
         table = Table(title=f"Mediation, {settings.get('primary_window')}-day fidelity window "
-                            f"({settings.get('imputation_scheme')})")
+                            f"({settings.get('imputation_scheme')})", box=box.SIMPLE_HEAD)
         for col in ("outcome", "month", "n", "a", "b", "c'", "ab", "95% CI", "significant"):
-            table.add_column(col, justify="left" if col in ("outcome", "significant") else "right")
+            table.add_column(col, justify="left" if col in ("outcome", "significant") else "right",
+                             no_wrap=col != "significant")
         for _, r in primary.iterrows():
             sig = ", ".join(p for p in ("a", "b", "c_prime", "indirect") if bool(r.get(f"sig_{p}"))) or "-"
             table.add_row(str(r["outcome_label"] or r["outcome"]), f"{r['outcome_month']:g}", f"{int(r['n'])}",
