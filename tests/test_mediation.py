@@ -279,13 +279,13 @@ def _coverage(R: int, n: int, B: int, seed: int, a=0.4, b=0.4, chunk=50) -> floa
 
 def test_coverage_light():
     cov = _coverage(R=400, n=100, B=1000, seed=2024)
-    assert 0.91 <= cov <= 0.99, cov  # MC SE ~1.1 points at R = 400 (got 0.925); the full run asserts 93-97%
+    assert 0.92 <= cov <= 0.98, cov  # MC SE ~1.1 points at R = 400 (got 0.950); the full run asserts 93-97%
 
 
 @pytest.mark.slow
 def test_coverage_full():
     cov = _coverage(R=4000, n=200, B=2000, seed=99)
-    assert 0.93 <= cov <= 0.97, cov  # MC SE ~0.35 points
+    assert 0.93 <= cov <= 0.97, cov  # MC SE ~0.35 points (got 0.945)
 
 
 # ------------------------------------------------------------------- stored R output (lm + sandwich)
