@@ -37,9 +37,13 @@ def mi_run(tmp_path_factory):
     return results, out
 
 
+STAGES: list[tuple[str, int, int]] = []
+
+
 @pytest.fixture(scope="module")
 def listwise_run():
-    return run_study(DEMO, impute=False, n_boot=B, seed=SEED, executor="serial", report=False)
+    return run_study(DEMO, impute=False, n_boot=B, seed=SEED, executor="serial", report=False,
+                     progress=lambda stage, done, total: STAGES.append((stage, done, total)))
 
 
 def _ids(study) -> set[str]:
@@ -56,6 +60,8 @@ def test_results_json_contract(mi_run):
     assert {"outcome", "outcome_label", "outcome_month", "mediator_month", "window_days", "primary_window",
             "imputation_scheme", "imputations", "pooling", "alpha", "significant"} <= set(rec)
     assert rec["imputation_scheme"] == f"item-level MICE-PMM, m={M}" and rec["imputations"] == M
+    # completed frames: every client in every model (covariates and exposure filled by the MI)
+    assert all(r["n"] == 311 and r["n_dropped"] == 0 for r in d["mediation"])
     assert {(r["outcome"], r["outcome_month"], r["window_days"]) for r in d["mediation"]} == {
         (o, w, win) for o in ("qoli20", "pgi", "hope", "mcas") for w in (9, 18) for win in (90, 180, 270)}
     assert sum(r["primary_window"] for r in d["mediation"]) == 8
@@ -153,6 +159,9 @@ def test_listwise_matches_single_mediate(listwise_run):
     assert rec["n"] < len(study.clients)
     assert listwise_run.imputation is None
     assert 0 < listwise_run.missing["overall_share"] < 0.5
+    # the progress callback saw every stage start and finish
+    finished = {stage for stage, done, total in STAGES if done == total}
+    assert {"analysis frame", "models (24 x 1)", "ICCs"} <= finished
 
 
 def test_alpha_rule_uses_icc_records(listwise_run):
