@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
+from importlib import metadata as importlib_metadata
 import math
 import platform
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -227,7 +227,7 @@ def _versions() -> dict[str, str]:
     out = {}
     for name in _PACKAGES:
         with contextlib.suppress(Exception):
-            out[name] = importlib.metadata.version(name)
+            out[name] = importlib_metadata.version(name)
     return out
 
 
