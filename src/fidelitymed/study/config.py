@@ -275,8 +275,10 @@ class AlphaRule(_Model):
     icc_threshold: float = Field(0.05, ge=0, le=1)
     alpha: float = Field(0.05, gt=0, lt=1)
     adjusted_alpha: float = Field(0.01, gt=0, lt=1)
-    #: the nesting level whose ICC triggers the rule
-    level: Literal["team", "case_manager"] = "team"
+    #: which ICC triggers the rule: "team", "case_manager" (cumulative: two clients of one case
+    #: manager, team share included; the default, since the dependence that inflates Type-I error
+    #: is that of the smallest clusters) or "max" of all fitted ICCs
+    level: Literal["team", "case_manager", "max"] = "case_manager"
 
 
 class ExecutorConfig(_Model):
