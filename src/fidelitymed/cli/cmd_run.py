@@ -10,26 +10,13 @@ from . import app
 
 
 def _print_results(results, quiet: bool) -> None:
-    from rich import box
     from rich.console import Console
-    from rich.table import Table
+
+    from ..report.console import print_summary
 
     console = Console()
-    frame = results.to_frame()
-    primary = frame[frame["primary_window"].astype(bool)] if "primary_window" in frame else frame
-    settings = results.manifest.get("settings", {})
     if not quiet:
-        table = Table(title=f"Mediation, {settings.get('primary_window')}-day fidelity window "
-                            f"({settings.get('imputation_scheme')})", box=box.SIMPLE_HEAD)
-        for col in ("outcome", "month", "n", "a", "b", "c'", "ab", "95% CI", "significant"):
-            table.add_column(col, justify="left" if col in ("outcome", "significant") else "right",
-                             no_wrap=col != "significant")
-        for _, r in primary.iterrows():
-            sig = ", ".join(p for p in ("a", "b", "c_prime", "indirect") if bool(r.get(f"sig_{p}"))) or "-"
-            table.add_row(str(r["outcome_label"] or r["outcome"]), f"{r['outcome_month']:g}", f"{int(r['n'])}",
-                          f"{r['a']:.3f}", f"{r['b']:.3f}", f"{r['c_prime']:.3f}", f"{r['indirect']:.3f}",
-                          f"[{r['indirect_ci_low']:.3f}, {r['indirect_ci_high']:.3f}]", sig)
-        console.print(table)
+        print_summary(results.to_dict(), console)
         share = results.missing.get("overall_share")
         if share is not None:
             console.print(f"missing at the scale level: {100 * share:.1f}%")
