@@ -144,6 +144,10 @@ def main() -> None:
                        floor_shape_s=flops / (rates["shape"] * 1e9))
         rows.append(row)
 
+    # The machine's matmul rate is the best one seen in this run (other jobs only ever slow it down).
+    best_sq = max(r["rate_square"] for r in rows)
+    for r in rows:
+        r.update(rate_square=best_sq, floor_square_s=r["gflop"] / best_sq)
     print()
     print(f"PROCESS Model 4, {B} bootstrap resamples (times: best of runs; ours best of 2 x {args.reps}, "
           "before and after the peers)")
@@ -162,7 +166,7 @@ def main() -> None:
                       f"{pr['ab']:>10.6f} {abs(pr['ab'] - row['ab']):>9.2e}{extra}")
         print(f"{'':>6} {'':>5} {'floor (square)':<16} {row['floor_square_s']:>9.4f} "
               f"{row['ours_s'] / row['floor_square_s']:>7.1f}x  {row['gflop']:.3f} GFLOP at "
-              f"{row['rate_square']:.1f} GFLOP/s (2000x2000 dgemm)")
+              f"{row['rate_square']:.1f} GFLOP/s (2000x2000 dgemm, best in this run)")
         print(f"{'':>6} {'':>5} {'floor (shape)':<16} {row['floor_shape_s']:>9.4f} "
               f"{row['ours_s'] / row['floor_shape_s']:>7.1f}x  at {row['rate_shape']:.1f} GFLOP/s "
               f"(the (T,n)@(n,B) product alone)")
