@@ -37,6 +37,10 @@ def mediate_command(
     normal: bool = typer.Option(False, "--normal", help="Add the normal-theory (Sobel, second-order) test."),
     process_compat: bool = typer.Option(False, "--process-compat",
                                         help="PROCESS's order-statistic percentile limits and t approximation."),
+    impute: int = typer.Option(0, "--impute", min=0,
+                               help="Multiple imputation (MICE-PMM): number of imputations, >= 2 (0 = listwise)."),
+    pool: str = typer.Option("stacked", "--pool", help="With --impute: pooling of the indirect effect's CI: "
+                                                       "stacked, boot_mi or rubin_mc."),
     json_out: Path = typer.Option(None, "--json", help="Also write the results as JSON to this file."),
 ) -> None:
     """Simple mediation (PROCESS Model 4): paths a, b, c', c and the bootstrap CI of ab."""
@@ -55,7 +59,8 @@ def mediate_command(
     frame = read_table(data)
     result = mediate(frame, x=x, m=m, y=y, covariates=_names(cov), categorical=_names(cat), n_boot=boot,
                      conf=conf / 100.0, seed=seed, hc=hc_arg, cluster=cluster, ci=ci.strip().lower(),
-                     normal=normal, process_compat=process_compat)
+                     normal=normal, process_compat=process_compat, impute=impute or None,
+                     pool=pool.strip().lower())
     typer.echo(result.summary(), nl=False)
     if json_out is not None:
         write_json(json_out, result.to_dict())

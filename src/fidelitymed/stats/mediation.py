@@ -436,6 +436,8 @@ def mediate(
     save_boot: bool = False,
     normal: bool = False,
     process_compat: bool = False,
+    impute: int | None = None,
+    pool: str = "stacked",
 ) -> MediationResult:
     """Simple mediation analysis (PROCESS Model 4) with a bootstrap CI of the indirect effect.
 
@@ -475,10 +477,19 @@ def mediate(
     process_compat : bool, default False
         Reproduce PROCESS's numerics: order-statistic percentile limits (and its BC rule) and its
         approximate t quantile for coefficient CIs.
+    impute : int, optional
+        Multiple imputation of missing values instead of listwise deletion: the number of
+        imputations ``m`` (>= 2), by chained equations with predictive mean matching
+        (:func:`fidelitymed.stats.mi_mediation.mediate_imputed`; van Buuren 2018).  Paths are
+        pooled by Rubin's rules with Barnard-Rubin df (Rubin 1987; Barnard & Rubin 1999).
+    pool : {"stacked", "boot_mi", "rubin_mc"}, default "stacked"
+        With ``impute``: how the indirect effect's CI is pooled (:mod:`fidelitymed.stats.pooling`).
 
     Returns
     -------
     MediationResult
+        Or, with ``impute``, a :class:`~fidelitymed.stats.pooling.PooledMediationResult` whose
+        ``.to_dict()`` adds ``imputations`` and ``pooling``.
 
     Raises
     ------
@@ -496,7 +507,15 @@ def mediate(
     >>> sorted(res.to_dict()["paths"])
     ['a', 'b', 'c', 'c_prime']
     """
-    # Issue 5 adds `impute=`/`pool=` here: a thin dispatch to stats.mi_mediation before this line.
+    if impute is not None:
+        if ci != "percentile" or save_boot or normal:
+            raise ConfigError("with impute=, only ci='percentile' is available and save_boot/normal are not; "
+                              f"got ci={ci!r}, save_boot={save_boot}, normal={normal}")
+        from .mi_mediation import mediate_imputed
+
+        return mediate_imputed(data, x, m, y, covariates=covariates, categorical=categorical, impute=impute,
+                               pool=pool, n_boot=n_boot, conf=conf, seed=seed, hc=hc, cluster=cluster,
+                               process_compat=process_compat)
     return _mediate_complete(data, x, m, y, covariates, categorical, n_boot, conf, seed, hc, cluster,
                              ci, save_boot, normal, process_compat)
 
