@@ -37,9 +37,11 @@ test: $(VENV)/.installed-test browser
 test-full: $(VENV)/.installed-test browser
 	$(PY) -m pytest -q --runslow
 
+# Benchmarks are scripts, not tests: each prints its table of timings and ratios against the peers.
 bench: $(VENV)/.installed
-	$(PIP) install --quiet -e '.[bench]'
 	$(PY) benchmarks/bench_mediation.py
+	$(PY) benchmarks/bench_power.py
+	$(PY) benchmarks/bench_study.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) build .pytest_cache

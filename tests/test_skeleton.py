@@ -55,3 +55,8 @@ def test_atomic_directory_keeps_target_on_failure(tmp_path):
             raise RuntimeError("boom")
     assert (target / "keep.txt").read_text() == "old"
     assert not (target / "new.txt").exists()
+
+
+def test_every_public_name_resolves():
+    for name in fidelitymed.__all__:
+        assert getattr(fidelitymed, name) is not None, name
