@@ -35,13 +35,16 @@ import platform
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from . import parallel
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .frame import ModelColumns
 
 __all__ = ["PreparedFrames", "RESULT_KEYS", "StudyResults", "prepare_frames", "run_study"]
 
@@ -175,19 +178,6 @@ class _Progress:
 
 
 # ================================================================================== tasks
-
-@dataclass(frozen=True)
-class _ModelSpec:
-    outcome: str
-    outcome_wave: float
-    mediator_wave: float
-    window: int
-    x: str
-    m: str
-    y: str
-    covariates: tuple[str, ...]
-    categorical: tuple[str, ...]
-
 
 def _mediation_task(task: parallel.Task, context: Mapping[str, Any]) -> Any:
     """One model on one (imputed) data set; its bootstrap stream is the task's own seed."""
@@ -443,13 +433,8 @@ def run_study(path: str | Any, *, out: str | None = None, force: bool = False,
     observed = analysis_frame(study, observed_scores, exposure=exposure, domains=False)
     lap("exposure + frame")
 
-    specs: list[_ModelSpec] = []
-    for pair in a.waves:
-        for outcome in a.outcomes:
-            for window in config.exposure.windows:
-                mc = model_columns(config, outcome, pair, window)
-                specs.append(_ModelSpec(outcome, float(pair.outcome), float(pair.mediator), int(window), mc.x, mc.m,
-                                        mc.y, tuple(mc.covariates), tuple(mc.categorical)))
+    specs: list[ModelColumns] = [model_columns(config, outcome, pair, window)
+                                 for pair in a.waves for outcome in a.outcomes for window in config.exposure.windows]
 
     ex, owned = _executor(executor, config)
     try:
@@ -476,7 +461,7 @@ def run_study(path: str | Any, *, out: str | None = None, force: bool = False,
                                                                 *{c for c, _ in _dependent_variables(a)}]]}
             fitted = ex.map(_mediation_task, tasks, context=context,
                             progress=prog.stage(f"models ({len(specs)} x {m})", len(tasks)))
-            by_model: dict[_ModelSpec, list[Any]] = {}
+            by_model: dict[ModelColumns, list[Any]] = {}
             for task, result in zip(tasks, fitted, strict=True):
                 by_model.setdefault(task.payload[0], []).append(result)
             lap("mediation models")
@@ -635,7 +620,7 @@ def _dependent_variables(a) -> list[tuple[str, str]]:
     return list(dict.fromkeys(dvs))
 
 
-def _schema_covariate(column: str, spec: _ModelSpec, analysis) -> str:
+def _schema_covariate(column: str, spec: ModelColumns, analysis) -> str:
     """Covariate name for reports: the outcome's baseline score column becomes ``<outcome>_<wave>m``."""
     base_col = f"{analysis.score_column(spec.outcome)}_{float(analysis.baseline_wave):g}m"
     return _var(spec.outcome, analysis.baseline_wave) if column == base_col else column
