@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import ConfigError
+from .pooling import rubin
 
 __all__ = ["BlockResult", "HierarchicalResult", "design_matrix", "hierarchical_regression", "pool_hierarchical"]
 
@@ -254,25 +255,6 @@ POOLING_TEXT = ("R2 pooled on Fisher's z of R (Harel 2009); F change pooled by D
                 "1991); coefficients by Rubin's rules with Barnard-Rubin df")
 
 
-def _rubin(q: np.ndarray, u: np.ndarray, dfcom: float, conf: float) -> dict[str, np.ndarray]:
-    """Rubin's rules (Rubin 1987) with the Barnard & Rubin (1999) small-sample df, per column."""
-    m = q.shape[0]
-    qbar = q.mean(axis=0)
-    ubar = u.mean(axis=0)
-    b = q.var(axis=0, ddof=1)
-    t = ubar + (1 + 1 / m) * b
-    lam = np.where(t > 0, (1 + 1 / m) * b / t, 0.0)
-    lam = np.maximum(lam, 1e-4)          # as mice: keeps the df finite when b = 0
-    nu_old = (m - 1) / lam**2
-    nu_obs = (dfcom + 1) / (dfcom + 3) * dfcom * (1 - lam)
-    nu = nu_old * nu_obs / (nu_old + nu_obs)
-    se = np.sqrt(t)
-    tstat = qbar / se
-    p = 2 * stats.t.sf(np.abs(tstat), nu)
-    qt = stats.t.ppf(0.5 + conf / 2, nu)
-    return {"coef": qbar, "se": se, "t": tstat, "p": p, "ci_low": qbar - qt * se, "ci_high": qbar + qt * se, "df": nu}
-
-
 def _d2(d: np.ndarray, k: int) -> tuple[float, float, float]:
     """D2 pooled F of m Wald chi-square statistics with k df: (F, df2, p)."""
     m = len(d)
@@ -336,7 +318,9 @@ def pool_hierarchical(results: Sequence[HierarchicalResult]) -> HierarchicalResu
     q = np.stack([r.coefficients["coef"].to_numpy() for r in results])
     u = np.stack([r.coefficients["se"].to_numpy() ** 2 for r in results])
     dfcom = first.blocks[-1].df2
-    pooled = _rubin(q, u, dfcom, first.conf)
-    coefs = pd.DataFrame(pooled, index=first.coefficients.index)
+    pooled = rubin(q, u, dfcom, first.conf)
+    coefs = pd.DataFrame({"coef": pooled.estimate, "se": pooled.se, "t": pooled.statistic, "p": pooled.p,
+                          "ci_low": pooled.ci_low, "ci_high": pooled.ci_high, "df": pooled.df},
+                         index=first.coefficients.index)
     return HierarchicalResult(y=first.y, n=first.n, n_dropped=first.n_dropped, blocks=tuple(blocks),
                               coefficients=coefs, conf=first.conf, imputations=m, pooling=POOLING_TEXT)
