@@ -341,19 +341,11 @@ def _convergence(trace: np.ndarray, labels: pd.DataFrame, chains: Sequence[int])
     return ConvergenceTrace(means=rec, rhat=rhat)
 
 
-@dataclass(frozen=True)
-class MultipleImputation:
-    """``m`` completed copies of a data set (a sequence of DataFrames) plus diagnostics."""
+class _CompletedSets:
+    """Sequence behaviour of a result holding ``datasets`` (one per imputation) and their ``chains``."""
 
     datasets: tuple[pd.DataFrame, ...]
     chains: tuple[int, ...]
-    m: int
-    iterations: int
-    donors: int
-    seed: int | None
-    missing: pd.DataFrame              # per column: n, n_missing, share
-    convergence: ConvergenceTrace
-    predictors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.datasets)
@@ -368,6 +360,21 @@ class MultipleImputation:
         """All completed data sets stacked, with an ``.imp`` column (chain number), like ``mice::complete(long)``."""
         return pd.concat([d.assign(**{".imp": c}) for c, d in zip(self.chains, self.datasets)],
                          ignore_index=True)
+
+
+@dataclass(frozen=True)
+class MultipleImputation(_CompletedSets):
+    """``m`` completed copies of a data set (a sequence of DataFrames) plus diagnostics."""
+
+    datasets: tuple[pd.DataFrame, ...]
+    chains: tuple[int, ...]
+    m: int
+    iterations: int
+    donors: int
+    seed: int | None
+    missing: pd.DataFrame              # per column: n, n_missing, share
+    convergence: ConvergenceTrace
+    predictors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"m": self.m, "chains": list(self.chains), "iterations": self.iterations, "donors": self.donors,
@@ -688,7 +695,7 @@ class MissingDiagnostics:
 
 
 @dataclass(frozen=True)
-class ImputedInterviews:
+class ImputedInterviews(_CompletedSets):
     """``m`` completed interview tables (a sequence of DataFrames) and their diagnostics.
 
     ``datasets[k]`` has the columns of the input interviews and one row per client x
@@ -708,19 +715,6 @@ class ImputedInterviews:
     missing: MissingDiagnostics
     convergence: ConvergenceTrace
     predictors: Mapping[str, tuple[str, ...]]
-
-    def __len__(self) -> int:
-        return len(self.datasets)
-
-    def __getitem__(self, i: int) -> pd.DataFrame:
-        return self.datasets[i]
-
-    def __iter__(self) -> Iterator[pd.DataFrame]:
-        return iter(self.datasets)
-
-    def to_frame(self) -> pd.DataFrame:
-        return pd.concat([d.assign(**{".imp": c}) for c, d in zip(self.chains, self.datasets)],
-                         ignore_index=True)
 
     def to_dict(self) -> dict[str, Any]:
         n_pred = [len(v) for v in self.predictors.values()]
