@@ -8,13 +8,15 @@ loads the file and provides the vectorized helpers every scoring module uses:
 * :func:`item_matrix` -- items as a float matrix, missing codes turned into NaN,
   reverse-keyed items flipped, out-of-range values rejected;
 * :func:`prorated` -- a row-wise sum or mean over answered items that is missing when more
-  items are missing than the prorating rule allows.
+  items are missing than the prorating rule allows;
+* :func:`prorated_scales` -- a total over all items and one score per subscale, each
+  prorated under an "at most ``share`` of its items missing" rule.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Literal
@@ -114,3 +116,20 @@ def prorated(block: np.ndarray, *, max_missing: int, stat: Literal["sum", "mean"
     ok = (n_items - answered <= max_missing) & (answered > 0)
     score = mean * n_items if stat == "sum" else mean
     return np.where(ok, score, np.nan)
+
+
+def prorated_scales(block: np.ndarray, items: Sequence[str], subscales: Mapping[str, Sequence[str]], *,
+                    max_missing_share: float, total_stat: Literal["sum", "mean"],
+                    subscale_stat: Literal["sum", "mean"]) -> dict[str, np.ndarray]:
+    """``{"total": ..., <subscale>: ...}``: :func:`prorated` over all items, then over each subscale.
+
+    ``block`` holds the columns ``items`` (as from :func:`item_matrix`); the "at most
+    ``max_missing_share`` missing" rule is applied to each score's own items
+    (:func:`allowed_missing`), so a subscale can be missing while the total is not.
+    """
+    items = list(items)
+    out = {"total": prorated(block, max_missing=allowed_missing(max_missing_share, len(items)), stat=total_stat)}
+    for name, members in subscales.items():
+        sub = block[:, [items.index(m) for m in members]]
+        out[name] = prorated(sub, max_missing=allowed_missing(max_missing_share, len(members)), stat=subscale_stat)
+    return out

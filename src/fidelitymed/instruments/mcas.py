@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .codebook import allowed_missing, item_matrix, load_codebook, prorated
+from .codebook import item_matrix, load_codebook, prorated_scales
 
 
 def _settings(settings):
@@ -32,9 +32,6 @@ def score_mcas(frame: pd.DataFrame, settings=None) -> pd.DataFrame:
     s = _settings(settings)
     items = list(load_codebook()["mcas"]["items"])
     block = item_matrix(frame, items, low=s.item_min, high=s.item_max, reverse=s.reverse, instrument="mcas")
-    out = {"mcas_total": prorated(block, max_missing=allowed_missing(s.max_missing_share, len(items)), stat="sum")}
-    for name, members in s.subscales.items():
-        sub = block[:, [items.index(m) for m in members]]
-        out[f"mcas_{name}"] = prorated(sub, max_missing=allowed_missing(s.max_missing_share, len(members)),
-                                       stat="sum")
-    return pd.DataFrame(out, index=frame.index)
+    scores = prorated_scales(block, items, s.subscales, max_missing_share=s.max_missing_share, total_stat="sum",
+                             subscale_stat="sum")
+    return pd.DataFrame({f"mcas_{name}": v for name, v in scores.items()}, index=frame.index)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .codebook import allowed_missing, item_matrix, load_codebook, prorated
+from .codebook import item_matrix, load_codebook, prorated_scales
 
 
 def _settings(settings):
@@ -33,10 +33,6 @@ def score_qoli20(frame: pd.DataFrame, settings=None) -> pd.DataFrame:
     items = list(cb["items"])
     block = item_matrix(frame, items, low=cb["min"], high=cb["max"], missing_codes=s.missing_codes,
                         reverse=s.reverse, instrument="qoli20")
-    out = {"qoli20_total": prorated(block, max_missing=allowed_missing(s.max_missing_share, len(items)),
-                                    stat=s.total)}
-    for name, members in s.subscales.items():
-        sub = block[:, [items.index(m) for m in members]]
-        out[f"qoli20_{name}"] = prorated(sub, max_missing=allowed_missing(s.max_missing_share, len(members)),
-                                         stat=s.subscale_stat)
-    return pd.DataFrame(out, index=frame.index)
+    scores = prorated_scales(block, items, s.subscales, max_missing_share=s.max_missing_share, total_stat=s.total,
+                             subscale_stat=s.subscale_stat)
+    return pd.DataFrame({f"qoli20_{name}": v for name, v in scores.items()}, index=frame.index)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .codebook import allowed_missing, item_matrix, load_codebook, prorated
+from .codebook import item_matrix, load_codebook, prorated_scales
 
 
 def _settings(settings):
@@ -38,10 +38,6 @@ def score_rprs(frame: pd.DataFrame, settings=None) -> pd.DataFrame:
     s = _settings(settings)
     items = list(load_codebook()["rprs"]["items"])
     block = item_matrix(frame, items, low=s.item_min, high=s.item_max, reverse=s.reverse, instrument="rprs")
-    out = {"rprs_total": _to_metric(prorated(block, max_missing=allowed_missing(s.max_missing_share, len(items)),
-                                             stat="mean"), s)}
-    for name, members in s.indices.items():
-        sub = block[:, [items.index(m) for m in members]]
-        out[f"rprs_{name}"] = _to_metric(
-            prorated(sub, max_missing=allowed_missing(s.max_missing_share, len(members)), stat="mean"), s)
-    return pd.DataFrame(out, index=frame.index)
+    scores = prorated_scales(block, items, s.indices, max_missing_share=s.max_missing_share, total_stat="mean",
+                             subscale_stat="mean")
+    return pd.DataFrame({f"rprs_{name}": _to_metric(v, s) for name, v in scores.items()}, index=frame.index)
