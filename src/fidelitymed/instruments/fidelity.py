@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .codebook import fidelity_items, item_matrix, load_codebook
+from .codebook import fidelity_items, item_matrix, load_codebook, prorated
 
 
 def _settings(settings):
@@ -53,17 +53,12 @@ def score_fidelity(frame: pd.DataFrame, settings=None) -> pd.DataFrame:
     out = {}
     for domain, items in fidelity_items(s.domains).items():
         block = item_matrix(frame, items, low=cb["min"], high=cb["max"], integer=False, instrument="fidelity")
-        answered = (~np.isnan(block)).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.nansum(block, axis=1) / answered
-        ok = answered == len(items) if s.item_missing == "missing" else answered > 0
-        out[f"fidelity_{domain}"] = np.where(ok, mean, np.nan)
+        # item_missing "missing": no item may be missing; "domain_mean": any answered item will do
+        out[f"fidelity_{domain}"] = prorated(block, max_missing=0 if s.item_missing == "missing" else len(items),
+                                             stat="mean")
     included = np.column_stack([out[f"fidelity_{d}"] for d in s.included_domains])
     if s.domain_missing == "prorate":
-        available = (~np.isnan(included)).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            total = np.nansum(included, axis=1) / available * included.shape[1]
-        total = np.where(available > 0, total, np.nan)
+        total = prorated(included, max_missing=included.shape[1], stat="sum")
     else:
         total = included.sum(axis=1)
     out["fidelity_total"] = total
