@@ -328,12 +328,22 @@ class _Check:
         return values
 
     # ------------------------------------------------------------------------------ tables
+    def _keyed(self, table: str, required: list[str], key: str) -> pd.DataFrame | None:
+        """The table with its ``key`` ids normalized; None (also in ``tables``) if unreadable or keyless.
+
+        The table's other checks are skipped then (the missing column is already reported by :meth:`read`).
+        """
+        frame = self.read(table, required)
+        if frame is None or key not in frame.columns:
+            self.tables[table] = None
+            return None
+        frame[key] = self.ids(table, frame, key)
+        return frame
+
     def teams(self) -> None:
-        frame = self.read("teams", ["team", "site"])
-        if frame is None or "team" not in frame.columns:
-            self.tables["teams"] = None
+        frame = self._keyed("teams", ["team", "site"], "team")
+        if frame is None:
             return
-        frame["team"] = self.ids("teams", frame, "team")
         self.duplicates("teams", frame, ["team"], "team id")
         if "site" in frame.columns:
             frame["site"] = normalize_ids(frame["site"])
@@ -344,11 +354,9 @@ class _Check:
     def fidelity(self) -> None:
         domains = self.config.scoring.fidelity.domains
         items = [c for cols in fidelity_items(domains).values() for c in cols]
-        frame = self.read("fidelity", ["team", "date", *items])
-        if frame is None or "team" not in frame.columns:
-            self.tables["fidelity"] = None
+        frame = self._keyed("fidelity", ["team", "date", *items], "team")
+        if frame is None:
             return
-        frame["team"] = self.ids("fidelity", frame, "team")
         self._known("fidelity", frame, "team", "teams", "team")
         if "date" in frame.columns:
             frame["date"] = self.dates("fidelity", frame, "date", required=True)
@@ -363,11 +371,9 @@ class _Check:
 
     def clients(self) -> None:
         covariates = [c for c in self.config.analysis.covariates if c not in DERIVED_COVARIATES]
-        frame = self.read("clients", ["client", "team", "case_manager", "enrollment_date", *covariates])
-        if frame is None or "client" not in frame.columns:
-            self.tables["clients"] = None
+        frame = self._keyed("clients", ["client", "team", "case_manager", "enrollment_date", *covariates], "client")
+        if frame is None:
             return
-        frame["client"] = self.ids("clients", frame, "client")
         self.duplicates("clients", frame, ["client"], "client id")
         if "team" in frame.columns:
             frame["team"] = self.ids("clients", frame, "team")
@@ -394,11 +400,9 @@ class _Check:
         scheduled = sorted({name for names in cfg.schedule.values() for name in names})
         item_cols = {name: instrument_items(name, cfg.scoring) for name in scheduled}
         required = ["client", "wave", "date"] + [c for cols in item_cols.values() for c in cols]
-        frame = self.read("interviews", required)
-        if frame is None or "client" not in frame.columns:
-            self.tables["interviews"] = None
+        frame = self._keyed("interviews", required, "client")
+        if frame is None:
             return
-        frame["client"] = self.ids("interviews", frame, "client")
         self._known("interviews", frame, "client", "clients", "client")
         if "wave" in frame.columns:
             waves, text_bad = _numeric(frame["wave"])
