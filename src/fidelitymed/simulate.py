@@ -1029,12 +1029,6 @@ def _write_folder(study: SimulatedStudy, folder: Path) -> None:
     write_table(study.clients, folder / "clients.csv")
     write_table(study.interviews, folder / "interviews.csv")
     write_text(folder / "truth.json", json.dumps(study.truth, indent=2, sort_keys=True, allow_nan=False) + "\n")
-    # temporary files are created private (0600/0700); a study folder gets the usual umask modes
-    umask = os.umask(0)
-    os.umask(umask)
-    for path in folder.iterdir():
-        path.chmod(0o666 & ~umask)
-    folder.chmod(0o777 & ~umask)
 
 
 # ------------------------------------------------------------------------------- demo
