@@ -173,11 +173,11 @@ def normalize_results(results: Any) -> dict[str, Any]:
     """
     import json
 
-    from ..study.io import _json_safe
+    from ..study.io import json_safe
 
     if hasattr(results, "to_dict") and not isinstance(results, dict):
         results = results.to_dict()
-    return json.loads(json.dumps(_json_safe(results), allow_nan=False))
+    return json.loads(json.dumps(json_safe(results), allow_nan=False))
 
 
 def render_report(results: dict[str, Any], out_dir: str | os.PathLike, *,

@@ -59,6 +59,7 @@ from scipy import special, stats
 
 from ..errors import ConfigError
 from ..seeding import SeedLike, child_sequence, root_sequence
+from ..study.io import json_safe
 from .bootstrap import index_counts, moment_matrices, percentile_interval, solve_from_moments
 
 __all__ = [
@@ -106,23 +107,6 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     return value
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [_json_safe(v) for v in value.tolist()]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        value = float(value)
-        return None if math.isnan(value) or math.isinf(value) else value
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
-
-
 # ----------------------------------------------------------------------------------------------
 # regression power (G*Power convention)
 # ----------------------------------------------------------------------------------------------
@@ -143,7 +127,7 @@ class RegressionPowerResult:
     power: float
 
     def to_dict(self) -> dict[str, Any]:
-        return _json_safe(asdict(self))
+        return json_safe(asdict(self))
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame([self.to_dict()])
@@ -179,7 +163,7 @@ class RegressionSampleSizeResult:
     f_critical: float
 
     def to_dict(self) -> dict[str, Any]:
-        return _json_safe(asdict(self))
+        return json_safe(asdict(self))
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame([self.to_dict()])
@@ -723,7 +707,7 @@ class MediationPowerResult:
     backend: str = "serial"
 
     def to_dict(self) -> dict[str, Any]:
-        return _json_safe(asdict(self))
+        return json_safe(asdict(self))
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame([self.to_dict()])
@@ -925,7 +909,7 @@ class MediationSampleSizeResult:
                    n_covariates=first.n_covariates, icc=first.icc, n_clusters=first.n_clusters,
                    x_level=first.x_level, seed_entropy=first.seed_entropy)
         out["curve"] = self.to_frame().to_dict(orient="records")
-        return _json_safe(out)
+        return json_safe(out)
 
     def _repr_html_(self) -> str:
         return self.to_frame()._repr_html_()
