@@ -214,3 +214,19 @@ def test_jackknife_moments():
     for i in (0, 5, 11):
         Zi = np.delete(Z, i, axis=0)
         np.testing.assert_allclose(J[i], Zi.T @ Zi, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n, size, step_elements", [(37, 101, 1 << 15), (37, 101, 100), (311, 500, 1 << 15),
+                                                    (3, 7, 1), (1, 5, 1), (4001, 9, 1 << 15)])
+def test_fused_block_counts_equal_plain_draws(monkeypatch, n, size, step_elements):
+    """Drawn and counted in cache-sized steps, a block keeps exactly the stream of resample_indices."""
+    monkeypatch.setattr(bs, "_STEP_ELEMENTS", step_elements)
+    seed = np.random.SeedSequence(2024)
+    idx = bs.resample_indices(bs.block_generator(seed, 3), n, size)
+    counts = np.full((size, n), -1.0)
+    got_idx = np.full((size, n), -1, dtype=np.intp)
+    bs._draw_block_counts(seed, 3, size, n, counts, got_idx)
+    np.testing.assert_array_equal(got_idx, idx)
+    ref = np.array([np.bincount(row, minlength=n) for row in idx], dtype=float)  # plain loop, test only
+    np.testing.assert_array_equal(counts, ref)
+    assert counts.sum(axis=1).tolist() == [n] * size
