@@ -230,3 +230,22 @@ def test_fused_block_counts_equal_plain_draws(monkeypatch, n, size, step_element
     ref = np.array([np.bincount(row, minlength=n) for row in idx], dtype=float)  # plain loop, test only
     np.testing.assert_array_equal(counts, ref)
     assert counts.sum(axis=1).tolist() == [n] * size
+
+
+def test_run_bootstrap_bit_identical_across_chunks_with_many_columns():
+    """p = 17 as in the study's mediation model: wide enough for BLAS to take width-dependent paths."""
+    from fidelitymed.stats.mediation import _make_statistic
+
+    rng = np.random.default_rng(11)
+    n, p = 311, 17
+    Z = np.column_stack([np.ones(n), rng.normal(size=(n, p - 1))])
+    stat = _make_statistic(np.ones(3))
+    ref = bs.run_bootstrap(Z, stat, 2300, 5, return_indices=True)
+    for chunk in (1, 1000, 1500, 2300):
+        other = bs.run_bootstrap(Z, stat, 2300, 5, chunk_size=chunk)
+        np.testing.assert_array_equal(other.draws, ref.draws)
+    for b in range(0, 2300, 229):  # and each draw is the plain fit of its resample
+        Zb = Z[ref.indices[b]]
+        a = np.linalg.lstsq(Zb[:, :p - 2], Zb[:, p - 2], rcond=None)[0][-1]
+        cp, bb = np.linalg.lstsq(Zb[:, :p - 1], Zb[:, p - 1], rcond=None)[0][-2:]
+        np.testing.assert_allclose(ref.draws[b, :4], [a, bb, cp, a * bb], rtol=1e-10, atol=1e-13)

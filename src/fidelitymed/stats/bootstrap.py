@@ -4,17 +4,20 @@ A bootstrap of an OLS statistic never needs the resampled rows themselves: every
 residual sum of squares and standard deviation of a resample follows from its moment matrix
 ``sum_i w_bi z_i z_i'`` of the data columns ``z = [1, x_1, ..., y]``, where ``w_bi`` counts how
 often row ``i`` was drawn into resample ``b``.  For all ``B`` resamples these matrices come from
-*one* matrix product ``W @ O`` of the ``(B, n)`` count matrix with the ``(n, p(p+1)/2)`` row-wise
-outer products (per memory-bounded chunk), and the systems are then solved in a batch (a Cholesky
-factorisation written over the batch axis, reading the packed triangles in place).  This replaces the per-resample loop of PROCESS (Hayes 2022, Appendix A)
+the matrix product ``W @ O`` of the ``(B, n)`` count matrix with the ``(n, p(p+1)/2)`` row-wise
+outer products (one BLAS call per RNG block of resamples, while its counts are in cache), and the
+systems are then solved in a batch (a Cholesky factorisation written over the batch axis, reading
+the packed triangles in place).  This replaces the per-resample loop of PROCESS (Hayes 2022, Appendix A)
 and of most peers by a handful of BLAS calls.
 
 Seeding.  Resample indices are drawn in fixed-size *blocks* of :data:`BLOCK_SIZE` resamples; the
 generator of block ``k`` is the keyed child ``("resample", k)`` of the task's
 :class:`numpy.random.SeedSequence` (:func:`fidelitymed.seeding.child_sequence`).  A singular
 resample is redrawn from the block's own keyed children ``("redraw", k, round)``.  Blocks are then grouped
-into memory-bounded *chunks*; because no stream depends on the chunking, results are
-bit-identical for one seed whatever the chunk size.
+into memory-bounded *chunks* (one call of the statistic each); because no stream depends on the
+chunking, and each block's moment product always has the same shape (BLAS may round a column
+differently in a product of another width), results are bit-identical for one seed whatever the
+chunk size.  (Not necessarily across BLAS builds or BLAS thread counts.)
 
 References
 ----------
@@ -66,7 +69,8 @@ BLOCK_SIZE = 500
 #: the role of PROCESS's "eigenvalue of X'X <= 2e-12" but does not depend on the units of the data.
 TOLERANCE = 1e-10
 
-# Target number of count-matrix / packed-moment elements per processing chunk (~32 MB of float64).
+# Target number of float64 elements (~32 MB) of the packed moments (T x chunk) and of the statistic's
+# batch-last work arrays (about 2T x chunk for a Cholesky factor) per processing chunk.
 _CHUNK_ELEMENTS = 1 << 22
 
 
@@ -462,9 +466,10 @@ def run_bootstrap(
     seed : int, numpy.random.SeedSequence or None
         Root of the keyed block streams (see the module docstring).
     chunk_size : int, optional
-        Resamples per processing chunk, rounded down to whole blocks (at least one); by default
-        about :data:`_CHUNK_ELEMENTS` elements of the count matrix (chunk x n) and of the packed
-        moments (T x chunk).  Does not change the result.
+        Resamples per processing chunk (one call of ``statistic``), rounded down to whole blocks
+        (at least one); by default about :data:`_CHUNK_ELEMENTS` elements of the packed moments and
+        the statistic's work arrays (3T x chunk).  Counts exist for one block at a time.  Does not
+        change the result.
     return_indices : bool, default False
         Also return the (n_boot, n) indices used (memory-heavy; for tests).
 
@@ -485,29 +490,31 @@ def run_bootstrap(
     outer_T = np.ascontiguousarray(_row_outer_products(Z).T)
     tri = triangle_index(p)
     if chunk_size is None:
-        # bound the counts (chunk x n) and the packed moments (T x chunk) held at once
-        chunk_size = max(1, _CHUNK_ELEMENTS // max(n, outer_T.shape[0]))
+        # bound the packed moments (T x chunk) and the statistic's factor (~2T x chunk) held at once
+        chunk_size = max(1, _CHUNK_ELEMENTS // (3 * outer_T.shape[0]))
     blocks_per_chunk = max(1, int(chunk_size) // BLOCK_SIZE)
     n_blocks = -(-n_boot // BLOCK_SIZE)
 
     out: np.ndarray | None = None
     all_idx = np.empty((n_boot, n), dtype=np.intp) if return_indices else None
-    # one count buffer for all chunks: a fresh (chunk, n) array per chunk is page-faulted in again
-    count_buf = np.empty((min(n_boot, blocks_per_chunk * BLOCK_SIZE), n))
+    # One count buffer, one block at a time: each block's moment product is taken while its counts
+    # are in cache, and always with the same shape, whatever the chunk -- BLAS may round a column
+    # differently depending on the product's width (kernel edges, small-matrix paths), so this
+    # is what makes the result bit-identical across chunk sizes.
+    counts = np.empty((min(n_boot, BLOCK_SIZE), n))
     n_failed = 0
     for first in range(0, n_blocks, blocks_per_chunk):
         blocks = range(first, min(n_blocks, first + blocks_per_chunk))
         sizes = [min(BLOCK_SIZE, n_boot - k * BLOCK_SIZE) for k in blocks]
         lo = first * BLOCK_SIZE
         total = sum(sizes)
-        counts = count_buf[:total]
+        packed = np.empty((outer_T.shape[0], total))  # (T, total): rows contiguous over resamples
         start = 0
         for k, size in zip(blocks, sizes):
-            _draw_block_counts(seed, k, size, n, counts[start:start + size],
+            _draw_block_counts(seed, k, size, n, counts[:size],
                                None if all_idx is None else all_idx[lo + start:lo + start + size])
+            np.matmul(outer_T, counts[:size].T, out=packed[:, start:start + size])
             start += size
-        # One product per chunk: few large BLAS calls (each call synchronises the BLAS threads).
-        packed = outer_T @ counts.T  # (T, total): rows contiguous over resamples
         values, ok = statistic(packed, tri)
         values = np.array(values, dtype=np.float64)
         if out is None:
