@@ -121,6 +121,73 @@ def test_simulated_population_is_standardized():
     assert icc == pytest.approx(0.2, abs=0.08)
 
 
+def test_unit_residual_generator_has_raw_paths_and_unit_error_variances():
+    # effects="unit_residual": X ~ N(0, 1), M = aX + e_M, Y = c'X + bM + e_Y, var(e) = 1
+    a, b, c = 0.3, 0.4, 0.2
+    design = P._make_design(a, b, c, 0.0, 1, 0.0, None, effects="unit_residual")
+    z = P._simulate_block(design, 40_000, 2, root_sequence(12))
+    frame = pd.DataFrame(z.reshape(-1, z.shape[-1])[:, 1:], columns=["x", "m", "y"])
+    expected_var = [1.0, 1 + a * a, (c + a * b) ** 2 + b * b + 1]
+    assert frame.var().to_numpy() == pytest.approx(expected_var, rel=0.02)
+    fit_m = sm.OLS(frame["m"], sm.add_constant(frame[["x"]])).fit()
+    fit_y = sm.OLS(frame["y"], sm.add_constant(frame[["x", "m"]])).fit()
+    assert fit_m.params["x"] == pytest.approx(a, abs=0.015)
+    assert fit_y.params["m"] == pytest.approx(b, abs=0.015)
+    assert fit_y.params["x"] == pytest.approx(c, abs=0.015)
+    assert (fit_m.scale, fit_y.scale) == pytest.approx((1.0, 1.0), rel=0.02)
+    # raw paths need not lie in (-1, 1); covariate shares are defined for standardized paths only
+    assert P._make_design(1.5, 0.4, 0.0, 0.0, 1, 0.0, None, effects="unit_residual").a == 1.5
+    with pytest.raises(ConfigError, match="unit_residual"):
+        fidelitymed.power_mediation(0.3, 0.3, 100, covariates_r2=0.1, effects="unit_residual")
+    with pytest.raises(ConfigError, match="effects"):
+        fidelitymed.power_mediation(0.3, 0.3, 100, effects="raw")
+
+
+def _exact_joint_power(a, b, n, effects, alpha=0.05, grid=600):
+    """Exact power of the joint t tests of a and b (c' = 0), independent of fidelitymed: given
+    S_xx ~ var(X) chi2(n-1) and the residual SS of M on X, RSS ~ var(e_M) chi2(n-2), a-hat is
+    normal and independent of RSS, and t_b is noncentral t(n-3, b sqrt(RSS)/sd(e_Y)); the two
+    chi-squares are integrated out on a grid of their quantiles."""
+    sd_m, sd_y = ((math.sqrt(1 - a * a), math.sqrt(1 - b * b)) if effects == "standardized"
+                  else (1.0, 1.0))
+    u = (np.arange(grid) + 0.5) / grid
+    sxx = stats.chi2.ppf(u, n - 1)[:, None]
+    rss = sd_m ** 2 * stats.chi2.ppf(u, n - 2)[None, :]
+    t_a, t_b = stats.t.isf(alpha / 2, n - 2), stats.t.isf(alpha / 2, n - 3)
+    crit = t_a * np.sqrt(rss / (n - 2)) / sd_m  # |a-hat| / (sd_m / sqrt(sxx)) must exceed this
+    shift = a * np.sqrt(sxx) / sd_m
+    p_a = stats.norm.sf(crit - shift) + stats.norm.sf(crit + shift)
+    ncp = b * np.sqrt(rss) / sd_y
+    p_b = stats.nct.sf(t_b, n - 3, ncp) + stats.nct.sf(t_b, n - 3, -ncp)
+    return float((p_a * p_b).mean())
+
+
+@pytest.mark.parametrize("effects", ["standardized", "unit_residual"])
+def test_joint_power_matches_exact_noncentral_t(effects):
+    # Fritz & MacKinnon's medium cell: N = 162, a = b = .26
+    exact = _exact_joint_power(0.26, 0.26, 162, effects)
+    res = fidelitymed.power_mediation(0.26, 0.26, 162, method="joint", n_rep=4000, seed=5,
+                                      effects=effects)
+    assert res.effects == effects and res.to_dict()["effects"] == effects
+    assert abs(res.power - exact) <= 3 * math.sqrt(exact * (1 - exact) / 4000), (res.power, exact)
+
+
+def test_unit_residual_is_the_standardized_model_rescaled():
+    # unit-residual data are the standardized model's data at a/sd(M), b sd(M)/sd(Y), column by
+    # column rescaled; t tests and percentile CIs of ab are scale-free, so with the same seed the
+    # decisions agree replicate by replicate
+    a = b = 0.26
+    sd_m, sd_y = math.sqrt(1 + a * a), math.sqrt((a * b) ** 2 + b * b + 1)
+    for method in ("joint", "percentile"):
+        raw = fidelitymed.power_mediation(a, b, 80, method=method, n_rep=50, n_boot=200, seed=8,
+                                          effects="unit_residual")
+        std = fidelitymed.power_mediation(a / sd_m, b * sd_m / sd_y, 80, method=method, n_rep=50,
+                                          n_boot=200, seed=8)
+        assert raw.rejections == std.rejections
+        assert raw.mean_indirect == pytest.approx(std.mean_indirect * sd_y, rel=1e-9)
+    assert "unit residual variances" in raw.summary()
+
+
 def test_cluster_level_exposure():
     design = P._make_design(0.3, 0.3, 0.0, 0.0, 1, 0.1, 12, "cluster")
     z = P._simulate_block(design, 60, 4, root_sequence(3))
@@ -288,9 +355,10 @@ def test_sample_size_grid_points_equal_power_mediation():
 
 
 def test_fritz_mackinnon_medium_medium_light():
-    # Fritz & MacKinnon (2007, Table 3): percentile bootstrap, a = b = .26, c' = 0 -> N = 162
-    res = fidelitymed.power_mediation(0.26, 0.26, 162, method="percentile", n_rep=500,
-                                      n_boot=500, seed=2007)
+    # Fritz & MacKinnon (2007, Table 3): percentile bootstrap, a = b = .26, c' = 0 -> N = 162;
+    # raw paths with unit residual variances (docs/power.md says why)
+    res = fidelitymed.power_mediation(0.26, 0.26, 162, method="percentile", n_rep=1000,
+                                      n_boot=1000, seed=2007, effects="unit_residual")
     # their N is itself an estimate: allow the MC error of a 1000-replicate power as well
     tolerance = 3 * math.sqrt(res.se ** 2 + 0.8 * 0.2 / 1000)
     assert abs(res.power - 0.80) <= tolerance, res.summary()
@@ -301,7 +369,8 @@ def test_fritz_mackinnon_medium_medium_light():
 def test_fritz_mackinnon_full(path, published):
     res = fidelitymed.sample_size_mediation(path, path, power=0.8, method="percentile",
                                             n_rep=2000, n_boot=1000, seed=2007,
-                                            executor="processes", workers=2)
+                                            executor="processes", workers=2,
+                                            effects="unit_residual")
     # the fitted power at the published N equals 0.80 within the MC error of our curve and of
     # a 1000-replicate estimate behind the published N
     low, high = res.fitted_band(published)
@@ -339,6 +408,13 @@ def test_cli_mediation_power_sample_size_and_errors(tmp_path, capsys):
     assert main(["power", "mediation", "--a", "0.39", "--b", "0.39", "--method", "joint",
                  "--n-rep", "200", "--seed", "3", "--quiet", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["n"] > 0
+    assert main(["power", "mediation", "--a", "0.26", "--b", "0.26", "--n", "100", "--method",
+                 "joint", "--effects", "unit_residual", "--n-rep", "100", "--seed", "3",
+                 "--quiet", "--json", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    direct = fidelitymed.power_mediation(0.26, 0.26, 100, method="joint", n_rep=100, seed=3,
+                                         effects="unit_residual")
+    assert payload["effects"] == "unit_residual" and payload["rejections"] == direct.rejections
     capsys.readouterr()
     assert main(["power", "mediation", "--a", "0.3", "--b", "0.3", "--n", "50",
                  "--icc", "0.1"]) == 2

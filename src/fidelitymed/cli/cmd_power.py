@@ -108,12 +108,15 @@ def regression(
 
 @power_app.command("mediation")
 def mediation(
-    a: float = typer.Option(..., "--a", help="Standardized path X -> M."),
-    b: float = typer.Option(..., "--b", help="Standardized path M -> Y (given X)."),
+    a: float = typer.Option(..., "--a", help="Path X -> M (standardized unless --effects unit_residual)."),
+    b: float = typer.Option(..., "--b", help="Path M -> Y given X (standardized unless --effects unit_residual)."),
     n: list[int] | None = typer.Option(None, "--n", help="Sample size(s) to simulate (repeat for a "
                                                           "curve); without --n the N for --power is searched."),
     power: float = typer.Option(0.8, "--power", help="Target power when --n is not given."),
-    c_prime: float = typer.Option(0.0, "--c-prime", help="Standardized direct effect X -> Y."),
+    c_prime: float = typer.Option(0.0, "--c-prime", help="Direct effect X -> Y (scaled as --a, --b)."),
+    effects: str = typer.Option("standardized", "--effects",
+                                help="standardized (var(M) = var(Y) = 1) | unit_residual (raw paths, "
+                                     "error variances 1, as Fritz & MacKinnon 2007)."),
     method: str = typer.Option("percentile", "--method",
                                help="percentile | bca | monte_carlo | joint."),
     n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap resamples (or Monte Carlo draws) per replicate."),
@@ -142,7 +145,8 @@ def mediation(
     _check_plot(plot)
     common = dict(c_prime=c_prime, method=method, n_boot=n_boot, n_rep=n_rep, conf=conf,
                   alpha=alpha, covariates_r2=covariates_r2, n_covariates=n_covariates, icc=icc,
-                  n_clusters=n_clusters, x_level=x_level, executor=backend, workers=workers)
+                  n_clusters=n_clusters, x_level=x_level, executor=backend, workers=workers,
+                  effects=effects)
     title = f"Indirect effect, a = {a:g}, b = {b:g}, {method}"
     if n:
         from ..seeding import root_sequence

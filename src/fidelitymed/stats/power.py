@@ -20,7 +20,10 @@ Mediation
     Y = c' X + b M + sum_k g_Y W_k + e_Y
 
 with error variances chosen so that var(M) = var(Y) = 1, hence a, b and c' are standardized
-(partial) coefficients. The covariates jointly explain ``covariates_r2`` of the variance of M and
+(partial) coefficients. With ``effects="unit_residual"`` a, b and c' are instead raw coefficients
+and both error variances are 1 (var(M) = 1 + a², var(Y) = (c' + ab)² + b² + 1), the set-up of
+the MacKinnon-group simulation studies; a path of .14 / .39 / .59 then explains a²/(1 + a²) =
+2% / 13% / 26% of var(M), Cohen's (1988) small / medium / large R². The covariates jointly explain ``covariates_r2`` of the variance of M and
 of Y (``g_M = sqrt(r2/k)``, ``g_Y = sqrt(r2/k) (1 - b)`` so that corr(W_k, M)² = corr(W_k, Y)² =
 r2/k) and enter both analysis equations, as PROCESS' ``cov=`` does. Clustering adds a random
 intercept to each equation: the clients are split into ``n_clusters`` clusters as evenly as
@@ -72,9 +75,11 @@ __all__ = [
     "power_mediation",
     "sample_size_mediation",
     "MEDIATION_METHODS",
+    "MEDIATION_EFFECTS",
 ]
 
 MEDIATION_METHODS = ("percentile", "bca", "monte_carlo", "joint")
+MEDIATION_EFFECTS = ("standardized", "unit_residual")
 
 # Fixed units of randomness. A replicate block is the seed unit (and the task); the bootstrap
 # of a block is drawn in sub-blocks of resamples so memory stays bounded at about
@@ -332,6 +337,7 @@ class _Design:
     var_e_m: float  # error variance of M (within + between clusters)
     var_e_y: float
     x_level: str = "client"  # or "cluster": X constant within a cluster (e.g. team fidelity)
+    effects: str = "standardized"  # or "unit_residual": raw paths, var(e_M) = var(e_Y) = 1
 
     @property
     def n_columns(self) -> int:
@@ -357,18 +363,28 @@ class _Design:
     def describe(self) -> dict[str, Any]:
         return {"a": self.a, "b": self.b, "c_prime": self.c_prime,
                 "covariates_r2": self.covariates_r2, "n_covariates": self.n_covariates,
-                "icc": self.icc, "n_clusters": self.n_clusters, "x_level": self.x_level}
+                "icc": self.icc, "n_clusters": self.n_clusters, "x_level": self.x_level,
+                "effects": self.effects}
 
 
 def _make_design(a: float, b: float, c_prime: float, covariates_r2: float, n_covariates: int,
-                 icc: float, n_clusters: int | None, x_level: str = "client") -> _Design:
+                 icc: float, n_clusters: int | None, x_level: str = "client",
+                 effects: str = "standardized") -> _Design:
+    if effects not in MEDIATION_EFFECTS:
+        raise ConfigError(f"effects must be one of {', '.join(MEDIATION_EFFECTS)}; got {effects!r}")
     a, b, c_prime = float(a), float(b), float(c_prime)
     for name, value in (("a", a), ("b", b), ("c_prime", c_prime)):
-        if not (-1.0 < value < 1.0):
+        if effects == "standardized" and not (-1.0 < value < 1.0):
             raise ConfigError(f"{name} is a standardized path and must lie in (-1, 1); got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number; got {value!r}")
     r2 = float(covariates_r2)
     if not (0.0 <= r2 < 1.0):
         raise ConfigError(f"covariates_r2 must lie in [0, 1); got {covariates_r2!r}")
+    if effects == "unit_residual" and r2 > 0:
+        # the covariates' share of var(M) and var(Y) is defined for the standardized model only
+        raise ConfigError(f"effects = 'unit_residual' supports covariates_r2 = 0 only; got {r2!r} "
+                          "(use effects = 'standardized' with covariates)")
     k = _check_int("n_covariates", n_covariates, 1) if r2 > 0 else 0
     icc = float(icc)
     if not (0.0 <= icc < 1.0):
@@ -381,6 +397,10 @@ def _make_design(a: float, b: float, c_prime: float, covariates_r2: float, n_cov
         raise ConfigError(f"x_level must be 'client' or 'cluster'; got {x_level!r}")
     if x_level == "cluster" and n_clusters is None:
         raise ConfigError("x_level = 'cluster' needs n_clusters (the number of clusters); got None")
+    if effects == "unit_residual":
+        return _Design(a=a, b=b, c_prime=c_prime, covariates_r2=0.0, n_covariates=0, icc=icc,
+                       n_clusters=n_clusters, g_m=0.0, g_y=0.0, var_e_m=1.0, var_e_y=1.0,
+                       x_level=x_level, effects=effects)
     var_e_m = 1.0 - a * a - r2
     if var_e_m <= 0:
         raise ConfigError(f"a² + covariates_r2 must be < 1 so that var(M) = 1; got "
@@ -705,6 +725,7 @@ class MediationPowerResult:
     sd_indirect: float
     seed_entropy: int
     backend: str = "serial"
+    effects: str = "standardized"
 
     def to_dict(self) -> dict[str, Any]:
         return json_safe(asdict(self))
@@ -721,7 +742,8 @@ class MediationPowerResult:
                 "monte_carlo": f"Monte Carlo CI ({self.conf:.0%}, {self.n_boot} draws)",
                 "joint": f"joint significance of a and b (alpha = {self.alpha})"}[self.method]
         lines = [
-            "Monte Carlo power for the indirect effect (single-mediator model, standardized paths)",
+            "Monte Carlo power for the indirect effect (single-mediator model, "
+            f"{_EFFECTS_LABEL[self.effects]})",
             f"  a = {self.a:.4f}   b = {self.b:.4f}   c' = {self.c_prime:.4f}   ab = "
             f"{self.a * self.b:.4f}",
             f"  N = {self.n}",
@@ -744,6 +766,10 @@ class MediationPowerResult:
         return "\n".join(lines)
 
 
+_EFFECTS_LABEL = {"standardized": "standardized paths",
+                  "unit_residual": "raw paths, unit residual variances"}
+
+
 def _power_result(design: _Design, n: int, method: str, n_rep: int, n_boot: int, conf: float,
                   alpha: float, root: np.random.SeedSequence, backend: str,
                   outputs: Sequence[tuple[np.ndarray, np.ndarray]]) -> MediationPowerResult:
@@ -757,7 +783,7 @@ def _power_result(design: _Design, n: int, method: str, n_rep: int, n_boot: int,
         n_clusters=design.n_clusters, x_level=design.x_level, rejections=int(reject.sum()), power=power, se=se,
         ci_low=lo, ci_high=hi, mean_indirect=float(estimate.mean()),
         sd_indirect=float(estimate.std(ddof=1)) if n_rep > 1 else float("nan"),
-        seed_entropy=int(root.entropy), backend=backend)
+        seed_entropy=int(root.entropy), backend=backend, effects=design.effects)
 
 
 def _backend_name(executor: Any) -> str:
@@ -773,17 +799,19 @@ def power_mediation(a: float, b: float, n: int, c_prime: float = 0.0, method: st
                     alpha: float = 0.05, seed: SeedLike = None, covariates_r2: float = 0.0,
                     n_covariates: int = 1, icc: float = 0.0, n_clusters: int | None = None,
                     x_level: str = "client", executor: Any = None, workers: int | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> MediationPowerResult:
+                    progress: Callable[[int, int], None] | None = None,
+                    effects: str = "standardized") -> MediationPowerResult:
     """Monte Carlo power to detect the indirect effect ``a*b`` of a single-mediator model.
 
     Parameters
     ----------
     a, b : float
-        Standardized paths X -> M and M -> Y (given X), in (-1, 1).
+        Paths X -> M and M -> Y (given X): standardized, in (-1, 1), or raw coefficients with
+        ``effects="unit_residual"``.
     n : int
         Sample size (clients).
     c_prime : float, default 0
-        Standardized direct effect X -> Y.
+        Direct effect X -> Y (standardized, or raw with ``effects="unit_residual"``).
     method : {"percentile", "bca", "monte_carlo", "joint"}
         Test of ``ab``: percentile or BCa bootstrap CI, Monte Carlo CI, or joint significance
         of a and b (t tests at ``alpha``).
@@ -818,6 +846,13 @@ def power_mediation(a: float, b: float, n: int, c_prime: float = 0.0, method: st
         Worker count when ``executor`` is a backend name.
     progress : callable or None
         ``progress(done, total)`` after each block of replicates.
+    effects : {"standardized", "unit_residual"}, default "standardized"
+        How a, b and c' are scaled. ``"standardized"``: var(X) = var(M) = var(Y) = 1 (the error
+        variances absorb the rest). ``"unit_residual"``: X ~ N(0, 1), M = aX + e_M,
+        Y = c'X + bM + e_Y with var(e_M) = var(e_Y) = 1 (raw coefficients, as in the
+        simulations of MacKinnon et al. 2002 and, by their effect-size choices, Fritz &
+        MacKinnon 2007); the standardized paths are then smaller, e.g. a_std = a / sqrt(1 + a²).
+        Needs ``covariates_r2 = 0``.
 
     Returns
     -------
@@ -840,7 +875,8 @@ def power_mediation(a: float, b: float, n: int, c_prime: float = 0.0, method: st
     MacKinnon, D. P., Lockwood, C. M., & Williams, J. (2004). Confidence limits for the indirect
     effect. *Multivariate Behavioral Research, 39*, 99-128.
     """
-    design = _make_design(a, b, c_prime, covariates_r2, n_covariates, icc, n_clusters, x_level)
+    design = _make_design(a, b, c_prime, covariates_r2, n_covariates, icc, n_clusters, x_level,
+                          effects)
     method, n_boot, n_rep, conf, alpha = _check_mediation_args(method, n_boot, n_rep, conf, alpha)
     n = _check_n(n, design)
     root = root_sequence(seed)
@@ -907,7 +943,8 @@ class MediationSampleSizeResult:
         out.update(n_rep_per_n=first.n_rep, n_boot=first.n_boot, conf=first.conf,
                    alpha=first.alpha, covariates_r2=first.covariates_r2,
                    n_covariates=first.n_covariates, icc=first.icc, n_clusters=first.n_clusters,
-                   x_level=first.x_level, seed_entropy=first.seed_entropy)
+                   x_level=first.x_level, seed_entropy=first.seed_entropy,
+                   effects=first.effects)
         out["curve"] = self.to_frame().to_dict(orient="records")
         return json_safe(out)
 
@@ -919,7 +956,8 @@ class MediationSampleSizeResult:
         lines = [
             "Sample size for the indirect effect (Monte Carlo power, fitted probit curve in log N)",
             f"  a = {self.a:.4f}   b = {self.b:.4f}   c' = {self.c_prime:.4f}   method: {self.method}"
-            + ("" if self.method == "joint" else f" (B = {first.n_boot}, conf {first.conf:.0%})"),
+            + ("" if self.method == "joint" else f" (B = {first.n_boot}, conf {first.conf:.0%})")
+            + ("" if first.effects == "standardized" else f"; {_EFFECTS_LABEL[first.effects]}"),
             f"  target power {self.target_power:.2f}; {first.n_rep} replicates at each of "
             f"{len(self.curve)} sample sizes (seed entropy {first.seed_entropy})",
             f"  N = {self.n}   (solution {self.n_exact:.1f}, MC SE {self.n_se:.1f}, "
@@ -939,7 +977,8 @@ def _analytic_start(design: _Design, target: float, alpha: float) -> int:
     """N at which the joint test's power, approximated as P(a sig.) * P(b sig.), reaches target.
 
     Uses the noncentral F of :func:`power_regression` for each path (partial f²:
-    a²/(1 - a² - r2) and b²(1 - a² - r2)/var(e_Y)); the percentile bootstrap needs a little
+    a²/(1 - a² - r2) and b²(1 - a² - r2)/var(e_Y); a² and b² with unit residual variances);
+    the percentile bootstrap needs a little
     more (Fritz & MacKinnon 2007, Table 3), so this is only the centre of the first grid.
     """
     k = design.n_covariates
@@ -973,8 +1012,8 @@ def sample_size_mediation(a: float, b: float, power: float = 0.8, c_prime: float
                           n_clusters: int | None = None, x_level: str = "client",
                           grid: Sequence[int] | None = None,
                           max_rounds: int = 3, executor: Any = None, workers: int | None = None,
-                          progress: Callable[[int, int], None] | None = None
-                          ) -> MediationSampleSizeResult:
+                          progress: Callable[[int, int], None] | None = None,
+                          effects: str = "standardized") -> MediationSampleSizeResult:
     """Sample size N for a target power of the indirect-effect test, with its MC uncertainty.
 
     Power is simulated (:func:`power_mediation`, ``n_rep`` replicates each) on a grid of N
@@ -987,7 +1026,7 @@ def sample_size_mediation(a: float, b: float, power: float = 0.8, c_prime: float
     Parameters
     ----------
     a, b, power
-        Standardized paths and target power.
+        Paths (standardized, or raw with ``effects="unit_residual"``) and target power.
     grid : sequence of int, optional
         The sample sizes of the first round (default: the analytic start times 0.8, 0.9, 1,
         1.1, 1.2, 1.35).
@@ -1006,7 +1045,8 @@ def sample_size_mediation(a: float, b: float, power: float = 0.8, c_prime: float
     Fritz, M. S., & MacKinnon, D. P. (2007). Required sample size to detect the mediated effect.
     *Psychological Science, 18*, 233-239.
     """
-    design = _make_design(a, b, c_prime, covariates_r2, n_covariates, icc, n_clusters, x_level)
+    design = _make_design(a, b, c_prime, covariates_r2, n_covariates, icc, n_clusters, x_level,
+                          effects)
     method, n_boot, n_rep, conf, alpha = _check_mediation_args(method, n_boot, n_rep, conf, alpha)
     target = _check_prob("power", power)
     max_rounds = _check_int("max_rounds", max_rounds, 1)
