@@ -232,16 +232,23 @@ def test_fused_block_counts_equal_plain_draws(monkeypatch, n, size, step_element
     assert counts.sum(axis=1).tolist() == [n] * size
 
 
-def test_run_bootstrap_bit_identical_across_chunks_with_many_columns():
-    """p = 17 as in the study's mediation model: wide enough for BLAS to take width-dependent paths."""
+@pytest.mark.parametrize("chunk_elements", [2 * 500 * 311, 500 * 311, None])
+def test_run_bootstrap_bit_identical_across_chunks_with_many_columns(monkeypatch, chunk_elements):
+    """p = 17 as in the study's mediation model: wide enough for BLAS to take width-dependent paths.
+
+    A small ``_CHUNK_ELEMENTS`` makes the moment products one or two blocks wide, so the chunks
+    below hold 1-5 products (before, one product per chunk gave last-bit differences).
+    """
     from fidelitymed.stats.mediation import _make_statistic
 
+    if chunk_elements is not None:
+        monkeypatch.setattr(bs, "_CHUNK_ELEMENTS", chunk_elements)
     rng = np.random.default_rng(11)
     n, p = 311, 17
     Z = np.column_stack([np.ones(n), rng.normal(size=(n, p - 1))])
     stat = _make_statistic(np.ones(3))
     ref = bs.run_bootstrap(Z, stat, 2300, 5, return_indices=True)
-    for chunk in (1, 1000, 1500, 2300):
+    for chunk in (1, 1000, 1500, 2000, 2300, 10_000):
         other = bs.run_bootstrap(Z, stat, 2300, 5, chunk_size=chunk)
         np.testing.assert_array_equal(other.draws, ref.draws)
     for b in range(0, 2300, 229):  # and each draw is the plain fit of its resample

@@ -489,19 +489,20 @@ def run_bootstrap(
     seed = root_sequence(seed)
     outer_T = np.ascontiguousarray(_row_outer_products(Z).T)
     tri = triangle_index(p)
+    # Moment products are taken over fixed groups of `unit` blocks (a number that depends on n
+    # only) and chunks are whole groups: BLAS may round a column differently in a product of
+    # another width (kernel edges, small-matrix paths), so fixed product shapes are what makes the
+    # result bit-identical across chunk sizes.  One group's counts take ~_CHUNK_ELEMENTS floats.
+    unit = max(1, _CHUNK_ELEMENTS // (BLOCK_SIZE * n))
     if chunk_size is None:
         # bound the packed moments (T x chunk) and the statistic's factor (~2T x chunk) held at once
-        chunk_size = max(1, _CHUNK_ELEMENTS // (3 * outer_T.shape[0]))
-    blocks_per_chunk = max(1, int(chunk_size) // BLOCK_SIZE)
+        chunk_size = _CHUNK_ELEMENTS // (3 * outer_T.shape[0])
+    blocks_per_chunk = max(1, int(chunk_size) // (BLOCK_SIZE * unit)) * unit
     n_blocks = -(-n_boot // BLOCK_SIZE)
 
     out: np.ndarray | None = None
     all_idx = np.empty((n_boot, n), dtype=np.intp) if return_indices else None
-    # One count buffer, one block at a time: each block's moment product is taken while its counts
-    # are in cache, and always with the same shape, whatever the chunk -- BLAS may round a column
-    # differently depending on the product's width (kernel edges, small-matrix paths), so this
-    # is what makes the result bit-identical across chunk sizes.
-    counts = np.empty((min(n_boot, BLOCK_SIZE), n))
+    counts = np.empty((min(n_boot, unit * BLOCK_SIZE), n))  # one buffer for every group
     n_failed = 0
     for first in range(0, n_blocks, blocks_per_chunk):
         blocks = range(first, min(n_blocks, first + blocks_per_chunk))
@@ -509,12 +510,15 @@ def run_bootstrap(
         lo = first * BLOCK_SIZE
         total = sum(sizes)
         packed = np.empty((outer_T.shape[0], total))  # (T, total): rows contiguous over resamples
-        start = 0
-        for k, size in zip(blocks, sizes):
-            _draw_block_counts(seed, k, size, n, counts[:size],
-                               None if all_idx is None else all_idx[lo + start:lo + start + size])
-            np.matmul(outer_T, counts[:size].T, out=packed[:, start:start + size])
-            start += size
+        for g in range(0, len(blocks), unit):
+            g_lo = g * BLOCK_SIZE  # resample offset of the group within the chunk
+            row = 0
+            for k, size in zip(blocks[g:g + unit], sizes[g:g + unit]):
+                _draw_block_counts(seed, k, size, n, counts[row:row + size],
+                                   None if all_idx is None else all_idx[lo + g_lo + row:lo + g_lo + row + size])
+                row += size
+            # one BLAS call per group, written in place into the chunk's packed moments
+            np.matmul(outer_T, counts[:row].T, out=packed[:, g_lo:g_lo + row])
         values, ok = statistic(packed, tri)
         values = np.array(values, dtype=np.float64)
         if out is None:
