@@ -8,13 +8,15 @@ matrices of p = 17 columns [1, covariates, X, M, Y]) divided by this machine's m
 measured here on a large square product and on the product of the same shape.
 
 The peers need their own environment (benchmarks/.venv-peers, created on first use with pip; git-
-ignored) and run in a subprocess of this run.  ``--no-peers`` skips them.
+ignored) and run in a subprocess of this run.  ``--no-peers`` (alias ``--ours-only``) skips them and
+still measures the floor.  Each row also splits our bootstrap into its phases (drawing and counting
+the resamples, the moment products, the batched Cholesky statistic), timed on the same shape.
 
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, when set on this machine for old OpenBLAS builds, slow a
 current numpy; this script re-executes itself without them (its own process only) and reports the
 BLAS in use.
 
-Usage:  .venv/bin/python benchmarks/bench_mediation.py [--no-peers] [--boot 5000] [--reps 15]
+Usage:  .venv/bin/python benchmarks/bench_mediation.py [--no-peers | --ours-only] [--boot 5000] [--reps 20]
 """
 
 from __future__ import annotations
@@ -79,6 +81,49 @@ def matmul_rates(n: int, n_boot: int, p: int) -> dict[str, float]:
     return {"square": 2 * 2000 ** 3 / t_sq / 1e9, "shape": 2 * T * n * n_boot / t_sh / 1e9}
 
 
+def phases(n: int, n_boot: int, p: int, reps: int, run_ours) -> dict[str, float]:
+    """Median seconds of the bootstrap's phases on random data of the benchmark's shape.
+
+    Timed interleaved with whole ``mediate`` calls (``total``), so that ``total`` minus the phases
+    is the rest of ``mediate`` under the same load.
+
+    The same kernel calls as :func:`fidelitymed.stats.bootstrap.run_bootstrap` makes (one chunk):
+    drawing + counting every RNG block, the moment products per group of blocks, the mediation
+    statistic (batched Cholesky) on the packed moments.
+    """
+    from fidelitymed.stats import bootstrap as bs
+    from fidelitymed.stats.mediation import _make_statistic
+
+    rng = np.random.default_rng(0)
+    Z = np.column_stack([np.ones(n), rng.normal(size=(n, p - 1))])
+    outer_T = np.ascontiguousarray(bs._row_outer_products(Z).T)
+    tri = bs.triangle_index(p)
+    seed = np.random.SeedSequence(1)
+    blocks = [(k, min(bs.BLOCK_SIZE, n_boot - k * bs.BLOCK_SIZE)) for k in range(-(-n_boot // bs.BLOCK_SIZE))]
+    unit = max(1, bs._CHUNK_ELEMENTS // (bs.BLOCK_SIZE * n))
+    counts = np.empty((n_boot, n))
+    packed = np.empty((outer_T.shape[0], n_boot))
+    stat = _make_statistic(np.ones(3))
+
+    def draw():
+        for k, size in blocks:
+            bs._draw_block_counts(seed, k, size, n, counts[k * bs.BLOCK_SIZE:k * bs.BLOCK_SIZE + size])
+
+    def product():
+        for g in range(0, n_boot, unit * bs.BLOCK_SIZE):
+            w = min(unit * bs.BLOCK_SIZE, n_boot - g)
+            np.matmul(outer_T, counts[g:g + w].T, out=packed[:, g:g + w])
+
+    times: dict[str, list[float]] = {"draw_count": [], "product": [], "statistic": [], "total": []}
+    for _ in range(reps):  # interleaved, so a busy spell hits all phases alike
+        for name, fn in (("draw_count", draw), ("product", product), ("statistic", lambda: stat(packed, tri)),
+                         ("total", run_ours)):
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
 def blas_info() -> str:
     try:
         from threadpoolctl import threadpool_info
@@ -96,7 +141,8 @@ def blas_info() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--no-peers", "--ours-only", dest="no_peers", action="store_true",
+                    help="skip the peers (the floor is still measured)")
     ap.add_argument("--boot", type=int, default=5000)
     ap.add_argument("--reps", type=int, default=20)
     args = ap.parse_args()
@@ -117,12 +163,13 @@ def main() -> None:
         t_noboot, _ = best_of(lambda: fm.mediate(df, "fidelity", "alliance", "qol", **{**kw, "n_boot": 0}),
                               args.reps)
         rates = matmul_rates(n, B, p)
+        split = phases(n, B, p, args.reps, run_ours)
         flops = 2 * B * n * p * (p + 1) / 2
         floor_sq = flops / (rates["square"] * 1e9)
         floor_sh = flops / (rates["shape"] * 1e9)
         row = {"n": n, "regressors": n_reg, "ours_s": t_best, "ours_median_s": t_med, "ours_noboot_s": t_noboot,
                "ab": res.ab, "gflop": flops / 1e9, "rate_square": rates["square"], "rate_shape": rates["shape"],
-               "floor_square_s": floor_sq, "floor_shape_s": floor_sh}
+               "floor_square_s": floor_sq, "floor_shape_s": floor_sh, "phases_median_s": split}
         if peers_py is not None:
             dummies = pd.get_dummies(df, columns=["site"], drop_first=True, dtype=float)
             dummies = dummies.drop(columns=["client"])
@@ -171,7 +218,12 @@ def main() -> None:
               f"{row['ours_s'] / row['floor_shape_s']:>7.1f}x  at {row['rate_shape']:.1f} GFLOP/s "
               f"(the (T,n)@(n,B) product alone)")
         print(f"{'':>6} {'':>5} {'(no bootstrap)':<16} {row['ours_noboot_s']:>9.4f}   "
-              f"median of ours: {row['ours_median_s']:.4f} s")
+              f"median of ours: {row['ours_median_s']:.4f} s = {row['ours_median_s'] / row['floor_square_s']:.1f}x floor")
+        ph = row["phases_median_s"]
+        rest = ph["total"] - ph["draw_count"] - ph["product"] - ph["statistic"]
+        print(f"{'':>6} {'':>5} {'(phases, median)':<16} of {ph['total'] * 1e3:.1f} ms: draw+count "
+              f"{ph['draw_count'] * 1e3:.1f}, moment products {ph['product'] * 1e3:.1f}, Cholesky statistic "
+              f"{ph['statistic'] * 1e3:.1f}, rest (fits, intervals, input) {rest * 1e3:.1f} ms")
     if rows and "peers" in rows[0]:
         print("\npeer versions:", json.dumps(rows[0]["peers"].get("versions", {})))
     print("ratio = peer time / fidelitymed time; for the floor rows, fidelitymed time / floor.")

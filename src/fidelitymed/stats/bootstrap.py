@@ -5,7 +5,7 @@ residual sum of squares and standard deviation of a resample follows from its mo
 ``sum_i w_bi z_i z_i'`` of the data columns ``z = [1, x_1, ..., y]``, where ``w_bi`` counts how
 often row ``i`` was drawn into resample ``b``.  For all ``B`` resamples these matrices come from
 the matrix product ``W @ O`` of the ``(B, n)`` count matrix with the ``(n, p(p+1)/2)`` row-wise
-outer products (one BLAS call per RNG block of resamples, while its counts are in cache), and the
+outer products (one BLAS call per group of resample blocks, about 32 MB of counts), and the
 systems are then solved in a batch (a Cholesky factorisation written over the batch axis, reading
 the packed triangles in place).  This replaces the per-resample loop of PROCESS (Hayes 2022, Appendix A)
 and of most peers by a handful of BLAS calls.
@@ -14,8 +14,9 @@ Seeding.  Resample indices are drawn in fixed-size *blocks* of :data:`BLOCK_SIZE
 generator of block ``k`` is the keyed child ``("resample", k)`` of the task's
 :class:`numpy.random.SeedSequence` (:func:`fidelitymed.seeding.child_sequence`).  A singular
 resample is redrawn from the block's own keyed children ``("redraw", k, round)``.  Blocks are then grouped
-into memory-bounded *chunks* (one call of the statistic each); because no stream depends on the
-chunking, and each block's moment product always has the same shape (BLAS may round a column
+into groups of a size fixed by ``n`` (one moment product each) and the groups into
+memory-bounded *chunks* (one call of the statistic each); because no stream depends on the
+chunking, and the moment products have the same shapes whatever the chunk (BLAS may round a column
 differently in a product of another width), results are bit-identical for one seed whatever the
 chunk size.  (Not necessarily across BLAS builds or BLAS thread counts.)
 
@@ -466,10 +467,11 @@ def run_bootstrap(
     seed : int, numpy.random.SeedSequence or None
         Root of the keyed block streams (see the module docstring).
     chunk_size : int, optional
-        Resamples per processing chunk (one call of ``statistic``), rounded down to whole blocks
-        (at least one); by default about :data:`_CHUNK_ELEMENTS` elements of the packed moments and
-        the statistic's work arrays (3T x chunk).  Counts exist for one block at a time.  Does not
-        change the result.
+        Resamples per processing chunk (one call of ``statistic``), rounded down to whole groups
+        of blocks (at least one group; a group holds about :data:`_CHUNK_ELEMENTS` counts, e.g.
+        13,000 resamples at n = 311, 1,000 at n = 3,110); by default about
+        :data:`_CHUNK_ELEMENTS` elements of the packed moments and the statistic's work arrays
+        (3T x chunk).  Counts exist for one group at a time.  Does not change the result.
     return_indices : bool, default False
         Also return the (n_boot, n) indices used (memory-heavy; for tests).
 
