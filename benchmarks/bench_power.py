@@ -6,7 +6,9 @@ Prints, in one run:
    N = 162 (a = b = .26), serially and on the process backend;
 2. the Fritz & MacKinnon (2007, Table 3) cells -- N for 0.80 power with the percentile bootstrap,
    alpha = .05, c' = 0, for a = b = .26 (published: 162) and a = b = .14 (published: 558), with
-   the Monte Carlo SE and 95% interval of our N, the power at the published N, and the time;
+   raw paths and unit residual variances (``effects="unit_residual"``, their set-up; see
+   docs/power.md), the Monte Carlo SE and 95% interval of our N, the power at the published N,
+   and the time;
 3. the peers -- a plain loop over ``pingouin.mediation_analysis`` (bias-corrected bootstrap CI) and
    over ``pyprocessmacro.Process(model=4)`` (percentile CI), one call per simulated data set, run
    on a few replicates only and *extrapolated* linearly to the same work; ratios side by side.
@@ -138,12 +140,12 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. Fritz & MacKinnon cells --------------------------------------------------------------
     print("\n2. Fritz & MacKinnon (2007, Table 3): N for 0.80 power, percentile bootstrap, "
-          "alpha = .05, c' = 0")
+          "alpha = .05, c' = 0, raw paths with unit residual variances")
     cells = []
     for path in (0.26, 0.14):
         res, t = _timed(fidelitymed.sample_size_mediation, path, path, power=0.8,
                         method="percentile", n_rep=R, n_boot=B, seed=args.seed,
-                        executor="processes", workers=args.workers)
+                        executor="processes", workers=args.workers, effects="unit_residual")
         published = PUBLISHED[path]
         at_pub = float(res.fitted_power(published))
         low, high = res.fitted_band(published)

@@ -39,7 +39,8 @@ bootstrap (Efron 1987), the Monte Carlo CI (MacKinnon, Lockwood & Williams 2004;
 Selig 2012) or joint significance of a and b (MacKinnon et al. 2002); power is the share of
 replicates whose CI excludes 0 (or both paths are significant). This is the design of Fritz &
 MacKinnon (2007), whose Table 3 (percentile bootstrap, alpha = .05, c' = 0) gives N = 558 for
-a = b = .14 and N = 162 for a = b = .26 for 0.80 power.
+a = b = .14 and N = 162 for a = b = .26 for 0.80 power, with raw paths and unit residual
+variances (``effects="unit_residual"``; docs/power.md compares).
 
 Everything is vectorized: replicates come in blocks, all replicates x resamples of a block are
 reduced to moment matrices by one batched matrix product of resample counts with per-observation
