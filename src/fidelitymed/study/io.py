@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import StudyDataError
+from ..errors import FidelityMedError, StudyDataError
 
 TABLE_SUFFIXES = (".csv", ".xlsx", ".sav", ".dta")
 
@@ -141,8 +141,6 @@ def atomic_directory(target: str | os.PathLike, *, force: bool = False) -> Itera
     An existing ``target`` is replaced only with ``force=True``; if the body raises, the
     temporary folder is removed and ``target`` is untouched.
     """
-    from ..errors import FidelityMedError
-
     target = Path(target)
     if target.exists() and not force:
         raise FidelityMedError(f"output folder {str(target)!r} exists; use --force to replace it")
