@@ -269,9 +269,25 @@ def _coerce_numeric(s: pd.Series, col: str, positions: np.ndarray) -> np.ndarray
     coerced = pd.to_numeric(s, errors="coerce")
     bad = np.flatnonzero(coerced.isna().to_numpy() & s.notna().to_numpy())
     if bad.size:
-        issues = [DataIssue(None, int(positions[i]) + 2, col, s.iloc[i], "a number") for i in bad[:5]]
-        raise StudyDataError(issues)
+        raise NonNumericCellsError([DataIssue(None, int(positions[i]) + 2, col, s.iloc[i], "a number")
+                                    for i in bad])
     return coerced.to_numpy(dtype=np.float64)
+
+
+class NonNumericCellsError(StudyDataError):
+    """Non-numeric cells of a column: all of them in ``.issues``, the first :attr:`shown` in the message."""
+
+    shown = 5
+
+    def _message(self) -> str:
+        total = len(self.issues)
+        if total == 1:
+            return str(self.issues[0])
+        lines = [f"{total} problems in the data:"]
+        lines += [f"  - {issue}" for issue in self.issues[:self.shown]]
+        if total > self.shown:
+            lines.append(f"  ... and {total - self.shown} more")
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
