@@ -3,7 +3,7 @@
 :func:`mediate_imputed` is what ``fidelitymed.mediate(..., impute=20, pool="stacked")`` and
 ``fidelitymed mediate DATA --impute 20 --pool stacked`` run: scale-level MICE-PMM of the
 analysis variables (:func:`fidelitymed.stats.impute.impute_frame`), PROCESS Model 4 on every
-completed data set (:func:`fidelitymed.stats.mediation.mediate`), Rubin's rules for the paths
+completed data set (:func:`fidelitymed.stats.process.mediate_complete`), Rubin's rules for the paths
 and one of three schemes for the indirect effect (:mod:`fidelitymed.stats.pooling`).
 
 Seeds (all keyed children of one root, so any backend gives the same numbers): imputation
@@ -24,6 +24,7 @@ from ..errors import ConfigError
 from ..seeding import SeedLike, child_sequence, generator, root_sequence
 from . import impute as _imp
 from .pooling import SCHEMES, PooledMediationResult, pool_mediation
+from .process import mediate_complete
 
 __all__ = ["mediate_imputed", "BOOT_MI_RESAMPLES", "BOOT_MI_IMPUTATIONS"]
 
@@ -89,8 +90,6 @@ def mediate_imputed(data: pd.DataFrame, x: str, m: str, y: str, covariates: Sequ
     Rubin (1987); Barnard & Rubin (1999); Schomaker & Heumann (2018); Bartlett & Hughes (2020);
     van Buuren (2018). See :mod:`fidelitymed.stats.pooling`.
     """
-    from .mediation import mediate
-
     if pool not in SCHEMES:
         raise ConfigError(f"pool must be one of {', '.join(SCHEMES)}; got {pool!r}")
     m_imp = _check_int("impute (number of imputations)", impute, 2)
@@ -118,7 +117,7 @@ def mediate_imputed(data: pd.DataFrame, x: str, m: str, y: str, covariates: Sequ
     per_boot = n_boot if pool == "stacked" else 0
     results = []
     for k, completed in enumerate(mi.datasets):
-        results.append(mediate(completed, x, m, y, covariates=covariates, categorical=categorical,
+        results.append(mediate_complete(completed, x, m, y, covariates=covariates, categorical=categorical,
                                n_boot=per_boot, conf=conf, seed=child_sequence(root, ("boot", k)), hc=hc,
                                cluster=cluster, save_boot=save, process_compat=process_compat))
     notes = [f"{m_imp} imputations by MICE with predictive mean matching (d={donors}, {iterations} iterations) "
