@@ -9,7 +9,8 @@
 #   lavaan:   the same model (covariates in all equations) as an SEM (ML, fixed.x, residual
 #             covariance of the two mediators free): a1, a2, b1, b2, c', the specific, total and
 #             contrast indirect effects with delta-method SEs, and vcov(a1, a2).
-#   glm:      logistic outcome and total equations for the 0/1 `employed` (binomial, logit):
+#   glm:      logistic outcome and total equations for the 0/1 `employed` (binomial, logit; IRLS
+#             run to epsilon = 1e-14 so the estimates are converged to the last digits):
 #             coefficients, SEs, z, p, logLik, null logLik.
 #   cr2:      clubSandwich CR2 (cluster = site) of the outcome equation, Satterthwaite df.
 suppressPackageStartupMessages({library(lavaan); library(jsonlite); library(sandwich); library(clubSandwich)})
@@ -50,7 +51,7 @@ V <- vcov(fit)
 out$lavaan_fit$cov_a1_a2 <- V["a1", "a2"]
 out$lavaan_fit$n <- nobs(fit)
 lg <- function(f) {
-  fit <- glm(f, data = d, family = binomial())
+  fit <- glm(f, data = d, family = binomial(), control = glm.control(epsilon = 1e-14, maxit = 100))
   s <- summary(fit)$coefficients
   list(names = rownames(s), coef = unname(s[, 1]), se = unname(s[, 2]), z = unname(s[, 3]), p = unname(s[, 4]),
        loglik = as.numeric(logLik(fit)),
