@@ -505,7 +505,10 @@ class _Check:
                          f"({previous.iloc[idx].date().isoformat()}): dates must increase with the wave")
 
 
-def _run(path: str | os.PathLike) -> tuple[_Check, Path, Path]:
+def _run(path: str | os.PathLike) -> tuple[_Check, StudyData | None]:
+    """Check the tables, then (when they are valid) whether the configured models can be fitted."""
+    from .feasibility import feasibility_issues
+
     path = Path(path)
     yaml_path = path / "study.yaml" if path.is_dir() else path
     root = yaml_path.parent
@@ -516,7 +519,12 @@ def _run(path: str | os.PathLike) -> tuple[_Check, Path, Path]:
     check.clients()
     check.interviews()
     check.cross()
-    return check, root, yaml_path
+    if check.issues:
+        # feasibility needs scores and exposures, which only valid tables give
+        return check, None
+    study = _study_data(check, root, yaml_path)
+    check.issues.extend(feasibility_issues(study))
+    return check, study
 
 
 def validate_study(path: str | os.PathLike) -> list[DataIssue]:
@@ -527,7 +535,7 @@ def validate_study(path: str | os.PathLike) -> list[DataIssue]:
     ConfigError
         If ``study.yaml`` itself is invalid (its message lists every key problem).
     """
-    check, _root, _yaml = _run(path)
+    check, _study = _run(path)
     return _sorted(check.issues)
 
 
@@ -555,9 +563,13 @@ def load_study(path: str | os.PathLike) -> StudyData:
     >>> study = load_study("my-study")            # doctest: +SKIP
     >>> study.scored_interviews()                 # doctest: +SKIP
     """
-    check, root, yaml_path = _run(path)
-    if check.issues:
+    check, study = _run(path)
+    if check.issues or study is None:
         raise StudyDataError(_sorted(check.issues))
+    return study
+
+
+def _study_data(check: _Check, root: Path, yaml_path: Path) -> StudyData:
     t = check.tables
     teams = t["teams"].copy()
     for col in ("organization", "province"):
