@@ -68,6 +68,8 @@ class _Feasibility:
         file = None if table is None else getattr(self.files, table)
         if isinstance(value, np.generic):
             value = value.item()
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)   # 0, not 0.0, as the file shows it
         self.issues.append(DataIssue(file, row, column, value, expected))
 
     # ------------------------------------------------------------------------ nesting
