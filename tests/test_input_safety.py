@@ -269,6 +269,15 @@ def test_too_few_complete_rows_for_the_parameters(tmp_path, capsys):
     # with multiple imputation every client is completed: 16 > 12
     root = write_study(tmp_path / "mi", mutate)
     assert validate_study(root) == []
+    # ... but a listwise run of the same study is checked as listwise, by validate and run alike
+    assert [str(i) for i in validate_study(root, impute=False)] == listed
+    assert main(["validate", str(root), "--no-impute"]) == 2
+    assert capsys.readouterr().out.strip().splitlines()[1:] == listed
+    from fidelitymed.pipeline import run_study
+
+    with pytest.raises(StudyDataError) as info:
+        run_study(root, impute=False, n_boot=10, report=False)
+    assert [str(i) for i in info.value.issues] == listed
 
 
 def test_too_few_clients_even_with_imputation(tmp_path, capsys):

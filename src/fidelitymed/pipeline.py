@@ -402,7 +402,7 @@ def run_study(path: str | Any, *, out: str | None = None, force: bool = False,
         out_path = Path(out).resolve()
         if out_path.exists() and not force:
             raise ConfigError(f"output folder {str(out)!r} exists; use --force (force=True) to replace it")
-    study = load_study(path)
+    study = load_study(path, impute=impute)   # feasibility checked for the analysis actually run
     config = _override(study.config, impute=impute, imputations=imputations, n_boot=n_boot, seed=seed,
                        pooling=pooling)
     if out is not None:

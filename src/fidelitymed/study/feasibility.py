@@ -39,7 +39,7 @@ from ..errors import DataIssue
 if TYPE_CHECKING:
     from .schema import StudyData
 
-__all__ = ["feasibility_issues", "model_parameters"]
+__all__ = ["feasibility_issues", "model_parameters", "require_feasible"]
 
 
 def _w(wave: float) -> str:
@@ -280,3 +280,16 @@ def feasibility_issues(study: StudyData) -> list[DataIssue]:
     empty_blocks = check.waves()
     check.models(empty_blocks)
     return check.issues
+
+
+def require_feasible(study: StudyData) -> None:
+    """Raise :class:`~fidelitymed.errors.StudyDataError` listing :func:`feasibility_issues`, if any.
+
+    :func:`~fidelitymed.study.schema.load_study` already does this for the configuration in
+    ``study.yaml``; call it again after changing the analysis (e.g. ``impute=False``).
+    """
+    from ..errors import StudyDataError
+
+    issues = feasibility_issues(study)
+    if issues:
+        raise StudyDataError(issues)

@@ -505,7 +505,7 @@ class _Check:
                          f"({previous.iloc[idx].date().isoformat()}): dates must increase with the wave")
 
 
-def _run(path: str | os.PathLike) -> tuple[_Check, StudyData | None]:
+def _run(path: str | os.PathLike, impute: bool | None = None) -> tuple[_Check, StudyData | None]:
     """Check the tables, then (when they are valid) whether the configured models can be fitted."""
     from .feasibility import feasibility_issues
 
@@ -513,6 +513,8 @@ def _run(path: str | os.PathLike) -> tuple[_Check, StudyData | None]:
     yaml_path = path / "study.yaml" if path.is_dir() else path
     root = yaml_path.parent
     config = load_config(yaml_path)
+    if impute is not None and bool(impute) != config.analysis.impute:
+        config = config.model_copy(update={"analysis": config.analysis.model_copy(update={"impute": bool(impute)})})
     check = _Check(root, config)
     check.teams()
     check.fidelity()
@@ -527,15 +529,19 @@ def _run(path: str | os.PathLike) -> tuple[_Check, StudyData | None]:
     return check, study
 
 
-def validate_study(path: str | os.PathLike) -> list[DataIssue]:
+def validate_study(path: str | os.PathLike, *, impute: bool | None = None) -> list[DataIssue]:
     """Every problem of the study folder (or its ``study.yaml``) in one pass; empty when valid.
+
+    Besides the tables' rules, the checks of :mod:`fidelitymed.study.feasibility` (can the
+    configured models be fitted?) run once the tables are valid. ``impute`` overrides
+    ``analysis.impute`` for them (``False``: check for a listwise run).
 
     Raises
     ------
     ConfigError
         If ``study.yaml`` itself is invalid (its message lists every key problem).
     """
-    check, _study = _run(path)
+    check, _study = _run(path, impute)
     return _sorted(check.issues)
 
 
@@ -548,8 +554,11 @@ def _sorted(issues: list[DataIssue]) -> list[DataIssue]:
     return sorted(issues, key=lambda i: (files.index(i.file), -1 if i.row is None else i.row))
 
 
-def load_study(path: str | os.PathLike) -> StudyData:
+def load_study(path: str | os.PathLike, *, impute: bool | None = None) -> StudyData:
     """Read, validate and normalise a study folder (or its ``study.yaml``).
+
+    The study must also be analysable (:mod:`fidelitymed.study.feasibility`), for
+    ``analysis.impute`` or, when given, ``impute`` (the returned ``config`` then carries it).
 
     Raises
     ------
@@ -563,7 +572,7 @@ def load_study(path: str | os.PathLike) -> StudyData:
     >>> study = load_study("my-study")            # doctest: +SKIP
     >>> study.scored_interviews()                 # doctest: +SKIP
     """
-    check, study = _run(path)
+    check, study = _run(path, impute)
     if check.issues or study is None:
         raise StudyDataError(_sorted(check.issues))
     return study
