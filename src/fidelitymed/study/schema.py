@@ -17,11 +17,16 @@ Rules checked
   ``error``; by default two assessments on one day are averaged, see :mod:`fidelitymed.exposure`);
 * item values outside their scale and not a missing code; covariate codes outside their
   documented values;
-* dates unparseable (not ISO ``YYYY-MM-DD`` or a real date cell) or impossible (2015-02-30;
-  before 1900 or after 2100); an interview row with items but no date;
+* dates unparseable (not ISO ``YYYY-MM-DD``, optionally with a midnight time part, or a real
+  date cell; a time-zone offset, ISO week dates and compact ``20141011`` dates are refused) or
+  impossible (2015-02-30; before 1900 or after 2100); an interview row with items but no date;
+* (in :func:`~fidelitymed.study.io.read_table`) duplicate header names, XLSX formulas without a
+  cached value; only empty cells and ``files.na_values`` are missing;
 * interviews before enrolment; wave dates not increasing with the wave; waves not in ``schedule``;
   items filled in at a wave where their instrument is not scheduled;
-* a team with no fidelity assessment.
+* a team with no fidelity assessment;
+* once the tables are valid: whether ``run`` can fit the configured models
+  (:mod:`fidelitymed.study.feasibility`).
 """
 
 from __future__ import annotations
