@@ -323,3 +323,18 @@ def test_the_demo_and_the_tiny_study_are_feasible():
 
     assert validate_study(demo_study_path()) == []
     assert make_tables()["clients"]["case_manager"].nunique() == 6
+
+
+def test_a_study_specific_covariate_must_be_a_finite_number_unless_categorical(tmp_path, capsys):
+    yaml_text = ("analysis: {covariates: [age, gender, housing, employment, education, ace, site, "
+                 "long_hospitalization, baseline, income]}\n")
+
+    def mutate(t):
+        t["clients"]["income"] = [str(v % 2) for v in range(16)]
+        t["clients"].loc[2, "income"] = "inf"
+        t["clients"].loc[3, "income"] = "high"
+    listed, _ = problems(write_study(tmp_path / "s", mutate, yaml_text=yaml_text), capsys)
+    assert listed == [f"clients.csv, row {r}, column 'income': found {v!r}; expected a finite number (or list the "
+                      "covariate in analysis.categorical)" for r, v in ((4, "inf"), (5, "high"))]
+    categorical = yaml_text.replace("baseline, income]", "baseline, income], categorical: [site, income]")
+    assert validate_study(write_study(tmp_path / "c", mutate, yaml_text=categorical)) == []

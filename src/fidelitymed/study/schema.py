@@ -418,7 +418,16 @@ class _Check:
                 continue
             rule = COVARIATE_CODES.get(column)
             if rule is None:
-                continue  # a study-specific covariate: its coding is the study's business
+                # a study-specific covariate: its coding is the study's business, but a non-categorical
+                # one enters the models as a number, so it must be one (inf would poison every fit)
+                if column not in self.config.analysis.categorical:
+                    values, text_bad = _numeric(frame[column])
+                    bad = text_bad | (values.notna() & ~np.isfinite(values))
+                    for pos in np.flatnonzero(bad.to_numpy()):
+                        self.add("clients", pos, column, frame[column].iloc[pos],
+                                 "a finite number (or list the covariate in analysis.categorical)")
+                    frame[column] = values.where(~bad)
+                continue
             if rule[0] == "range":
                 frame[column] = self.values("clients", frame, column, rule[1], rule[2], integer=False)
             else:
