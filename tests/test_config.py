@@ -189,6 +189,8 @@ def test_study_yaml_not_utf8_names_file_and_byte(tmp_path):
     ("analysis: {covariates: [age, team]}", "analysis.covariates: covariates ['team'] are id columns"),
     ("analysis: {covariates: [client, case_manager]}", "covariates ['client', 'case_manager'] are id columns"),
     ("files: {na_values: ['']}", "files.na_values: empty cells are always missing"),
+    ("analysis: {outcomes: []}", "analysis.outcomes: expected at least 1 item; got []"),
+    ("analysis: {waves: []}", "analysis.waves: expected at least 1 item; got []"),
 ])
 def test_bounds_are_key_path_errors(tmp_path, text, fragment):
     (tmp_path / "study.yaml").write_text(text + "\n")
@@ -202,3 +204,16 @@ def test_bounds_at_their_limit_are_accepted():
                         "exposure": {"windows": [3650], "primary_window": 3650}, "files": {"na_values": ["NA"]}})
     assert cfg.analysis.n_boot == 1_000_000 and cfg.exposure.windows == [3650]
     assert cfg.files.na_values == ["NA"] and default_config().files.na_values == []
+
+
+@pytest.mark.parametrize("raw, message", [
+    (b"name: x\nanalysis: {seed: 2014-13-01}\n",
+     "line 2, column 18: not valid YAML ('2014-13-01' is not a valid value (month must be in 1..12))"),
+    (b"name: a\xc2\x82b\n", "line 1, column 8: not valid YAML (character U+0082 is not allowed in YAML)"),
+])
+def test_yaml_values_pyyaml_cannot_build_are_one_line_errors(tmp_path, raw, message):
+    # found by tests/test_fuzz_study.py: both used to escape as ValueError / ReaderError tracebacks
+    (tmp_path / "study.yaml").write_bytes(raw)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert str(info.value) == f"{tmp_path / 'study.yaml'}: {message}"

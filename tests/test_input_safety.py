@@ -338,3 +338,15 @@ def test_a_study_specific_covariate_must_be_a_finite_number_unless_categorical(t
                       "covariate in analysis.categorical)" for r, v in ((4, "inf"), (5, "high"))]
     categorical = yaml_text.replace("baseline, income]", "baseline, income], categorical: [site, income]")
     assert validate_study(write_study(tmp_path / "c", mutate, yaml_text=categorical)) == []
+
+
+def test_no_covariates_is_analysable(tmp_path, capsys):
+    # validate accepts it, so run must analyse it: the hierarchical regressions then have one block
+    root = write_study(tmp_path / "s", yaml_text="analysis: {covariates: [], categorical: []}\n")
+    assert validate_study(root) == []
+    out = tmp_path / "out"
+    assert main(["run", str(root), "--out", str(out), "--quiet", "--no-impute", "--n-boot", "20"]) == 0
+    import json
+
+    hier = json.loads((out / "results.json").read_text())["hierarchical"]
+    assert hier and all(len(r["blocks"]) == 1 for r in hier)

@@ -534,7 +534,8 @@ def run_study(path: str | Any, *, out: str | None = None, force: bool = False,
         for outcome in a.outcomes:
             spec0 = next(s for s in specs if s.outcome == outcome and s.outcome_wave == float(prev.outcome))
             block2 = score_at(a.score_column(outcome), prev.outcome)
-            fits = [hierarchical_regression(f_full, y_col, [list(spec0.covariates), [block2]],
+            blocks = [list(spec0.covariates), [block2]] if spec0.covariates else [[block2]]   # no covariates: one block
+            fits = [hierarchical_regression(f_full, y_col, blocks,
                                             categorical=list(spec0.categorical), conf=a.conf)
                     for f_full in frames]
             res = pool_hierarchical(fits) if len(fits) > 1 else fits[0]

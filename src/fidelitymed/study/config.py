@@ -327,13 +327,14 @@ DERIVED_COVARIATES = ("ace", "site", "baseline")
 class AnalysisConfig(_Model):
     """What the pipeline analyses (issue 5 item 1); defaults reproduce the paper."""
 
-    outcomes: list[InstrumentName] = Field(default_factory=lambda: ["qoli20", "pgi", "hope", "mcas"])
+    outcomes: list[InstrumentName] = Field(default_factory=lambda: ["qoli20", "pgi", "hope", "mcas"], min_length=1)
     #: which score of each instrument is analysed (score names of fidelitymed.instruments.scoring)
     scores: dict[InstrumentName, str] = Field(default_factory=lambda: dict(DEFAULT_SCORES))
     mediator: InstrumentName = "rprs"
     #: outcome wave <- mediator wave (months); the paper: 9 <- 4.5, 18 <- 13.5
     waves: list[WavePair] = Field(default_factory=lambda: [WavePair(outcome=9, mediator=4.5),
-                                                           WavePair(outcome=18, mediator=13.5)])
+                                                           WavePair(outcome=18, mediator=13.5)],
+                                  min_length=1)
     baseline_wave: Month = 0
     covariates: list[str] = Field(default_factory=lambda: ["age", "gender", "housing", "employment", "education",
                                                            "ace", "site", "long_hospitalization", "baseline"])
@@ -544,6 +545,9 @@ def _format_error(err: dict[str, Any]) -> str:
     msg = err.get("msg", "invalid value")
     if kind == "missing":
         return f"{path}: required key is missing"
+    if kind == "too_short":
+        least = (err.get("ctx") or {}).get("min_length", 1)
+        return f"{path}: expected at least {least} item{'s' if least != 1 else ''}; got {short_repr(value)}"
     if kind == "value_error":
         msg = msg.removeprefix("Value error, ")
         return f"{path}: {msg}"
@@ -616,6 +620,15 @@ class _BoundedLoader(yaml.SafeLoader):
     the expanded tree before constructing Python objects.
     """
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError) as exc:
+            # e.g. a timestamp-like scalar that is no date (2014-13-01): name it and its line
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{short_repr(getattr(node, 'value', ''))} is not a valid value ({exc})",
+                node.start_mark) from None
+
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, yaml.MappingNode):
             seen: dict[Any, int] = {}
@@ -683,8 +696,9 @@ def parse_yaml(text: str, *, source: str = "study.yaml") -> Any:
         One line: invalid YAML (with line and column), a duplicate key (with its line), or a
         document that expands to more than ``MAX_YAML_NODES`` values.
     """
-    loader = _BoundedLoader(text)
+    loader = None
     try:
+        loader = _BoundedLoader(text)
         node = loader.get_single_node()
         if node is None:
             return None
@@ -692,8 +706,16 @@ def parse_yaml(text: str, *, source: str = "study.yaml") -> Any:
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark is not None else ""
-        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if mark is not None:
+            where = f" line {mark.line + 1}, column {mark.column + 1}:"
+        elif isinstance(exc, yaml.reader.ReaderError):
+            line = text.count("\n", 0, exc.position) + 1
+            where = f" line {line}, column {exc.position - (text.rfind(chr(10), 0, exc.position) + 1) + 1}:"
+        else:
+            where = ""
+        reason = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc).splitlines()[0]
+        if isinstance(exc, yaml.reader.ReaderError):
+            reason = f"character U+{exc.character:04X} is not allowed in YAML"
         raise ConfigError(f"{source}:{where} not valid YAML ({reason})") from None
     except _DuplicateKey as exc:
         raise ConfigError(f"{source}: {exc}") from None
@@ -702,7 +724,8 @@ def parse_yaml(text: str, *, source: str = "study.yaml") -> Any:
     except RecursionError:
         raise ConfigError(f"{source}: refused: the YAML is nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def default_config() -> StudyConfig:
