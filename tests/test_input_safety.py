@@ -350,3 +350,13 @@ def test_no_covariates_is_analysable(tmp_path, capsys):
 
     hier = json.loads((out / "results.json").read_text())["hierarchical"]
     assert hier and all(len(r["blocks"]) == 1 for r in hier)
+
+
+def test_a_constant_exposure_cannot_be_a_predictor(tmp_path, capsys):
+    def mutate(t):   # every team rated 3 on every item at every assessment
+        items = [c for c in t["fidelity"].columns if c not in ("team", "date")]
+        t["fidelity"][items] = 3
+    listed, _ = problems(write_study(tmp_path / "s", mutate, yaml_text="exposure: {windows: [180], "
+                                     "primary_window: 180}\n"), capsys)
+    assert listed == [f"fidelity.csv; expected fidelity_{w}m_180d (the fidelity exposure X at wave "
+                      f"{w}, 180-day window) to vary among the clients: every client has 24" for w in ("4.5", "13.5")]

@@ -105,7 +105,8 @@ class _Feasibility:
         fillers = set(load_codebook()["hope"]["fillers"])
         empty_blocks: set[tuple[str, float]] = set()
         for wave, names in cfg.schedule.items():
-            rows = interviews[interviews["wave"] == wave]
+            # a row without a date is a placeholder for a missed interview (it has no answers)
+            rows = interviews[(interviews["wave"] == wave) & interviews["date"].notna()]
             if rows.empty:
                 self.add("interviews", None, "wave", float(wave),
                          f"interviews at wave {_w(wave)} (it is scheduled in study.yaml, but no client has one)")
@@ -143,17 +144,17 @@ class _Feasibility:
         # every analysed variable observed for someone (its items may all be present but unscorable)
         seen: set[str] = set()
 
-        def observed(column: str, instrument: str, wave: float, role: str) -> bool:
+        def observed(column: str, instrument: str, wave: float, role: str) -> None:
             if column in seen:
-                return column in frame.columns and frame[column].notna().any()
+                return
             seen.add(column)
-            if column in frame.columns and frame[column].notna().any():
-                return True
-            if (instrument, float(wave)) not in empty_blocks:
+            nobody = column not in frame.columns or not frame[column].notna().any()
+            if nobody and (instrument, float(wave)) not in empty_blocks:   # else reported as unanswered
                 self.add("interviews", None, "wave", float(wave),
                          f"a {a.score_column(instrument)} score for at least one client at wave {_w(wave)} "
                          f"({role}): every client's is missing (too few items answered to score it)")
-            return False
+            elif not nobody:
+                self._varies(frame, column, "interviews", "wave", float(wave), role)
 
         for i, pair in enumerate(a.waves):
             observed(score_at(a.score_column(a.mediator), pair.mediator), a.mediator, pair.mediator,
@@ -167,12 +168,16 @@ class _Feasibility:
         for wave in sorted({float(p.mediator) for p in a.waves}):
             for window in cfg.exposure.windows:
                 column = exposure_at(wave, window)
-                if column in frame.columns and not frame[column].notna().any() \
-                        and (a.mediator, wave) not in empty_blocks:
+                if column not in frame.columns or (a.mediator, wave) in empty_blocks:
+                    continue
+                if not frame[column].notna().any():
                     self.add("fidelity", None, "date", None,
                              f"a fidelity exposure for at least one alliance interview at wave {_w(wave)} "
                              f"({window}-day window): none has one (the window must overlap a team's "
                              f"assessments; see exposure.outside_assessments)")
+                else:
+                    self._varies(frame, column, "fidelity", None, None,
+                                 f"the fidelity exposure X at wave {_w(wave)}, {window}-day window")
 
         self.covariates(frame)
 
@@ -206,6 +211,14 @@ class _Feasibility:
                      f"{_w(wave)} months (it takes one value there; analysis.impute: false keeps only "
                      f"complete rows)")
         self.hierarchical(frame, impute)
+
+    def _varies(self, frame: pd.DataFrame, column: str, table: str, source: str | None, value: Any,
+                role: str) -> None:
+        """X, M and Y must vary: a constant one has no regression slope (mediate refuses it)."""
+        values = frame[column].dropna()
+        if values.nunique() == 1:
+            self.add(table, None, source, value,
+                     f"{column} ({role}) to vary among the clients: every client has {values.iloc[0]:g}")
 
     def covariates(self, frame: pd.DataFrame) -> None:
         """Each covariate varies among the clients; a categorical one has >= 2 levels."""
