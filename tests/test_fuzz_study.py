@@ -2,11 +2,11 @@
 
 A trimmed copy of the demo study (3 of its 14 teams) is mutated cell by cell, column by column
 and in study.yaml -- random and unicode text, huge and non-finite numbers, empty cells, dates in
-odd forms, dropped columns, duplicated header names, dropped and repeated rows -- and
-``fidelitymed validate`` must exit 0 (valid) or 2 (one-line or listed user errors): never
-raise, never print a traceback, never change a byte of its input.
+odd forms, dropped columns, duplicated header names, dropped and repeated rows, a table saved
+as Latin-1 -- and ``fidelitymed validate`` must exit 0 (valid) or 2 (one-line or listed user
+errors): never raise, never print a traceback, never change a byte of its input.
 
-The light version runs in CI (a few dozen examples); ``--runslow`` runs a bigger one.
+The light version runs in CI (15 examples); ``--runslow`` runs 400.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ def _read(path: Path) -> list[list[str]]:
         return list(csv.reader(fh))
 
 
-def _write(path: Path, rows: list[list[str]]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+def _write(path: Path, rows: list[list[str]], encoding: str = "utf-8") -> None:
+    with open(path, "w", newline="", encoding=encoding, errors="replace") as fh:
         csv.writer(fh, lineterminator="\n").writerows(rows)
 
 
@@ -85,7 +85,7 @@ cell_values = st.one_of(texts, numbers, odd_dates)
 @st.composite
 def mutation(draw):
     kind = draw(st.sampled_from(["cell", "cell", "cell", "column_cells", "drop_column", "duplicate_header",
-                                 "drop_row", "repeat_row", "yaml"]))
+                                 "drop_row", "repeat_row", "yaml", "latin1"]))
     table = draw(st.sampled_from(TABLES))
     return kind, table, draw(st.integers(0, 10**6)), draw(st.integers(0, 10**6)), draw(cell_values)
 
@@ -119,6 +119,10 @@ def apply(root: Path, change: tuple) -> None:
         del body[i % len(body)]
     elif kind == "repeat_row" and body:
         body.insert(i % len(body), list(body[(i + j) % len(body)]))
+    elif kind == "latin1" and body:   # a file saved in a legacy encoding
+        body[i % len(body)][col] = "caf\u00e9"
+        _write(path, [header, *body], encoding="latin-1")
+        return
     _write(path, [header, *body])
 
 

@@ -360,3 +360,13 @@ def test_a_constant_exposure_cannot_be_a_predictor(tmp_path, capsys):
                                      "primary_window: 180}\n"), capsys)
     assert listed == [f"fidelity.csv; expected fidelity_{w}m_180d (the fidelity exposure X at wave "
                       f"{w}, 180-day window) to vary among the clients: every client has 24" for w in ("4.5", "13.5")]
+
+
+def test_a_table_not_in_utf8_names_file_row_and_byte(tmp_path, capsys):
+    root = write_study(tmp_path / "s")
+    text = (root / "teams.csv").read_text()
+    (root / "teams.csv").write_bytes(text.replace("org2", "org\u00e9").encode("latin-1"))
+    listed, _ = problems(root, capsys)
+    offset = text.index("org2") + 3
+    assert listed == [f"teams.csv, row 4; expected UTF-8 text: byte {offset} (0xe9) is not UTF-8; save the file "
+                      "as UTF-8 (in Excel: CSV UTF-8)"]

@@ -97,6 +97,18 @@ def _xlsx_checks(path: Path, file: str) -> list[DataIssue]:
     return issues
 
 
+def _not_utf8(path: Path) -> DataIssue:
+    """Where a CSV stops being UTF-8: byte offset and the line (= spreadsheet row) holding it."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return DataIssue(str(path), raw.count(b"\n", 0, exc.start) + 1, None, None,
+                         f"UTF-8 text: byte {exc.start} (0x{raw[exc.start]:02x}) is not UTF-8; save the file as "
+                         "UTF-8 (in Excel: CSV UTF-8)")
+    return DataIssue(str(path), None, None, None, "UTF-8 text")
+
+
 def read_table(path: str | os.PathLike, *, na_values: Sequence[str] = ()) -> pd.DataFrame:
     """Read one data table from CSV, XLSX (first sheet), SPSS ``.sav`` or Stata ``.dta``.
 
@@ -141,6 +153,8 @@ def read_table(path: str | os.PathLike, *, na_values: Sequence[str] = ()) -> pd.
             frame, _meta = reader(str(path), apply_value_formats=False)
     except StudyDataError:
         raise
+    except UnicodeDecodeError:
+        raise StudyDataError(_not_utf8(path)) from None
     except Exception as exc:  # parser errors come in many types; the user needs the file named
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise StudyDataError(file=str(path), expected=f"a readable {suffix[1:].upper()} table ({reason[:200]})") from exc
