@@ -9,14 +9,21 @@ light settings (``--no-impute --n-boot 50``).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+import fidelitymed
 from fidelitymed.cli import main
 from fidelitymed.simulate import demo_study_path
+from fidelitymed.study.writers import MARKER_NAME, read_marker
 
 DEMO = demo_study_path()
 FAST = ["--no-impute", "--n-boot", "50", "--quiet"]
@@ -34,6 +41,11 @@ def tree_digest(folder: Path) -> dict[str, str]:
         else:
             out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
+
+
+def leftovers(out: Path) -> list[str]:
+    """Hidden siblings of ``out`` a run leaves behind: temporary folders, lock files."""
+    return sorted(p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}."))
 
 
 @pytest.fixture
@@ -116,3 +128,223 @@ def test_protection_sees_through_symlinks(parent, capsys, tmp_path):
     refused(["run", str(tmp_path / "link-to-study"), "--out", str(parent), "--force", *FAST], capsys,
             match="contains the study folder")
     assert tree_digest(parent) == before
+
+
+# ------------------------------------------------------------------ 2. the marker: --force replaces only our folders
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory) -> Path:
+    """An output folder written by one real run (it carries the marker); tests copy it."""
+    out = tmp_path_factory.mktemp("first") / "out"
+    assert main(["run", str(DEMO), "--out", str(out), *FAST]) == 0
+    return out
+
+
+@pytest.fixture
+def made_by_run(first_run):
+    """``made_by_run(folder, name)``: a copy of :func:`first_run`'s output folder at ``folder/name``."""
+    def copy(folder: Path, name: str = "out") -> Path:
+        return Path(shutil.copytree(first_run, folder / name, symlinks=True))
+
+    return copy
+
+
+def test_every_output_folder_carries_a_marker_listing_what_was_written(first_run):
+    out = first_run
+    marker = json.loads((out / MARKER_NAME).read_text())
+    assert marker["tool"] == "fidelitymed" and marker["format"] == "fidelitymed-output/1"
+    assert marker["kind"] == "study results" and marker["version"] == fidelitymed.__version__
+    written = sorted(str(p.relative_to(out).as_posix()) for p in out.rglob("*") if p.name != MARKER_NAME)
+    assert marker["files"] == written
+    assert {"results.json", "results.xlsx", "report.html", "tables.xlsx", "mediation.csv"} <= set(written)
+
+
+def test_marker_and_results_are_byte_identical_for_one_seed(first_run, tmp_path):
+    a, b = first_run, tmp_path / "b"
+    assert main(["run", str(DEMO), "--out", str(b), *FAST]) == 0
+    # (results.xlsx carries the time it was written, as it did before: not claimed here)
+    for name in (MARKER_NAME, "results.json", "mediation.csv", "table1.csv", "tables.xlsx"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def test_force_replaces_a_folder_fidelitymed_wrote(made_by_run, tmp_path, capsys):
+    out = made_by_run(tmp_path)
+    (out / "results.json").write_text("stale\n")  # an output of ours, edited: still ours to replace
+    refused(["run", str(DEMO), "--out", str(out), *FAST], capsys, match="exists; use --force")
+    assert (out / "results.json").read_text() == "stale\n"
+    assert main(["run", str(DEMO), "--out", str(out), "--force", *FAST]) == 0
+    assert json.loads((out / "results.json").read_text())["manifest"]["study"]
+    assert leftovers(out) == []
+
+
+def test_force_refuses_a_folder_without_the_marker(tmp_path, capsys):
+    """E.g. a demo-report of an older version, or any folder of the user's."""
+    out = tmp_path / "demo-report"
+    out.mkdir()
+    (out / "results.json").write_text("{}\n")
+    before = tree_digest(tmp_path)
+    for command in (["run", str(DEMO)], ["demo"]):
+        line = refused([*command, "--out", str(out), "--force", *FAST[-1:]], capsys,
+                       match="was not written by fidelitymed (no .fidelitymed-output marker)")
+        assert "remove it yourself" in line and "even with --force" in line
+    assert tree_digest(tmp_path) == before
+
+
+def test_force_refuses_a_marked_folder_holding_files_of_the_user(made_by_run, tmp_path, capsys):
+    out = made_by_run(tmp_path)
+    (out / "my-notes.txt").write_text("mine\n")
+    (out / "figures" / "edited.png").write_bytes(b"x")
+    before = tree_digest(tmp_path)
+    line = refused(["run", str(DEMO), "--out", str(out), "--force", *FAST], capsys,
+                   match="holds files fidelitymed did not write (figures/edited.png, my-notes.txt)")
+    assert "move them away" in line
+    assert tree_digest(tmp_path) == before
+
+
+def test_force_refuses_a_file_and_a_symlink(made_by_run, tmp_path, capsys):
+    out = made_by_run(tmp_path)
+    (tmp_path / "a-file").write_text("mine\n")
+    (tmp_path / "link").symlink_to(out)
+    before = tree_digest(tmp_path)
+    refused(["run", str(DEMO), "--out", str(tmp_path / "a-file"), "--force", *FAST], capsys,
+            match="exists and is not a folder")
+    refused(["run", str(DEMO), "--out", str(tmp_path / "link"), "--force", *FAST], capsys,
+            match="is a symbolic link")
+    assert tree_digest(tmp_path) == before
+
+
+def test_an_empty_folder_is_used_without_force(tmp_path):
+    out = tmp_path / "empty"
+    out.mkdir()
+    assert main(["run", str(DEMO), "--out", str(out), *FAST]) == 0
+    assert (out / "results.json").is_file() and (out / MARKER_NAME).is_file()
+
+
+def test_a_marked_folder_of_another_kind_is_not_replaced(tmp_path, capsys):
+    """A simulated study folder (also marked) is never replaced by a run's results."""
+    assert main(["simulate", "--out", str(tmp_path / "sim"), "--seed", "3", "--clients", "40"]) == 0
+    capsys.readouterr()
+    before = tree_digest(tmp_path)
+    refused(["run", str(DEMO), "--out", str(tmp_path / "sim"), "--force", *FAST], capsys,
+            match="holds a fidelitymed 'output' folder, not 'study results'")
+    assert tree_digest(tmp_path) == before
+
+
+# ------------------------------------------------------------------ 3-5. lock, parent, signals (real processes)
+
+FIDELITYMED = Path(sys.executable).parent / "fidelitymed"
+# long enough that a signal sent once the output folder is prepared lands in the analysis
+SLOW = ["--imputations", "2", "--n-boot", "50", "--quiet"]
+
+
+def temp_folders(out: Path) -> list[Path]:
+    return sorted(p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.fidelitymed-tmp-"))
+
+
+def start_run(study: Path, out: Path) -> subprocess.Popen:
+    """``fidelitymed run`` in a subprocess; returns once its output folder is prepared (locked, temp made)."""
+    proc = subprocess.Popen([str(FIDELITYMED), "run", str(study), "--out", str(out), *SLOW],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while not (out.parent.is_dir() and any(read_marker(t) for t in temp_folders(out))):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the run never prepared its output folder"
+        time.sleep(0.05)
+    return proc
+
+
+def test_a_second_run_into_the_same_target_fails_at_once_and_sigterm_cleans_up(parent, capsys):
+    out = parent.parent / "results"
+    before = tree_digest(parent)
+    first = start_run(parent / "study", out)
+    try:
+        started = time.monotonic()
+        line = refused(["run", str(parent / "study"), "--out", str(out), "--force", *FAST], capsys,
+                       match="is being written by another fidelitymed run")
+        assert time.monotonic() - started < 10  # before any analysis, not after it
+        assert "wait for it to finish" in line
+        assert first.poll() is None
+        first.send_signal(signal.SIGTERM)
+        _stdout, err = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "interrupted (SIGTERM): no output written"
+    assert "Traceback" not in err
+    assert not out.exists() and leftovers(out) == []
+    assert tree_digest(parent) == before
+
+
+def test_ctrl_c_cleans_up_and_exits_130(parent):
+    out = parent.parent / "results"
+    before = tree_digest(parent)
+    run = start_run(parent / "study", out)
+    run.send_signal(signal.SIGINT)
+    _stdout, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "interrupted: no output written" and "Traceback" not in err
+    assert not out.exists() and leftovers(out) == []
+    assert tree_digest(parent) == before
+
+
+def test_the_next_run_removes_what_a_killed_run_left(parent):
+    """SIGKILL cannot be caught: the temp folder (marked) and the lock file stay; neither blocks the next run."""
+    out = parent.parent / "results"
+    before = tree_digest(parent)
+    run = start_run(parent / "study", out)
+    run.send_signal(signal.SIGKILL)
+    run.communicate(timeout=60)
+    assert run.returncode == -signal.SIGKILL
+    stale = temp_folders(out)
+    assert len(stale) == 1 and (stale[0] / MARKER_NAME).is_file()
+    assert (out.parent / ".results.lock").exists()  # a file, but nobody holds its flock
+    # a temp folder of another target, and one of ours without a marker, are not touched
+    other = parent.parent / ".other.fidelitymed-tmp-x"
+    other.mkdir()
+    (other / MARKER_NAME).write_text("{}")
+    foreign = parent.parent / ".results.fidelitymed-tmp-mine"
+    foreign.mkdir()
+    (foreign / "data.txt").write_text("not a marked folder\n")
+    assert main(["run", str(parent / "study"), "--out", str(out), *FAST]) == 0
+    assert leftovers(out) == [foreign.name]
+    assert other.is_dir() and (out / "results.json").is_file()
+    assert tree_digest(parent) == before
+
+
+def test_the_output_parent_is_checked_before_the_analysis(parent, capsys, monkeypatch, tmp_path):
+    import fidelitymed.exposure
+
+    def no_analysis(*args, **kwargs):
+        raise AssertionError("the analysis started before the output folder was checked")
+
+    monkeypatch.setattr(fidelitymed.exposure, "study_exposure", no_analysis)
+    before = tree_digest(parent)
+    refused(["run", str(parent / "study"), "--out", str(parent / "notes.txt" / "out"), *FAST], capsys,
+            match="cannot be created")
+    assert tree_digest(parent) == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_an_unwritable_parent_is_refused_before_the_analysis(parent, capsys, tmp_path):
+    locked = tmp_path / "read-only"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        refused(["run", str(parent / "study"), "--out", str(locked / "out"), *FAST], capsys,
+                match="cannot be written")
+    finally:
+        locked.chmod(0o755)
+
+
+def test_parents_made_for_a_run_that_fails_are_removed(parent, capsys, monkeypatch, tmp_path):
+    from fidelitymed.errors import ConfigError
+    import fidelitymed.exposure
+
+    def fails(*args, **kwargs):
+        raise ConfigError("exposure: a failure after the output folder was prepared")
+
+    monkeypatch.setattr(fidelitymed.exposure, "study_exposure", fails)
+    refused(["run", str(parent / "study"), "--out", str(tmp_path / "new" / "deeper" / "out"), *FAST], capsys,
+            match="a failure after the output folder was prepared")
+    assert not (tmp_path / "new").exists()

@@ -44,64 +44,73 @@ def _root(ctx: typer.Context,
         raise typer.Exit(0)
 
 
-for _module in sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.startswith("cmd_")):
-    importlib.import_module(f"{__name__}.{_module}")
+class Interrupted(BaseException):
+    """Ctrl-C (SIGINT) or SIGTERM while a command runs.
+
+    A ``BaseException`` like ``KeyboardInterrupt``: every ``finally`` and ``with`` block unwinds
+    (temporary outputs are removed) and no ``except Exception`` swallows it; unlike
+    ``KeyboardInterrupt`` it passes through typer/click, which would turn it into a silent exit.
+    """
+
+    def __init__(self, signum: int, note: str = "no output written") -> None:
+        super().__init__(signum, note)
+        self.signum = signum
+        self.note = note
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that every ``finally`` and ``with`` cleans up."""
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
+def _raise_interrupted(signum: int, frame: object) -> None:
     if os.getpid() != _MAIN_PID:
         # a child forked with this handler (not ours to clean up): die of the signal as usual
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return
-    raise Terminated()
+    raise Interrupted(signum)
 
 
 _MAIN_PID = os.getpid()
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """Turn SIGTERM into :class:`Terminated` while the command runs (main thread only; restored after)."""
+def _signals_as_interrupted():
+    """Turn SIGINT and SIGTERM into :class:`Interrupted` while the command runs (main thread; restored after)."""
     global _MAIN_PID
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     _MAIN_PID = os.getpid()
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = {s: signal.signal(s, _raise_interrupted) for s in _SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
-def _interrupted(exc: KeyboardInterrupt) -> int:
-    """One line for Ctrl-C / SIGTERM; exit status 128 + the signal's number (130, 143), as a shell reports it."""
-    terminated = isinstance(exc, Terminated)
-    # a command that has already written its outputs says where (cmd_run); otherwise nothing was
-    what = exc.args[0] if exc.args and isinstance(exc.args[0], str) else "no output written"
-    sys.stderr.write(f"interrupted{' (SIGTERM)' if terminated else ''}: {what}\n")
-    return 128 + int(signal.SIGTERM if terminated else signal.SIGINT)
+def _interrupted(exc: Interrupted) -> int:
+    """One line; exit status 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM), as a shell reports it."""
+    name = "" if exc.signum == signal.SIGINT else f" ({signal.Signals(exc.signum).name})"
+    sys.stderr.write(f"interrupted{name}: {exc.note}\n")
+    return 128 + int(exc.signum)
+
+
+# the commands: after Interrupted, which cmd_run uses
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.startswith("cmd_")):
+    importlib.import_module(f"{__name__}.{_module}")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point."""
     try:
-        with _sigterm_as_interrupt():
+        with _signals_as_interrupted():
             returned = app(args=argv, standalone_mode=False)
-    except KeyboardInterrupt as exc:
+    except Interrupted as exc:
         return _interrupted(exc)
     except FidelityMedError as exc:
         message = str(exc)
         sys.stderr.write(f"error: {message}\n")
         return 2
     except typer.Exit as exc:
-        if isinstance(exc.__cause__, KeyboardInterrupt):  # typer turns an interrupt into Exit(130)
-            return _interrupted(exc.__cause__)
         return exc.exit_code
     except typer.Abort:
         sys.stderr.write("aborted\n")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from . import app
+from . import Interrupted, app
 
 
 def _print_results(results, quiet: bool) -> None:
@@ -39,10 +39,9 @@ def _run(study: Path, out: Path, *, force: bool, no_impute: bool, backend: str |
                         impute=False if no_impute else None, imputations=imputations, n_boot=n_boot, seed=seed)
     try:
         _print_results(results, quiet)
-    except KeyboardInterrupt as exc:
+    except Interrupted as exc:
         # the outputs are complete and in place: say so instead of "no output written"
-        exc.args = (f"the outputs were written to {results.out}",)
-        raise
+        raise Interrupted(exc.signum, f"the outputs were written to {results.out}") from None
 
 
 _OUT_HELP = ("Output folder (results.json, CSV, XLSX, report.html): new, empty, or one fidelitymed wrote "

@@ -381,8 +381,9 @@ class OutputFolder:
         """Remove temporary folders of earlier runs into this target that died (we hold its lock)."""
         prefixes = (f".{self.target.name}.{_TEMP_TAG}", f".{self.target.name}.{_OLD_TAG}")
         for entry in self.target.parent.iterdir():
+            # marked, or killed before (or while) writing its marker: empty but for that file
             if (entry.name.startswith(prefixes) and not entry.is_symlink() and entry.is_dir()
-                    and (read_marker(entry) is not None or not any(entry.iterdir()))):
+                    and (read_marker(entry) is not None or {p.name for p in entry.iterdir()} <= {MARKER_NAME})):
                 shutil.rmtree(entry, ignore_errors=True)
 
     def _make_temp(self) -> Path:
