@@ -8,6 +8,7 @@ light settings (``--no-impute --n-boot 50``).
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -18,12 +19,14 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import fidelitymed
 from fidelitymed.cli import main
 from fidelitymed.simulate import demo_study_path
-from fidelitymed.study.writers import MARKER_NAME, read_marker
+from fidelitymed.study.writers import (FORMULA_PREFIXES, MARKER_NAME, neutralise_formula_text, neutralise_frame,
+                                        read_marker, write_table)
 
 DEMO = demo_study_path()
 FAST = ["--no-impute", "--n-boot", "50", "--quiet"]
@@ -348,3 +351,114 @@ def test_parents_made_for_a_run_that_fails_are_removed(parent, capsys, monkeypat
     refused(["run", str(parent / "study"), "--out", str(tmp_path / "new" / "deeper" / "out"), *FAST], capsys,
             match="a failure after the output folder was prepared")
     assert not (tmp_path / "new").exists()
+
+
+# ------------------------------------------------------------------ 6. spreadsheet formula injection
+
+EVIL_SITES = {1: '=HYPERLINK("http://evil.example/","click")', 2: "+1", 3: "@SUM(A1:A2)", 4: "-2"}
+
+
+def test_neutralise_formula_text_touches_only_dangerous_text():
+    assert neutralise_formula_text("=1+1") == "'=1+1"
+    for text in ("+1", "-2", "@SUM(A1)", "\tx", "\rx"):
+        assert neutralise_formula_text(text) == "'" + text
+    for value in ("Site 1", "a=b", "", -2, -2.5, 0, True, None, float("nan")):
+        assert neutralise_formula_text(value) is value
+    frame = pd.DataFrame({"site": ["=cmd", "ok", None], "n": [-1, 2, 3], "x": [-0.5, 1.0, float("nan")],
+                          "cat": pd.Categorical(["+1", "b", "+1"]), "=col": ["a", "b", "c"]})
+    out = neutralise_frame(frame)
+    assert out["site"].tolist()[:2] == ["'=cmd", "ok"] and pd.isna(out["site"].iloc[2])
+    assert out["n"].tolist() == [-1, 2, 3] and out["n"].dtype == frame["n"].dtype
+    assert out["x"].dtype == frame["x"].dtype and out["x"].iloc[0] == -0.5
+    assert out["cat"].tolist() == ["'+1", "b", "'+1"]
+    assert list(out.columns) == ["site", "n", "x", "cat", "'=col"]
+    assert frame["site"].iloc[0] == "=cmd"  # the input is not changed
+
+
+def test_write_table_neutralises_csv_and_xlsx(tmp_path):
+    frame = pd.DataFrame({"label": ["=HYPERLINK(\"http://x\")", "@A1", "plain"], "value": [-1.5, 2.0, -3.0]})
+    write_table(frame, tmp_path / "t.csv")
+    write_table(frame, tmp_path / "t.xlsx")
+    assert csv_fields(tmp_path / "t.csv") == ["label", "value", "'=HYPERLINK(\"http://x\")", "-1.5", "'@A1", "2.0",
+                                              "plain", "-3.0"]
+    cells = xlsx_cells(tmp_path / "t.xlsx")
+    assert ("s", "'=HYPERLINK(\"http://x\")") in cells and ("n", -1.5) in cells
+    assert not any(kind == "f" for kind, _ in cells)
+
+
+def xlsx_cells(path: Path) -> list[tuple[str, object]]:
+    """(openpyxl data_type, value) of every non-empty cell of every sheet."""
+    import openpyxl
+
+    book = openpyxl.load_workbook(path)
+    return [(cell.data_type, cell.value) for sheet in book.worksheets for row in sheet.iter_rows()
+            for cell in row if cell.value is not None]
+
+
+def csv_fields(path: Path) -> list[str]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return [field for row in csv.reader(f) for field in row]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def odd_study_run(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """One run of a demo copy whose site labels are formulas, with one input outside the study folder
+    (``../shared/data/clients.csv``) and one named by an absolute path in study.yaml."""
+    base = tmp_path_factory.mktemp("odd")
+    parent = base / "parent"
+    shutil.copytree(DEMO, parent / "study")
+    data = _study_with_outside_input(parent)
+    teams = pd.read_csv(parent / "study" / "teams.csv")
+    teams["site"] = teams["site"].map(lambda s: EVIL_SITES.get(s, f"Site {s}"))
+    elsewhere = base / "elsewhere"
+    elsewhere.mkdir()
+    teams.to_csv(elsewhere / "teams.csv", index=False)
+    (parent / "study" / "teams.csv").unlink()
+    yaml_path = parent / "study" / "study.yaml"
+    yaml_path.write_text(yaml_path.read_text().replace("teams: teams.csv", f"teams: {elsewhere / 'teams.csv'}"))
+    before = tree_digest(parent), tree_digest(elsewhere)
+    out = base / "out"
+    assert main(["run", str(parent / "study"), "--out", str(out), *FAST]) == 0
+    assert (tree_digest(parent), tree_digest(elsewhere)) == before
+    return base, parent / "study", out
+
+
+def test_formula_site_labels_are_text_in_every_spreadsheet(odd_study_run):
+    _base, _study, out = odd_study_run
+    wanted = {"'" + label for label in EVIL_SITES.values()}
+    for book in ("results.xlsx", "tables.xlsx"):
+        cells = xlsx_cells(out / book)
+        assert not [v for kind, v in cells if kind == "f"], book
+        texts = {v for kind, v in cells if kind == "s"}
+        assert wanted <= texts, book
+    for csv_path in sorted(out.glob("*.csv")):
+        for field in csv_fields(csv_path):
+            assert not field.startswith(FORMULA_PREFIXES) or _is_number(field), (csv_path.name, field)
+    assert wanted <= set(csv_fields(out / "table1.csv"))
+    # results.json is data, not a spreadsheet: the labels are recorded as they are
+    table1 = json.loads((out / "results.json").read_text())["descriptives"]["table1"]
+    assert set(EVIL_SITES.values()) <= {r.get("level") for r in table1}
+
+
+# ------------------------------------------------------------------ 7. no absolute paths in the results
+
+def test_inputs_are_recorded_relative_to_the_study_folder(odd_study_run):
+    base, _study, out = odd_study_run
+    manifest = json.loads((out / "results.json").read_text())["manifest"]
+    teams = os.path.relpath(base / "elsewhere" / "teams.csv", base / "parent" / "study")
+    assert set(manifest["inputs"]) == {"study.yaml", "fidelity.csv", "interviews.csv",
+                                       "../shared/data/clients.csv", teams}
+    assert manifest["config"]["files"]["clients"] == "../shared/data/clients.csv"
+    assert manifest["config"]["files"]["teams"] == teams
+    for path in out.rglob("*"):
+        if path.suffix in (".json", ".csv", ".html", ".svg") or path.name == MARKER_NAME:
+            text = path.read_text(encoding="utf-8")
+            assert str(base) not in text and "/tmp/" not in text, path.name
