@@ -272,8 +272,7 @@ class OutputFolder:
         if not target.is_dir():
             raise self._say("exists and is not a folder; fidelitymed replaces only folders it wrote, "
                             "even with --force (choose another --out)")
-        entries = _tree(target)
-        if not entries:
+        if not any(target.iterdir()):
             return "fill"
         marker = read_marker(target)
         if marker is None:
@@ -284,7 +283,7 @@ class OutputFolder:
                             f"replaced, even with --force: choose another --out, or remove it yourself")
         listed = {str(f) for f in marker.get("files", [])}
         allowed = {MARKER_NAME} | listed | {p.as_posix() for f in listed for p in Path(f).parents if str(p) != "."}
-        foreign = [e for e in entries if e not in allowed]
+        foreign = [e for e in _tree(target) if e not in allowed]  # walked only once the marker says it is ours
         if foreign:
             shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
             raise self._say(f"holds files fidelitymed did not write ({shown}); it is not replaced, even with "
