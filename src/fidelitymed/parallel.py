@@ -458,8 +458,10 @@ class Executor:
                     results[i] = fut.result()
                 except Exception as exc:
                     if type(exc).__name__ == "KilledWorker":
+                        died = _retries()
                         raise ClusterError(f"task {tasks[i].key!r} was running on workers that died "
-                                           f"{_retries()} times (out of memory or killed?); no results") from None
+                                           f"{died} time{'s' if died > 1 else ''} (out of memory or "
+                                           "killed?); no results") from None
                     raise _annotate(exc, tasks[i])
                 if progress is not None:
                     progress(done_count, total, tasks[i].key)
