@@ -129,21 +129,23 @@ def cell_label(row: Mapping[str, Any], threshold: int) -> str:
     """The n of a Table 1 row as shown: the count, ``"<5"`` (a primary cell) or ``"suppressed"``."""
     if row.get("suppression") == "primary":
         return f"<{threshold}"
-    if row.get("suppression") == "complementary":
+    if row.get("suppression") in (COMPLEMENTARY, WITHHELD):
         return "suppressed"
     return "" if row.get("n") is None else str(row["n"])
 
 
 # The statuses of hidden cells; what each tells a reader about the hidden count (see _bounds).
-PRIMARY, COMPLEMENTARY = "primary", "complementary"
+PRIMARY, COMPLEMENTARY, WITHHELD = "primary", "complementary", "withheld"
 
 
 def _bounds(status: str, threshold: int, n_total: int | None) -> tuple[float, float | None]:
     # "<t" says 1..t-1; a complementary cell was shown-eligible (0 and small counts never are: 0
-    # is shown, small is primary), so a reader knows it is at least t.
+    # is shown, small is primary), so a reader knows it is at least t; a withheld cell is a
+    # listed level (so at least 1).
+    upper = None if n_total is None else float(n_total)
     if status == PRIMARY:
         return (1.0, threshold - 1.0)
-    return (float(threshold), None if n_total is None else float(n_total))
+    return (float(threshold) if status == COMPLEMENTARY else 1.0, upper)
 
 
 def feasible_ranges(values: Sequence[int | None], status: Sequence[str | None],
@@ -199,7 +201,10 @@ def protect_cells(values: Sequence[int | None], status: Sequence[str | None],
     Shown cells with ``0 < value < threshold`` become primary; then, while some hidden cell's
     feasible range (:func:`feasible_ranges`) holds a single value, the shown non-zero cell (not
     in ``fixed``: cells the reader knows anyway) that leaves the fewest hidden cells exposed is
-    hidden too, the smaller count first on ties. Returns the new statuses.
+    hidden too, the smaller count first on ties. If that cannot protect every hidden cell (the
+    labels' bounds alone pin it down, e.g. "<5" and a "suppressed" >= 5 in a characteristic of 6
+    clients), every cell is *withheld* (:func:`suppress_rows` then shows the characteristic as
+    one "suppressed" row, without its levels). Returns the new statuses.
     """
     status = list(status)
     for i, v in enumerate(values):
@@ -225,6 +230,8 @@ def protect_cells(values: Sequence[int | None], status: Sequence[str | None],
             scored.append((exposed(trial), values[i], i))
         current, _, pick = min(scored)
         status[pick] = COMPLEMENTARY
+    if current:
+        status = [None if i in fixed else WITHHELD for i in range(len(values))]
     return status
 
 
@@ -347,7 +354,8 @@ def suppress_rows(rows: Sequence[Mapping[str, Any]], threshold: int, n_total: in
 
     Categorical characteristic: cells with ``0 < n < threshold`` are primary, then
     :func:`protect_cells` adds complementary cells (levels, Missing or the characteristic's n)
-    until no hidden cell is determined; if its n is hidden, so are its percentages. Continuous:
+    until no hidden cell is determined; if its n is hidden, so are its percentages; if nothing
+    protects it, only its name is shown, as "suppressed". Continuous:
     ``0 < n < threshold`` hides n, mean and SD (primary); ``0 < N - n < threshold`` hides n only
     (complementary). Returns new dicts with ``suppressed`` and ``suppression``.
     """
@@ -385,6 +393,8 @@ def suppress_rows(rows: Sequence[Mapping[str, Any]], threshold: int, n_total: in
             if head["suppression"]:                   # the percentages would give n back
                 for r in levels:
                     r["percent"] = None
+            if head["suppression"] == WITHHELD:       # even the list of its levels would tell
+                del group[1:]
         for r in group:
             r["suppressed"] = r["suppression"] is not None
             if r["suppressed"]:
