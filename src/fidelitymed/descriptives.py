@@ -393,7 +393,8 @@ def suppress_rows(rows: Sequence[Mapping[str, Any]], threshold: int, n_total: in
             if head["suppression"]:                   # the percentages would give n back
                 for r in levels:
                     r["percent"] = None
-            if head["suppression"] == WITHHELD:       # even the list of its levels would tell
+            if WITHHELD in status:                    # even the list of its levels would tell
+                head["suppression"] = WITHHELD
                 del group[1:]
         for r in group:
             r["suppressed"] = r["suppression"] is not None
