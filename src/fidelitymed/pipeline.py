@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from . import parallel
+from . import blas, parallel
 from .errors import ConfigError
 from .study.writers import OutputFolder, neutralise_frame
 
@@ -354,6 +354,7 @@ def prepare_frames(study, *, seed: int | None = None, exposure: pd.DataFrame | N
 
 # ================================================================================== the run
 
+@blas.single_thread()  # every statistic of the run on one BLAS thread: the same digits on any machine
 def run_study(path: str | Any, *, out: str | None = None, force: bool = False,
               executor: parallel.Executor | str | Mapping[str, Any] | None = None,
               progress: bool | Callable[[str, int, int], None] | None = None,
