@@ -283,7 +283,7 @@ def test_monte_carlo_coverage_full():
     (dict(covariates_in="y"), "covariates_in"),
     (dict(hc="CR2"), "needs cluster"),
     (dict(ci="monte_carlo", n_mc=0), "n_mc"),
-    (dict(impute=5, contrast=True), "impute"),
+    (dict(impute=5, boot_coefficients=True), "impute"),
 ])
 def test_bad_options(data, kwargs, text):
     args = dict(data=data, x="fidelity", m=MEDS, y="qol", covariates=COVS, n_boot=0)

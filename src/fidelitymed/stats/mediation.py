@@ -200,15 +200,14 @@ def mediate(
         if ci != "percentile" or save_boot or normal:
             raise ConfigError("with impute=, only ci='percentile' is available and save_boot/normal are not; "
                               f"got ci={ci!r}, save_boot={save_boot}, normal={normal}")
-        changed = [k for k, v in extras.items() if v != _COMPLETE_ONLY_DEFAULTS[k]]
-        if changed or not isinstance(m, str):
-            raise ConfigError("with impute=, one mediator and the default options only; not available: "
-                              + ", ".join(changed or ["several mediators"]))
+        changed = [k for k, v in extras.items() if k != "contrast" and v != _COMPLETE_ONLY_DEFAULTS[k]]
+        if changed:
+            raise ConfigError("with impute=, parallel mediators and contrast= are available, not: " + ", ".join(changed))
         from .mi_mediation import mediate_imputed
 
         return mediate_imputed(data, x, m, y, covariates=covariates, categorical=categorical, impute=impute,
                                pool=pool, n_boot=n_boot, conf=conf, seed=seed, hc=hc, cluster=cluster,
-                               process_compat=process_compat)
+                               process_compat=process_compat, contrast=contrast)
     return mediate_complete(data, x, m, y, covariates, categorical, n_boot, conf, seed, hc, cluster,
                             ci, save_boot, normal, process_compat, **extras)
 
