@@ -290,3 +290,26 @@ def test_bad_options(data, kwargs, text):
     args.update(kwargs)
     with pytest.raises(ConfigError, match=text):
         mediate(**args)
+
+
+# --------------------------------------------------------------------------- published PROCESS output
+
+
+def test_first_equation_against_published_process_output():
+    """PROCESS for SAS 2.10 on Hayes' pmi data, two parallel mediators (tests/reference/process_pmi_published.json
+    records the source; only the importZ equation of that output is legible there), to the 4 printed decimals."""
+    pub = json.loads((REF / "process_pmi_published.json").read_text())
+    pmi = pd.read_csv(REF / "pmi.csv")
+    for col, (mean, sd) in pub["standardize"].items():
+        pmi[f"{col}Z"] = (pmi[col] - mean) / sd
+    res = mediate(pmi, "cond", ["importZ", "pmiZ"], "reactionZ", n_boot=0, process_compat=True)
+    fit = res.mediator_models[0]
+    ref = pub["importZ"]
+    ms = fit.model_summary()
+    for key, v in ref["model"].items():
+        assert ms[key] == pytest.approx(v, abs=6e-5), key
+    for name, label in (("constant", "constant"), ("cond", "cond")):
+        got = fit.coef_of(label)
+        for key, v in ref[name].items():
+            assert got[key] == pytest.approx(v, abs=6e-5), (name, key)
+    assert res.x_dichotomous and "c'_ps" in res.summary()
