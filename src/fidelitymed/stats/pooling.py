@@ -469,6 +469,20 @@ def _interval(draws: np.ndarray, conf: float) -> tuple[np.ndarray, np.ndarray]:
     return q[0], q[1]
 
 
+def _stacked(results, columns, n_boot, n_boot_failed, notes) -> tuple[np.ndarray, int, int]:
+    """The ``stacked`` draws of ``columns`` over all imputations, the reported n_boot and failures (adds the note)."""
+    missing = [i for i, r in enumerate(results) if r.boot_draws is None]
+    if missing:
+        raise ConfigError("pool='stacked' needs the bootstrap draws of every imputation: fit them with "
+                          f"mediate(..., save_boot=True, n_boot>0) (imputations {missing} have none)")
+    first = results[0]
+    draws = np.concatenate([r.boot_draws[list(columns)].to_numpy() for r in results])
+    notes.append(f"indirect effects: percentile limits over the {draws.shape[0]} stacked bootstrap draws "
+                 f"({len(results)} imputations x {first.n_boot}); estimate = mean over imputations")
+    n_failed = int(sum(r.n_boot_failed for r in results)) + int(n_boot_failed)
+    return draws, int(first.n_boot if n_boot is None else n_boot), n_failed
+
+
 def _sd_scale(results: Sequence[Any]) -> tuple[float, float]:
     """Pooled SDs of X and Y: root mean of the per-imputation variances."""
     sd_x = float(np.sqrt(np.mean([r.sd_x ** 2 for r in results])))
@@ -520,17 +534,9 @@ def pool_mediation(results: Sequence[Any], pool: str = "stacked", *, n_boot: int
     sd_x, sd_y = _sd_scale(results)
     notes = list(notes)
     if pool == "stacked":
-        missing = [i for i, r in enumerate(results) if r.boot_draws is None]
-        if missing:
-            raise ConfigError("pool='stacked' needs the bootstrap draws of every imputation: fit them with "
-                              f"mediate(..., save_boot=True, n_boot>0) (imputations {missing} have none)")
-        draws = np.concatenate([r.boot_draws[["ab", "ab_ps", "ab_std"]].to_numpy() for r in results])
+        draws, n_boot_rep, n_failed = _stacked(results, ["ab", "ab_ps", "ab_std"], n_boot, n_boot_failed, notes)
         point = np.array([[r.indirect["effect"], r.indirect_partially_std["effect"], r.indirect_std["effect"]]
                           for r in results]).mean(axis=0)
-        n_boot_rep = int(first.n_boot if n_boot is None else n_boot)
-        n_failed = int(sum(r.n_boot_failed for r in results)) + int(n_boot_failed)
-        notes.append(f"indirect effects: percentile limits over the {draws.shape[0]} stacked bootstrap draws "
-                     f"({len(results)} imputations x {first.n_boot}); estimate = mean over imputations")
     elif pool == "rubin_mc":
         n_mc = int(n_boot if n_boot is not None else (first.n_boot or 5000))
         ab_draws, qbar, _ = rubin_mc_draws(results, n_mc, seed)
@@ -623,16 +629,8 @@ def _pool_parallel(results, pool, *, n_boot, seed, conf, n_boot_failed, notes, r
         return np.array([out[c] for c in columns])
 
     if pool == "stacked":
-        missing = [i for i, r in enumerate(results) if r.boot_draws is None]
-        if missing:
-            raise ConfigError("pool='stacked' needs the bootstrap draws of every imputation: fit them with "
-                              f"mediate(..., save_boot=True, n_boot>0) (imputations {missing} have none)")
-        draws = np.concatenate([r.boot_draws[columns].to_numpy() for r in results])
+        draws, n_boot_rep, n_failed = _stacked(results, columns, n_boot, n_boot_failed, notes)
         point = np.mean([points(r) for r in results], axis=0)
-        n_boot_rep = int(first.n_boot if n_boot is None else n_boot)
-        n_failed = int(sum(r.n_boot_failed for r in results)) + int(n_boot_failed)
-        notes.append(f"indirect effects: percentile limits over the {draws.shape[0]} stacked bootstrap draws "
-                     f"({len(results)} imputations x {first.n_boot}); estimate = mean over imputations")
     elif pool == "rubin_mc":
         n_mc = int(n_boot if n_boot is not None else (first.n_boot or 5000))
         ab_draws, qbar, _ = _parallel_mc_draws(results, n_mc, seed)

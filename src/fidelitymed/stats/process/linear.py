@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from .. import bootstrap as bs
 from ..ols import OLSResult, fit_ols
@@ -77,8 +78,6 @@ def mediator_cross_covariance(design: Design, fits: tuple[OLSResult, ...], x_ind
              "HC3": 1.0 / (1.0 - h) ** 2, "HC4": 1.0 / (1.0 - h) ** np.minimum(4.0, n * h / p)}[cov_type]
         G = E * g[:, None]
         return (G * w[:, None]).T @ G
-    import pandas as pd
-
     codes, uniques = pd.factorize(pd.Series(np.asarray(design.clusters)))
     scores = np.zeros((len(uniques), k))
     np.add.at(scores, codes, E * g[:, None])

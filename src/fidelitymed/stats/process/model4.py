@@ -95,11 +95,9 @@ def mediate_complete(
     if n <= n_params:
         raise FidelityMedError(f"{n} complete rows but the outcome model has {n_params} parameters; "
                                "need more rows than parameters")
-    ols_cov = cov_type
     cr2 = cov_type == "CR2"
-    if cr2:
-        ols_cov = "nonrobust"  # replaced below by the CR2 covariance
-    meds, out, tot = linear.fit_equations(design, x, mediators, cov_type=ols_cov if not cr2 else "nonrobust",
+    # CR2: classical fits first, their covariances replaced below
+    meds, out, tot = linear.fit_equations(design, x, mediators, cov_type="nonrobust" if cr2 else cov_type,
                                           conf=conf, process_compat=process_compat, outcome=not binary)
     cnames = np.array(design.covariate_names, dtype=object)
     names_out = tuple(cnames[design.in_outcome])

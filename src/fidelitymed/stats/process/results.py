@@ -9,13 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["MediationResult", "BOOT_COLUMNS", "PATH_KEYS", "INDIRECT_KEYS"]
+__all__ = ["MediationResult", "BOOT_COLUMNS"]
 
 #: Columns of :attr:`MediationResult.boot_draws` with one mediator (one row per resample).
 BOOT_COLUMNS = ("a", "b", "c_prime", "ab", "ab_ps", "ab_std")
 
-PATH_KEYS = ("coef", "se", "t", "p", "ci_low", "ci_high")
-INDIRECT_KEYS = ("effect", "boot_se", "ci_low", "ci_high")
 _BOOT_COEF_KEYS = ("coef", "boot_mean", "boot_se", "boot_ci_low", "boot_ci_high")
 _STAR = "*" * 74
 
