@@ -1,0 +1,406 @@
+"""Linear mixed models with nested random intercepts, fitted by profiled (RE)ML as lme4 does.
+
+The model for ``L`` nested grouping levels (outermost first, e.g. team, then case manager within
+team) is ``y = X b + sum_l Z_l u_l + e`` with ``u_l ~ N(0, s_l^2 I)`` and ``e ~ N(0, s^2 I)`` —
+lme4's ``y ~ X + (1 | team/case_manager)``.  As in lme4 (Bates, Maechler, Bolker & Walker 2015,
+sec. 3) the parameters optimised are the relative standard deviations ``theta_l = s_l / s >= 0``;
+``b`` and ``s^2`` are profiled out, so the search runs over 1-3 dimensions.
+
+For nested random intercepts the relative marginal covariance ``V = I + sum_l theta_l^2 Z_l Z_l'``
+is block diagonal with a recursive structure, so every quantity the criterion needs comes from
+the Woodbury identity and the matrix determinant lemma applied level by level, from the innermost
+units up: a unit with children summaries ``c = 1'V^-1 1``, ``s = 1'V^-1 W`` (``W = [X y]``) gains
+``theta^2 1 1'`` and becomes ``c / (1 + theta^2 c)``, ``s / (1 + theta^2 c)``, while ``W'V^-1 W``
+loses ``theta^2 s's / (1 + theta^2 c)`` and ``log|V|`` gains ``log(1 + theta^2 c)``.  One evaluation
+costs a few products of (units x p) matrices; no n x n matrix is formed.
+
+Criteria (lme4's ``deviance``/``REMLcrit``), with ``r^2(theta)`` the generalised residual sum of
+squares and ``p`` fixed effects::
+
+    ML    log|V| + n (1 + log(2 pi r^2 / n))
+    REML  log|V| + log|X'V^-1 X| + (n - p) (1 + log(2 pi r^2 / (n - p)))
+
+Denominator degrees of freedom of each fixed effect follow Satterthwaite as lmerTest computes
+them (Kuznetsova, Brockhoff & Christensen 2017): ``df = 2 C_jj^2 / (g' A g)`` with ``C`` the
+covariance of the fixed effects as a function of the variance parameters on the standard-deviation
+scale ``(s_1, ..., s_L, s)``, ``g`` its gradient and ``A = 2 H^+`` the asymptotic covariance of the
+variance parameters from the Hessian ``H`` of the (RE)ML deviance (Moore-Penrose inverse on the
+positive eigenvalues).  Derivatives are central differences of the closed-form criterion.
+
+References
+----------
+Bates, D., Maechler, M., Bolker, B., & Walker, S. (2015). Fitting linear mixed-effects models
+using lme4. *Journal of Statistical Software, 67*(1), 1-48.
+Kuznetsova, A., Brockhoff, P. B., & Christensen, R. H. B. (2017). lmerTest package: tests in
+linear mixed effects models. *Journal of Statistical Software, 82*(13), 1-26.
+Satterthwaite, F. E. (1946). An approximate distribution of estimates of variance components.
+*Biometrics Bulletin, 2*, 110-114.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from ...errors import FidelityMedError
+
+__all__ = ["NestedGroups", "NestedLMMFit", "fit_nested_lmm"]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+#: lme4's isSingular() tolerance on theta
+SINGULAR_TOL = 1e-4
+
+
+@dataclass(frozen=True, eq=False)
+class NestedGroups:
+    """Integer codes of the units of each nesting level and the parent of every unit.
+
+    Level ``l`` units are the distinct combinations of the first ``l + 1`` grouping columns, so a
+    case-manager id only needs to be unique within its team (lme4's ``team/case_manager``).
+    """
+
+    names: tuple[str, ...]
+    codes: tuple[np.ndarray, ...]  # per level: unit code of each row
+    parents: tuple[np.ndarray, ...]  # per level l >= 1: code of the level-(l-1) parent of each unit
+    sizes: tuple[int, ...]  # number of units per level
+
+    @classmethod
+    def from_columns(cls, columns: Sequence[np.ndarray], names: Sequence[str]) -> "NestedGroups":
+        codes, parents, sizes = [], [], []
+        key = None
+        for level, col in enumerate(columns):
+            labels = pd.Series(np.asarray(col)).astype(str).to_numpy()
+            key = labels if key is None else np.char.add(np.char.add(key, "\x1f"), labels.astype(str))
+            code, uniques = pd.factorize(key, sort=True)
+            codes.append(code.astype(np.intp))
+            sizes.append(len(uniques))
+            if level:
+                parent = np.empty(len(uniques), dtype=np.intp)
+                parent[code] = codes[level - 1]
+                parents.append(parent)
+        return cls(tuple(names), tuple(codes), tuple(parents), tuple(sizes))
+
+
+class _Criterion:
+    """Sufficient statistics of one (X, y, groups) problem and the closed-form criteria.
+
+    Every method takes a batch of parameter points (rows) and evaluates them in one pass, so a
+    finite-difference stencil or a line search costs one set of numpy calls, not one per point.
+    ``psi = theta^2`` (variance ratios) is the internal parameter: the criterion is smooth in it,
+    with a meaningful gradient on the boundary ``psi = 0``, and analytic slightly below 0, so
+    central differences are valid there.
+    """
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, groups: NestedGroups):
+        self.n, self.p = X.shape
+        W = np.column_stack([X, y])
+        self.WtW = W.T @ W
+        inner = groups.codes[-1]
+        self.inner_counts = np.bincount(inner, minlength=groups.sizes[-1]).astype(np.float64)
+        self.inner_sums = np.zeros((groups.sizes[-1], W.shape[1]))
+        np.add.at(self.inner_sums, inner, W)
+        # dense 0/1 maps child -> parent (a few dozen units: a matmul beats np.add.at)
+        self.up = []
+        for level, parent in enumerate(groups.parents, start=1):
+            P = np.zeros((groups.sizes[level - 1], groups.sizes[level]))
+            P[parent, np.arange(groups.sizes[level])] = 1.0
+            self.up.append(P)
+        self.n_levels = len(groups.sizes)
+
+    def reduce(self, psi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``log|V|`` (B,), ``W'V^-1 W`` (B, p+1, p+1) and validity (B,) at variance ratios ``psi`` (B, L)."""
+        B = psi.shape[0]
+        Q = np.repeat(self.WtW[None], B, axis=0)
+        c, s = self.inner_counts[None], self.inner_sums[None]  # broadcast over the batch
+        logdet = np.zeros(B)
+        ok = np.ones(B, dtype=bool)
+        for level in range(self.n_levels - 1, -1, -1):
+            t2 = psi[:, level][:, None]
+            denom = 1.0 + t2 * c
+            ok &= (denom > 0).all(axis=1)
+            denom = np.where(denom > 0, denom, 1.0)
+            logdet += np.log(denom).sum(axis=1)
+            f = 1.0 / denom
+            sf = s * f[:, :, None]
+            Q -= t2[:, :, None] * (s.transpose(0, 2, 1) @ sf)
+            c, s = c * f, sf
+            if level:
+                P = self.up[level - 1]
+                c, s = c @ P.T, P @ s
+        return logdet, Q, ok
+
+    def solve(self, psi: np.ndarray):
+        """``log|V|``, Cholesky factors of ``X'V^-1 X``, ``b``, ``r^2``, validity, per batch row."""
+        logdet, Q, ok = self.reduce(psi)
+        p = self.p
+        A = Q[:, :p, :p]
+        try:
+            L = np.linalg.cholesky(A)
+        except np.linalg.LinAlgError:  # some row not positive definite: factor row by row
+            L = np.empty_like(A)
+            for i in range(A.shape[0]):
+                try:
+                    L[i] = np.linalg.cholesky(A[i])
+                except np.linalg.LinAlgError:
+                    L[i], ok[i] = np.eye(p), False
+        z = np.linalg.solve(L, Q[:, :p, p:])[:, :, 0]
+        beta = np.linalg.solve(L.transpose(0, 2, 1), z[:, :, None])[:, :, 0]
+        r2 = Q[:, p, p] - np.einsum("bi,bi->b", z, z)
+        ok &= r2 > 0
+        return logdet, L, beta, np.where(ok, r2, 1.0), ok
+
+    def profiled(self, psi: np.ndarray, reml: bool) -> np.ndarray:
+        """lme4's profiled deviance (ML) or REML criterion at variance ratios ``psi`` (B, L)."""
+        logdet, L, _, r2, ok = self.solve(psi)
+        if reml:
+            dof = self.n - self.p
+            dev = logdet + 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1) \
+                + dof * (1.0 + _LOG_2PI + np.log(r2 / dof))
+        else:
+            dev = logdet + self.n * (1.0 + _LOG_2PI + np.log(r2 / self.n))
+        return np.where(ok, dev, np.inf)
+
+    def unprofiled(self, varpar: np.ndarray, reml: bool) -> np.ndarray:
+        """lmerTest's ``devfun_vp``: the deviance at standard deviations ``(s_1..s_L, s)`` (B, L+1)."""
+        sigma2 = varpar[:, -1] ** 2
+        logdet, L, _, r2, ok = self.solve((varpar[:, :-1] / varpar[:, -1:]) ** 2)
+        dev = logdet + r2 / sigma2 + self.n * (_LOG_2PI + np.log(sigma2))
+        if reml:
+            dev += 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1) - self.p * (_LOG_2PI + np.log(sigma2))
+        return np.where(ok, dev, np.inf)
+
+    def cov_beta(self, varpar: np.ndarray) -> np.ndarray:
+        """``s^2 (X'V^-1 X)^-1`` (B, p, p) at standard deviations ``varpar`` (B, L+1)."""
+        _, L, _, _, _ = self.solve((varpar[:, :-1] / varpar[:, -1:]) ** 2)
+        Linv = np.linalg.inv(L)
+        return (varpar[:, -1] ** 2)[:, None, None] * (Linv.transpose(0, 2, 1) @ Linv)
+
+
+def _stencil(x: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Points of the central-difference gradient and Hessian of a function of ``x`` (rows)."""
+    k = x.size
+    E = np.diag(h)
+    rows = [x, *(x + E[i] for i in range(k)), *(x - E[i] for i in range(k))]
+    for i in range(k):
+        for j in range(i):
+            rows += [x + E[i] + E[j], x + E[i] - E[j], x - E[i] + E[j], x - E[i] - E[j]]
+    return np.array(rows)
+
+
+def _grad_hess(values: np.ndarray, h: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """``f(x)``, gradient and Hessian (error O(h^2)) from ``f`` at the :func:`_stencil` points."""
+    k = h.size
+    f0, plus, minus = values[0], values[1:k + 1], values[k + 1:2 * k + 1]
+    g = (plus - minus) / (2.0 * h)
+    H = np.diag((plus - 2.0 * f0 + minus) / h ** 2)
+    pos = 2 * k + 1
+    for i in range(k):
+        for j in range(i):
+            a, b, c, d = values[pos:pos + 4]
+            H[i, j] = H[j, i] = (a - b - c + d) / (4.0 * h[i] * h[j])
+            pos += 4
+    return float(f0), g, H
+
+
+_LINE_STEPS = 0.5 ** np.arange(12)
+
+
+def _minimize(objective, psi: np.ndarray, max_iter: int = 100) -> tuple[np.ndarray, bool]:
+    """Projected Newton search for ``min objective(psi)`` over ``psi >= 0``.
+
+    Each iteration evaluates a central-difference stencil and a backtracking line search, each as
+    one batch.  A coordinate on the bound whose gradient points outward stays there (the active
+    set); a Hessian that is not positive definite is replaced by its absolute eigenvalues.
+    Converges quadratically near the optimum, so the gradient ends near 1e-9 and the variance
+    components are exact far beyond the 1e-4 relative that is asked of them.
+    """
+    psi = psi.astype(np.float64).copy()
+    for _ in range(max_iter):
+        h = 1e-3 * np.maximum(psi, 1e-2)
+        f0, g, H = _grad_hess(objective(_stencil(psi, h)), h)
+        free = ~((psi <= 0.0) & (g >= 0.0))
+        if not free.any():
+            return psi, True
+        Hf = H[np.ix_(free, free)]
+        evals, evecs = np.linalg.eigh(Hf)
+        evals = np.maximum(np.abs(evals), 1e-8 * max(1.0, float(np.abs(evals).max())))
+        direction = np.zeros_like(psi)
+        direction[free] = -(evecs / evals) @ (evecs.T @ g[free])
+        candidates = np.maximum(psi[None, :] + _LINE_STEPS[:, None] * direction[None, :], 0.0)
+        values = objective(candidates)
+        best = int(np.argmin(values))
+        if not values[best] < f0:
+            return psi, bool(np.max(np.abs(g[free])) < 1e-6)
+        step = candidates[best] - psi
+        psi = candidates[best]
+        # the step, not the decrease (rounding-limited near 1e-13 of a criterion ~10^3), decides
+        if np.max(np.abs(step)) < 1e-9 * max(1.0, float(psi.max())):
+            return psi, True
+    return psi, False
+
+
+@dataclass(frozen=True, eq=False)
+class NestedLMMFit:
+    """A fitted nested random-intercept model (arrays read-only).
+
+    ``variances`` are the random-intercept variances of ``group_names`` (outermost first),
+    ``deviance`` is lme4's REML criterion (``reml=True``) or ML deviance, ``log_likelihood`` is
+    ``-deviance / 2`` (what ``logLik()`` reports for either fit).
+    """
+
+    names: tuple[str, ...]
+    coef: np.ndarray
+    vcov: np.ndarray
+    df: np.ndarray
+    group_names: tuple[str, ...]
+    n_groups: tuple[int, ...]
+    variances: tuple[float, ...]
+    residual_variance: float
+    theta: tuple[float, ...]
+    deviance: float
+    reml: bool
+    n: int
+    converged: bool
+
+    @property
+    def se(self) -> np.ndarray:
+        return np.sqrt(np.diag(self.vcov))
+
+    @property
+    def t(self) -> np.ndarray:
+        return self.coef / self.se
+
+    @property
+    def p(self) -> np.ndarray:
+        return 2.0 * stats.t.sf(np.abs(self.t), self.df)
+
+    @property
+    def log_likelihood(self) -> float:
+        return -0.5 * self.deviance
+
+    @property
+    def singular(self) -> bool:
+        """lme4's ``isSingular()``: some relative standard deviation below 1e-4."""
+        return any(t < SINGULAR_TOL for t in self.theta)
+
+    def variance_components(self) -> dict[str, float]:
+        """``{group: variance, ..., "residual": variance}``."""
+        out = {g: float(v) for g, v in zip(self.group_names, self.variances)}
+        out["residual"] = float(self.residual_variance)
+        return out
+
+    def coef_of(self, name: str, conf: float = 0.95) -> dict[str, float]:
+        """``coef, se, df, t, p, ci_low, ci_high`` of one fixed effect (t interval with its df)."""
+        j = self.names.index(name)
+        q = float(stats.t.ppf(0.5 + conf / 2.0, self.df[j]))
+        coef, se = float(self.coef[j]), float(self.se[j])
+        return {"coef": coef, "se": se, "df": float(self.df[j]), "t": coef / se, "p": float(self.p[j]),
+                "ci_low": coef - q * se, "ci_high": coef + q * se}
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"coef": self.coef, "se": self.se, "df": self.df, "t": self.t, "p": self.p},
+                            index=list(self.names))
+
+
+def _readonly(a) -> np.ndarray:
+    a = np.array(a, dtype=np.float64)
+    a.setflags(write=False)
+    return a
+
+
+def fit_nested_lmm(y: np.ndarray, X: np.ndarray, groups: NestedGroups, *, names: Sequence[str] | None = None,
+                   reml: bool = True) -> NestedLMMFit:
+    """Fit ``y ~ X + (1 | g1) + (1 | g1:g2) + ...`` by profiled REML (or ML), as ``lme4::lmer``.
+
+    Parameters
+    ----------
+    y : ndarray, shape (n,)
+    X : ndarray, shape (n, p)
+        Fixed-effects design including the intercept column; full column rank.
+    groups : NestedGroups
+        One to three nested grouping levels, outermost first.
+    names : sequence of str, optional
+        Fixed-effect names.
+    reml : bool, default True
+        Restricted maximum likelihood (lme4's default) or maximum likelihood.
+
+    Returns
+    -------
+    NestedLMMFit
+        Fixed effects with covariance ``s^2 (X'V^-1 X)^-1`` and lmerTest's Satterthwaite df,
+        variance components, the (RE)ML criterion.
+
+    Notes
+    -----
+    A projected Newton search over the variance ratios ``theta^2 >= 0`` from lme4's start
+    ``theta = 1``, then a check of the boundary faces (see :func:`_minimize`); a variance on its
+    boundary is exactly 0, as lme4 reports it.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64).ravel()
+    n, p = X.shape
+    L = len(groups.sizes)
+    if not 1 <= L <= 3:
+        raise FidelityMedError(f"nested random intercepts need 1-3 grouping levels; got {L}")
+    if n <= p:
+        raise FidelityMedError(f"{n} rows but {p} fixed effects")
+    names = tuple(names) if names is not None else tuple(f"x{j}" for j in range(p))
+    crit = _Criterion(X, y, groups)
+
+    def objective(psi):
+        return crit.profiled(psi, reml)
+
+    psi, converged = _minimize(objective, np.ones(L))  # lme4 starts at theta = 1
+    deviance = float(objective(psi[None])[0])
+    # The criterion need not be unimodal: check the boundary faces (each variance, then all, at 0)
+    # in one batch and search again from a face that is lower.
+    faces = np.array([np.where(np.arange(L) == level, 0.0, psi) for level in range(L)] + [np.zeros(L)])
+    face_values = objective(faces)
+    if face_values.min() < deviance - 1e-8:
+        other, other_converged = _minimize(objective, faces[int(np.argmin(face_values))])
+        other_value = float(objective(other[None])[0])
+        if other_value < deviance:
+            psi, deviance, converged = other, other_value, other_converged
+    theta = np.sqrt(psi)
+    logdet, Lx, beta, r2, _ = crit.solve(psi[None])
+    beta, r2 = beta[0], float(r2[0])
+    sigma2 = r2 / (n - p if reml else n)
+    sigma = math.sqrt(sigma2)
+    varpar = np.append(theta * sigma, sigma)
+    cov = crit.cov_beta(varpar[None])[0]
+    cov = (cov + cov.T) / 2.0
+    df = _satterthwaite(crit, varpar, cov, reml)
+    variances = tuple(float(t) * sigma2 for t in psi)
+    return NestedLMMFit(names=names, coef=_readonly(beta), vcov=_readonly(cov), df=_readonly(df),
+                        group_names=tuple(groups.names), n_groups=tuple(groups.sizes), variances=variances,
+                        residual_variance=float(sigma2), theta=tuple(float(t) for t in theta),
+                        deviance=float(deviance), reml=bool(reml), n=int(n), converged=converged)
+
+
+def _satterthwaite(crit: _Criterion, varpar: np.ndarray, cov: np.ndarray, reml: bool) -> np.ndarray:
+    """lmerTest's Satterthwaite df of every fixed effect (see the module docstring)."""
+    sigma = float(varpar[-1])
+    k = varpar.size
+    # Steps of 1e-3 (relative) with one Richardson extrapolation against 2e-3: smaller steps lose
+    # more to rounding of a criterion near 10^3 than they gain in truncation error.
+    h = 1e-3 * np.maximum(np.abs(varpar), 1e-2 * sigma)
+    points = [_stencil(varpar, h), _stencil(varpar, 2.0 * h)]
+    values = crit.unprofiled(np.concatenate(points), reml)
+    m = points[0].shape[0]
+    H = (4.0 * _grad_hess(values[:m], h)[2] - _grad_hess(values[m:], 2.0 * h)[2]) / 3.0
+    evals, evecs = np.linalg.eigh(H)
+    pos = evals > 1e-6  # lmerTest: Moore-Penrose inverse on the positive eigenvalues
+    A = 2.0 * (evecs[:, pos] / evals[pos]) @ evecs[:, pos].T
+    E = np.diag(h)
+    covs = crit.cov_beta(np.concatenate([varpar + E, varpar - E, varpar + 2.0 * E, varpar - 2.0 * E]))
+    diag = np.diagonal(covs, axis1=1, axis2=2)
+    g1 = (diag[:k] - diag[k:2 * k]) / (2.0 * h[:, None])
+    g2 = (diag[2 * k:3 * k] - diag[3 * k:]) / (4.0 * h[:, None])
+    grads = (4.0 * g1 - g2) / 3.0  # (k params, p coefficients)
+    denom = np.einsum("ij,ik,kj->j", grads, A, grads)
+    return 2.0 * np.diag(cov) ** 2 / denom
