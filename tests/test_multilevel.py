@@ -106,3 +106,223 @@ def test_row_order_does_not_matter():
     shuffled = fit_nested_lmm(d["outcome"].to_numpy(float), X, groups)
     np.testing.assert_allclose(shuffled.coef, fit.coef, rtol=1e-7)
     np.testing.assert_allclose(shuffled.df, fit.df, rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------- mediate_multilevel
+
+import fidelitymed  # noqa: E402
+from fidelitymed.errors import ConfigError, FidelityMedError, StudyDataError  # noqa: E402
+from fidelitymed.stats.multilevel.mediation import cluster_mean_centre, monte_carlo_products  # noqa: E402
+
+STUDY = pd.read_csv(REF_DIR / "multilevel_study.csv", dtype={"team": str, "case_manager": str})
+NESTED = ["team", "case_manager"]
+
+
+def _assert_path(path: dict, ref: dict, term: str):
+    j = ref["terms"].index(term)
+    assert path["coef"] == pytest.approx(ref["coef"][j], rel=1e-5, abs=1e-7)
+    assert path["se"] == pytest.approx(ref["se"][j], rel=1e-5)
+    assert path["df"] == pytest.approx(ref["df"][j], rel=1e-4, abs=1e-3)
+    assert path["p"] == pytest.approx(ref["p"][j], rel=1e-4)
+    assert path["t"] == pytest.approx(ref["t"][j], rel=1e-5)
+
+
+def _assert_components(comps: dict, ref: dict):
+    assert comps["team"] == pytest.approx(ref["variance"]["team"], rel=1e-4)
+    assert comps["case_manager"] == pytest.approx(ref["variance"]["case_manager:team"], rel=1e-4)
+    assert comps["residual"] == pytest.approx(ref["variance"]["Residual"], rel=1e-4)
+
+
+def test_2_1_1_decomposed_paths_match_lme4():
+    res = fidelitymed.mediate_multilevel(STUDY, x="fidelity", m="alliance", y="outcome", covariates=["site"],
+                                         groups=NESTED, seed=1, n_mc=2000)
+    d = res.to_dict()
+    assert res.design == "2-1-1"
+    assert set(d["paths"]) == {"a_between", "b_between", "b_within", "c_prime_between"}
+    assert set(d["indirect"]) == {"indirect_between"}
+    med, out = LME4["m_on_x"], LME4["y_dec_211"]  # fidelity is its own team mean
+    _assert_path(d["paths"]["a_between"], med, "fidelity")
+    _assert_path(d["paths"]["b_between"], out, "alliance_between")
+    _assert_path(d["paths"]["b_within"], out, "alliance_within")
+    _assert_path(d["paths"]["c_prime_between"], out, "fidelity")
+    _assert_components(d["variance_components"]["mediator"], med)
+    _assert_components(d["variance_components"]["outcome"], out)
+    assert d["log_likelihood"]["mediator"] == pytest.approx(med["log_likelihood"], abs=1e-6)
+    assert d["log_likelihood"]["outcome"] == pytest.approx(out["log_likelihood"], abs=1e-6)
+    assert d["n"] == 311 and d["n_groups"] == {"team": 14, "case_manager": 40}
+    assert any("only 14 team groups" in n for n in d["notes"])
+    assert any("2-1-1" in n for n in d["notes"])
+    ind = d["indirect"]["indirect_between"]
+    assert ind["effect"] == pytest.approx(d["paths"]["a_between"]["coef"] * d["paths"]["b_between"]["coef"])
+
+
+def test_1_1_1_decomposed_paths_match_lme4():
+    res = fidelitymed.mediate_multilevel(STUDY, x="x_client", m="alliance", y="outcome", covariates=["site"],
+                                         groups=NESTED, seed=1, n_mc=2000)
+    d = res.to_dict()
+    med, out = LME4["m_dec"], LME4["y_dec"]
+    for path, ref, term in [("a_between", med, "x_client_between"), ("a_within", med, "x_client_within"),
+                            ("b_between", out, "alliance_between"), ("b_within", out, "alliance_within"),
+                            ("c_prime_between", out, "x_client_between"),
+                            ("c_prime_within", out, "x_client_within")]:
+        _assert_path(d["paths"][path], ref, term)
+    assert set(d["indirect"]) == {"indirect_between", "indirect_within"}
+    _assert_components(d["variance_components"]["outcome"], out)
+
+
+def test_undecomposed_reml_and_ml_match_lme4():
+    for reml, med, out in ((True, "m_on_x", "y_on_xm"), (False, "m_on_x_ml", "y_on_xm_ml")):
+        d = fidelitymed.mediate_multilevel(STUDY, x="fidelity", m="alliance", y="outcome", covariates=["site"],
+                                           groups=NESTED, decompose=False, reml=reml, seed=1, n_mc=1000).to_dict()
+        assert set(d["paths"]) == {"a", "b", "c_prime"} and set(d["indirect"]) == {"indirect"}
+        _assert_path(d["paths"]["a"], LME4[med], "fidelity")
+        _assert_path(d["paths"]["b"], LME4[out], "alliance")
+        _assert_path(d["paths"]["c_prime"], LME4[out], "fidelity")
+        assert d["estimation"] == ("REML" if reml else "ML")
+        assert d["log_likelihood"]["outcome"] == pytest.approx(LME4[out]["log_likelihood"], abs=1e-6)
+
+
+def test_team_only_random_intercept_matches_lme4():
+    d = fidelitymed.mediate_multilevel(STUDY, x="fidelity", m="alliance", y="outcome", covariates=["site"],
+                                       groups=["team"], decompose=False, seed=1, n_mc=1000).to_dict()
+    ref = LME4["m_on_x_team"]
+    _assert_path(d["paths"]["a"], ref, "fidelity")
+    assert set(d["variance_components"]["mediator"]) == {"team", "residual"}
+    assert d["variance_components"]["mediator"]["team"] == pytest.approx(ref["variance"]["team"], rel=1e-4)
+
+
+def test_path_interval_is_t_with_satterthwaite_df():
+    from scipy import stats
+
+    res = fidelitymed.mediate_multilevel(STUDY, x="fidelity", m="alliance", y="outcome", covariates=["site"],
+                                         groups=NESTED, conf=0.9, seed=1, n_mc=1000)
+    a = res.path("a_between")
+    q = stats.t.ppf(0.95, a.df)
+    assert (a.ci_low, a.ci_high) == pytest.approx((a.coef - q * a.se, a.coef + q * a.se), rel=1e-12)
+
+
+def test_decomposition_by_hand():
+    """Team means and deviations computed with a plain loop over teams."""
+    x = STUDY["x_client"].to_numpy()
+    codes = pd.factorize(STUDY["team"])[0]
+    between, within = cluster_mean_centre(x, codes)
+    for team in STUDY["team"].unique():
+        rows = (STUDY["team"] == team).to_numpy()
+        mean = sum(x[rows]) / rows.sum()
+        np.testing.assert_allclose(between[rows], mean, rtol=1e-12)
+        np.testing.assert_allclose(within[rows], x[rows] - mean, rtol=1e-10, atol=1e-12)
+    # the decomposed fit's a_between is the coefficient of exactly these team means
+    res = fidelitymed.mediate_multilevel(STUDY, x="x_client", m="alliance", y="outcome", covariates=["site"],
+                                         groups=NESTED, seed=1, n_mc=1000)
+    fit = fit_nested_lmm(STUDY["alliance"].to_numpy(float),
+                         np.column_stack([np.ones(len(x)), between, within, STUDY["site"]]),
+                         NestedGroups.from_columns([STUDY["team"], STUDY["case_manager"]], NESTED))
+    assert res.path("a_between").coef == pytest.approx(fit.coef[1], rel=1e-10)
+    assert res.path("a_within").coef == pytest.approx(fit.coef[2], rel=1e-10)
+
+
+def test_monte_carlo_ci_equals_a_plain_loop():
+    mean = np.array([0.6, -0.2, 0.3, 0.45])
+    cov = np.array([[0.15, 0.01, 0, 0], [0.01, 0.08, 0, 0], [0, 0, 0.04, -0.005], [0, 0, -0.005, 0.006]])
+    pairs = [(0, 2), (1, 3)]
+    fast = monte_carlo_products(mean, cov, pairs, 3000, np.random.default_rng(11))
+    rng = np.random.default_rng(11)
+    evals, evecs = np.linalg.eigh(cov)
+    factor = evecs * np.sqrt(evals)
+    slow = np.empty((3000, 2))
+    for r in range(3000):
+        draw = mean + factor @ rng.standard_normal(4)
+        slow[r] = [draw[0] * draw[2], draw[1] * draw[3]]
+    np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-15)
+    # and the draws have the intended distribution: a*b moments (Goodman 1960)
+    big = monte_carlo_products(mean, cov, pairs, 400_000, np.random.default_rng(2))
+    assert big[:, 0].mean() == pytest.approx(0.6 * 0.3, abs=3 * 0.1 / np.sqrt(4e5) * 10)
+    var_ab = 0.6 ** 2 * 0.04 + 0.3 ** 2 * 0.15 + 0.15 * 0.04
+    assert big[:, 0].var() == pytest.approx(var_ab, rel=0.02)
+
+
+def test_monte_carlo_ci_of_result_from_its_paths():
+    res = fidelitymed.mediate_multilevel(STUDY, x="fidelity", m="alliance", y="outcome", covariates=["site"],
+                                         groups=NESTED, seed=7, n_mc=5000)
+    a, b = res.path("a_between"), res.path("b_between")
+    seq = np.random.SeedSequence(7)
+    rng = np.random.Generator(np.random.PCG64(seq))
+    # draws of (a_between, b_between, b_within): a from the mediator equation, independent of the
+    # outcome equation's (b_between, b_within)
+    fit = res.outcome_fit
+    idx = [fit.names.index("m_between"), fit.names.index("m_within")]
+    mean = np.array([a.coef, *fit.coef[idx]])
+    cov = np.zeros((3, 3))
+    cov[0, 0] = a.se ** 2
+    cov[1:, 1:] = fit.vcov[np.ix_(idx, idx)]
+    evals, evecs = np.linalg.eigh(cov)
+    draws = mean + rng.standard_normal((5000, 3)) @ (evecs * np.sqrt(evals)).T
+    ab = draws[:, 0] * draws[:, 1]
+    ind = res.indirect_effect("indirect_between")
+    assert (ind.ci_low, ind.ci_high) == pytest.approx(tuple(np.quantile(ab, [0.025, 0.975])), rel=1e-10)
+    assert ind.mc_se == pytest.approx(ab.std(ddof=1), rel=1e-10)
+    again = fidelitymed.mediate_multilevel(STUDY, x="fidelity", m="alliance", y="outcome", covariates=["site"],
+                                           groups=NESTED, seed=7, n_mc=5000)
+    assert again.to_dict() == res.to_dict()
+
+
+def test_result_is_immutable_and_serialisable():
+    res = fidelitymed.mediate_multilevel(STUDY, x="fidelity", m="alliance", y="outcome", covariates=["site"],
+                                         categorical=["site"], groups=NESTED, seed=1, n_mc=1000)
+    with pytest.raises(AttributeError):
+        res.n = 3
+    d = json.loads(json.dumps(res.to_dict()))
+    assert d["paths"]["a_between"].keys() == {"coef", "se", "df", "t", "p", "ci_low", "ci_high"}
+    assert d["indirect"]["indirect_between"].keys() == {"effect", "mc_se", "ci_low", "ci_high"}
+    assert "site[T.1]" in d["coefficients"]["mediator"]
+    frame = res.to_frame()
+    assert list(frame.index) == ["a_between", "b_between", "b_within", "c_prime_between", "indirect_between"]
+    assert "indirect_between" in res.summary() and "<table" in res._repr_html_()
+
+
+def test_missing_values_are_dropped_listwise_with_a_note():
+    data = STUDY.copy()
+    data.loc[[3, 10, 50], "outcome"] = np.nan
+    data.loc[7, "case_manager"] = None
+    res = fidelitymed.mediate_multilevel(data, x="fidelity", m="alliance", y="outcome", groups=NESTED, seed=1,
+                                         n_mc=500)
+    assert res.n == 307 and res.n_dropped == 4
+    assert any("4 rows with missing values dropped" in n for n in res.notes)
+
+
+def test_singular_fit_gives_a_note():
+    data = DATA["boundary"]
+    res = fidelitymed.mediate_multilevel(data, x="x_client", m="alliance", y="outcome", covariates=["site"],
+                                         groups=NESTED, seed=1, n_mc=500)
+    assert res.mediator_fit.singular
+    assert any("mediator model: singular fit" in n for n in res.notes)
+
+
+@pytest.mark.parametrize("change, error, match", [
+    (lambda d: d.assign(team="T01"), StudyDataError, "at least two groups"),
+    (lambda d: d.assign(fidelity=4.0), StudyDataError, "constant"),
+    (lambda d: d.assign(case_manager=d["team"]), ConfigError, "single case_manager"),
+    (lambda d: d.assign(alliance=d["alliance"].astype(object).where(d.index != 5, "high")), StudyDataError,
+     "a number"),
+])
+def test_bad_input_is_a_clear_error(change, error, match):
+    with pytest.raises(error, match=match):
+        fidelitymed.mediate_multilevel(change(STUDY.copy()), x="fidelity", m="alliance", y="outcome",
+                                       groups=NESTED, n_mc=500)
+
+
+def test_crossed_groups_are_refused():
+    data = STUDY.copy()
+    data["case_manager"] = data["team"] + "-" + data["case_manager"]  # globally unique ids
+    data.loc[0, "case_manager"] = data.loc[len(data) - 1, "case_manager"]  # one id now in two teams
+    with pytest.raises(StudyDataError, match="nested"):
+        fidelitymed.mediate_multilevel(data, x="fidelity", m="alliance", y="outcome", groups=NESTED, n_mc=500)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"groups": []}, "1-3 nested"), ({"groups": ["team", "team"]}, "twice"), ({"conf": 1.5}, "conf"),
+    ({"n_mc": 10}, "n_mc"), ({"groups": ["unit"]}, "unknown column"),
+])
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(FidelityMedError, match=match):
+        fidelitymed.mediate_multilevel(STUDY, x="fidelity", m="alliance", y="outcome", **kwargs)

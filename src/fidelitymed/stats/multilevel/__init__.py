@@ -7,5 +7,7 @@
 """
 
 from .lmm import NestedGroups, NestedLMMFit, fit_nested_lmm
+from .mediation import IndirectEstimate, MultilevelMediationResult, PathEstimate, mediate_multilevel
 
-__all__ = ["NestedGroups", "NestedLMMFit", "fit_nested_lmm"]
+__all__ = ["IndirectEstimate", "MultilevelMediationResult", "NestedGroups", "NestedLMMFit", "PathEstimate",
+           "fit_nested_lmm", "mediate_multilevel"]
