@@ -46,8 +46,8 @@ from ...errors import ConfigError, DataIssue, StudyDataError
 from ...seeding import SeedLike, root_sequence
 from .lmm import NestedGroups, NestedLMMFit, fit_nested_lmm
 
-__all__ = ["IndirectEstimate", "MultilevelMediationResult", "PathEstimate", "mediate_multilevel",
-           "monte_carlo_products"]
+__all__ = ["IndirectEstimate", "MultilevelMediationResult", "PathEstimate", "indirect_estimates",
+           "mediate_multilevel", "monte_carlo_products"]
 
 #: fewer outermost groups than this get a note (few-cluster inference)
 FEW_GROUPS = 20
@@ -135,6 +135,15 @@ class MultilevelMediationResult:
                 return e
         raise KeyError(f"no indirect effect {name!r}; effects: {[e.name for e in self.indirect]}")
 
+    def indirect_distribution(self) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, list[tuple[int, int]]]:
+        """``(indirect names, mean, cov, pairs)``: the joint normal sampling distribution of the
+        paths ``(a..., b...)`` that the indirect effects multiply, and the index pairs of each product.
+
+        The a paths come from the mediator model, the b paths from the outcome model; the two
+        equations are fitted separately, so their covariance block is zero.
+        """
+        return _indirect_distribution(self.mediator_fit, self.outcome_fit, self.decompose)
+
     @property
     def n_groups(self) -> dict[str, int]:
         return dict(zip(self.groups, (int(k) for k in self.mediator_fit.n_groups)))
@@ -214,6 +223,32 @@ class MultilevelMediationResult:
 
 
 # ---------------------------------------------------------------------------- Monte Carlo CI
+
+
+def _indirect_distribution(med: NestedLMMFit, out: NestedLMMFit, decompose: bool):
+    x_names = [nm for nm in ("x_between", "x_within", "x") if nm in med.names]
+    m_names = [nm for nm in ("m_between", "m_within", "m") if nm in out.names]
+    a_idx = [med.names.index(nm) for nm in x_names]
+    b_idx = [out.names.index(nm) for nm in m_names]
+    mean = np.concatenate([med.coef[a_idx], out.coef[b_idx]])
+    ka = len(a_idx)
+    cov = np.zeros((mean.size, mean.size))
+    cov[:ka, :ka] = med.vcov[np.ix_(a_idx, a_idx)]
+    cov[ka:, ka:] = out.vcov[np.ix_(b_idx, b_idx)]
+    pairs = [(k, ka + k) for k in range(ka)]  # a_between * b_between, a_within * b_within
+    names = ("indirect",) if not decompose else ("indirect_between", "indirect_within")[:ka]
+    return names, mean, cov, pairs
+
+
+def indirect_estimates(names: Sequence[str], mean: np.ndarray, cov: np.ndarray, pairs: Sequence[tuple[int, int]],
+                       n_mc: int, conf: float, rng: np.random.Generator) -> tuple[IndirectEstimate, ...]:
+    """Point estimates (products of the means) and Monte Carlo SEs and percentile CIs."""
+    products = monte_carlo_products(mean, cov, pairs, int(n_mc), rng)
+    tail = (1.0 - conf) / 2.0
+    low, high = np.quantile(products, [tail, 1.0 - tail], axis=0)
+    mc_se = products.std(axis=0, ddof=1)
+    return tuple(IndirectEstimate(name, float(mean[i] * mean[j]), float(mc_se[k]), float(low[k]), float(high[k]))
+                 for k, (name, (i, j)) in enumerate(zip(names, pairs)))
 
 
 def monte_carlo_products(mean: np.ndarray, cov: np.ndarray, pairs: Sequence[tuple[int, int]], n_mc: int,
@@ -466,23 +501,9 @@ def mediate_multilevel(data: pd.DataFrame, x: str, m: str, y: str, covariates: S
         path_specs.append((f"c_prime{sfx}", out, xn))
     paths = tuple(PathEstimate(name, **fit.coef_of(coef_name, conf)) for name, fit, coef_name in path_specs)
 
-    # Monte Carlo draws of (a..., b...) from the block-diagonal joint sampling distribution
-    a_idx = [names_med.index(xn) for xn in x_names]
-    b_idx = [names_out.index(mn) for mn in m_names]
-    mean = np.concatenate([med.coef[a_idx], out.coef[b_idx]])
-    cov = np.zeros((mean.size, mean.size))
-    ka = len(a_idx)
-    cov[:ka, :ka] = med.vcov[np.ix_(a_idx, a_idx)]
-    cov[ka:, ka:] = out.vcov[np.ix_(b_idx, b_idx)]
-    pairs = [(k, ka + k) for k in range(ka)]  # a_between*b_between, a_within*b_within
     seq = root_sequence(seed)
-    products = monte_carlo_products(mean, cov, pairs, int(n_mc), np.random.Generator(np.random.PCG64(seq)))
-    tail = (1.0 - conf) / 2.0
-    low, high = np.quantile(products, [tail, 1.0 - tail], axis=0)
-    mc_se = products.std(axis=0, ddof=1)
-    indirect_names = ["indirect"] if not decompose else ["indirect_between", "indirect_within"][:ka]
-    indirect = tuple(IndirectEstimate(name, float(mean[i] * mean[j]), float(mc_se[k]), float(low[k]), float(high[k]))
-                     for k, (name, (i, j)) in enumerate(zip(indirect_names, pairs)))
+    indirect = indirect_estimates(*_indirect_distribution(med, out, decompose), int(n_mc), conf,
+                                  np.random.Generator(np.random.PCG64(seq)))
 
     n_top = nested.sizes[0]
     if n_top < FEW_GROUPS:
