@@ -66,14 +66,16 @@ def pool_multilevel(results: Sequence[MultilevelMediationResult], *, conf: float
         keys = results[0].variance_components[eq].keys()
         return {k: _json_float(np.mean([r.variance_components[eq][k] for r in results])) for k in keys}
 
-    notes = list(dict.fromkeys(n for r in results for n in r.notes))
+    # per-fit singular-fit notes are summarised by a count below
+    notes = list(dict.fromkeys(n for r in results for n in r.notes if "singular fit" not in n))
     singular = {eq: int(sum(getattr(r, f"{eq}_fit").singular for r in results)) for eq in ("mediator", "outcome")}
     for eq, count in singular.items():
         if count:
             notes.append(f"{eq} model singular (a variance at 0) in {count} of {m} imputed data sets")
     body = first.to_dict()
     body.update({
-        "n": _json_float(np.mean([r.n for r in results])), "paths": paths,
+        "n": int(first.n) if all(r.n == first.n for r in results) else _json_float(np.mean([r.n for r in results])),
+        "paths": paths,
         "indirect": {e.name: e.to_dict() for e in indirect}, "n_mc": int(n_mc),
         "seed": report_seed if report_seed is not None else body["seed"],
         "variance_components": {eq: mean_components(eq) for eq in ("mediator", "outcome")},
