@@ -382,3 +382,45 @@ def test_pooled_paths_are_rubin_with_satterthwaite_dfcom():
     json.dumps(body)
     again = pool_multilevel(fits, conf=0.95, n_mc=4000, seed=3)
     assert again == body
+
+
+# ---------------------------------------------------------------------------- in the study pipeline
+
+
+@pytest.fixture(scope="module")
+def listwise_study(tmp_path_factory):
+    from fidelitymed.pipeline import run_study
+    from fidelitymed.simulate import demo_study_path
+
+    out = tmp_path_factory.mktemp("ml") / "out"
+    return run_study(demo_study_path(), impute=False, n_boot=50, seed=5, executor="serial", out=str(out))
+
+
+def test_pipeline_multilevel_record_equals_a_direct_fit(listwise_study):
+    from fidelitymed.frame import analysis_frame, model_columns
+    from fidelitymed.seeding import child_sequence
+    from fidelitymed.simulate import demo_study_path
+    from fidelitymed.study.schema import load_study
+
+    study = load_study(demo_study_path())
+    ml = study.config.analysis.multilevel
+    assert ml.enabled and ml.groups == ["team", "case_manager"] and ml.decompose
+    records = listwise_study.to_dict()["multilevel"]
+    assert len(records) == len(listwise_study.mediation)
+    rec = next(r for r in records if r["outcome"] == "qoli20" and r["outcome_month"] == 9 and r["window_days"] == 180)
+    mc = model_columns(study.config, "qoli20", study.config.analysis.waves[0], 180)
+    direct = fidelitymed.mediate_multilevel(analysis_frame(study, domains=False), mc.x, mc.m, mc.y,
+                                            list(mc.covariates), list(mc.categorical), groups=ml.groups,
+                                            n_mc=ml.n_mc, seed=child_sequence(5, ("multilevel", "qoli20", "9", 180, 0)))
+    d = direct.to_dict()
+    for key in ("paths", "indirect", "variance_components", "n", "n_groups", "design"):
+        assert rec[key] == d[key]
+    assert {"outcome", "outcome_month", "window_days", "x", "m", "y", "covariates"} <= set(rec)
+    assert rec["imputations"] is None and rec["imputation_scheme"] == "listwise"
+
+
+def test_report_has_the_multilevel_section(listwise_study):
+    html = (listwise_study.out / "report.html").read_text()
+    assert 'id="multilevel"' in html and "Single-level and multilevel estimates" in html
+    assert "the multilevel model replaces it" in html
+    assert (listwise_study.out / "figures" / "multilevel_paths.png").exists()
