@@ -424,3 +424,25 @@ def test_report_has_the_multilevel_section(listwise_study):
     assert 'id="multilevel"' in html and "Single-level and multilevel estimates" in html
     assert "the multilevel model replaces it" in html
     assert (listwise_study.out / "figures" / "multilevel_paths.png").exists()
+
+
+def test_batch_of_responses_equals_one_fit_each():
+    """fit_nested_lmm_batch (all data sets in one search) equals fit_nested_lmm per data set."""
+    from fidelitymed.stats.multilevel.lmm import fit_nested_lmm_batch
+
+    d = STUDY
+    groups = NestedGroups.from_columns([d["team"], d["case_manager"]], NESTED)
+    X = np.column_stack([np.ones(len(d)), d["fidelity"], d["site"]])
+    rng = np.random.default_rng(4)
+    team, cm = groups.codes
+    Y = (40 + 0.6 * X[:, 1] + rng.normal(0, 2.5, (12, groups.sizes[0]))[:, team]
+         + rng.normal(0, 1.5, (12, groups.sizes[1]))[:, cm] + rng.normal(0, 5, (12, len(d))))
+    batch = fit_nested_lmm_batch(Y, X, groups)
+    assert batch.converged.all()
+    for r in range(len(Y)):
+        one = fit_nested_lmm(Y[r], X, groups)
+        np.testing.assert_allclose(batch.coef[r], one.coef, rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(batch.se[r], one.se, rtol=1e-6)
+        np.testing.assert_allclose(batch.variances[r], one.variances, rtol=1e-5, atol=1e-8)
+        np.testing.assert_allclose(batch.df[r], one.df, rtol=1e-4)
+        assert batch.deviance[r] == pytest.approx(one.deviance, abs=1e-8)
