@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from ...blas import single_thread
 from ...errors import FidelityMedError
 
 __all__ = ["NestedGroups", "NestedLMMBatch", "NestedLMMFit", "fit_nested_lmm", "fit_nested_lmm_batch"]
@@ -481,6 +482,7 @@ class NestedLMMBatch:
         return np.sqrt(np.diagonal(self.vcov, axis1=1, axis2=2))
 
 
+@single_thread()  # one BLAS thread: the same digits under any thread count
 def fit_nested_lmm_batch(Y: np.ndarray, X: np.ndarray, groups: NestedGroups, *, reml: bool = True) -> NestedLMMBatch:
     """:func:`fit_nested_lmm` for ``R`` responses ``Y`` (R, n) at once (e.g. simulated data sets).
 

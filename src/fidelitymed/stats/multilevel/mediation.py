@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from ...blas import single_thread
 from ...errors import ConfigError, DataIssue, StudyDataError
 from ...seeding import SeedLike, root_sequence
 from .lmm import NestedGroups, NestedLMMFit, fit_nested_lmm
@@ -398,6 +399,7 @@ def _seed_report(seed: SeedLike, seq: np.random.SeedSequence):
 # ---------------------------------------------------------------------------- the function
 
 
+@single_thread()  # one BLAS thread: the same digits under any thread count
 def mediate_multilevel(data: pd.DataFrame, x: str, m: str, y: str, covariates: Sequence[str] = (),
                        categorical: Sequence[str] = (), groups: Sequence[str] = ("team",), decompose: bool = True,
                        conf: float = 0.95, n_mc: int = 20000, seed: SeedLike = None,

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ...blas import single_thread
 from ...errors import ConfigError
 from ...seeding import SeedLike, root_sequence
 from ..pooling import rubin
@@ -25,6 +26,7 @@ from .mediation import MultilevelMediationResult, _json_float, indirect_estimate
 __all__ = ["pool_multilevel"]
 
 
+@single_thread()  # one BLAS thread: the same digits under any thread count
 def pool_multilevel(results: Sequence[MultilevelMediationResult], *, conf: float = 0.95, n_mc: int = 20000,
                     seed: SeedLike = None, report_seed: Any = None) -> dict[str, Any]:
     """Rubin-pooled paths and Monte Carlo indirect effects of ``m >= 2`` multilevel mediation fits.
