@@ -344,12 +344,11 @@ def test_no_covariates_is_analysable(tmp_path, capsys):
     # validate accepts it, so run must analyse it: the hierarchical regressions then have one block
     root = write_study(tmp_path / "s", yaml_text="analysis: {covariates: [], categorical: []}\n")
     assert validate_study(root) == []
-    out = tmp_path / "out"
-    assert main(["run", str(root), "--out", str(out), "--quiet", "--no-impute", "--n-boot", "20"]) == 0
-    import json
+    from fidelitymed.pipeline import run_study
 
-    hier = json.loads((out / "results.json").read_text())["hierarchical"]
-    assert hier and all(len(r["blocks"]) == 1 for r in hier)
+    results = run_study(root, impute=False, n_boot=20, report=False)
+    assert results.hierarchical and all(len(r["blocks"]) == 1 for r in results.hierarchical)
+    assert len(results.mediation) == 4 * 2 * 3 and all(r["covariates"] == [] for r in results.mediation)
 
 
 def test_a_constant_exposure_cannot_be_a_predictor(tmp_path, capsys):
