@@ -369,3 +369,14 @@ def test_a_table_not_in_utf8_names_file_row_and_byte(tmp_path, capsys):
     offset = text.index("org2") + 3
     assert listed == [f"teams.csv, row 4; expected UTF-8 text: byte {offset} (0xe9) is not UTF-8; save the file "
                       "as UTF-8 (in Excel: CSV UTF-8)"]
+
+
+def test_a_cut_list_of_problems_keeps_the_true_count():
+    from fidelitymed.errors import DataIssue
+
+    issues = [DataIssue(None, r, "x", "a", "a number") for r in range(2, 7)]
+    err = StudyDataError(issues, total=7)
+    assert err.total == 7 and len(err.issues) == 5
+    assert str(err).splitlines()[0] == "7 problems in the data (the first 5 listed):"
+    assert str(StudyDataError(issues)).splitlines()[0] == "5 problems in the data:"
+    assert StudyDataError(issues[:1]).total == 1 and str(StudyDataError(issues[:1])) == str(issues[0])
