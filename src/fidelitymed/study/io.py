@@ -162,108 +162,12 @@ def read_table(path: str | os.PathLike, *, na_values: Sequence[str] = ()) -> pd.
     return frame
 
 
-def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write ``frame`` to CSV, XLSX, SAV or DTA by suffix, atomically."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    with atomic_path(path) as tmp:
-        if suffix == ".csv":
-            frame.to_csv(tmp, index=False, lineterminator="\n")
-        elif suffix == ".xlsx":
-            frame.to_excel(tmp, index=False, engine="openpyxl")
-        elif suffix == ".sav":
-            import pyreadstat
-
-            pyreadstat.write_sav(frame, str(tmp))
-        elif suffix == ".dta":
-            import pyreadstat
-
-            pyreadstat.write_dta(frame, str(tmp))
-        else:
-            raise ValueError(f"unsupported table suffix {suffix!r}")
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path in the target's folder; rename it onto ``path`` on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix + ".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    # mkstemp creates 0600; the finished file should get the user's usual permissions.
-    os.chmod(tmp, 0o666 & ~_current_umask())
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def write_text(path: str | os.PathLike, text: str) -> None:
-    """Write text atomically (UTF-8, ``\\n`` line ends)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8", newline="\n")
-
-
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write JSON atomically, keys in insertion order, NaN written as ``null``."""
-    write_text(path, json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n")
-
-
-def json_safe(obj: Any) -> Any:
-    """``obj`` with numpy scalars/arrays as Python values and NaN/inf as ``None`` (JSON null)."""
-    import math
-
-    import numpy as np
-
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [json_safe(v) for v in obj.tolist()]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        value = float(obj)
-        return None if math.isnan(value) or math.isinf(value) else value
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, (pd.Timestamp,)):
-        return obj.isoformat()
-    return obj
-
-
-@contextlib.contextmanager
-def atomic_directory(target: str | os.PathLike, *, force: bool = False) -> Iterator[Path]:
-    """Build an output folder in a temporary sibling and rename it onto ``target`` at the end.
-
-    An existing ``target`` is replaced only with ``force=True``; if the body raises, the
-    temporary folder is removed and ``target`` is untouched.
-    """
-    target = Path(target)
-    if target.exists() and not force:
-        raise FidelityMedError(f"output folder {str(target)!r} exists; use --force to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    os.chmod(tmp, 0o777 & ~_current_umask())
-    try:
-        yield tmp
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-            os.replace(target, old / target.name)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+# The writers live in :mod:`fidelitymed.study.writers`; re-exported so existing imports keep working.
+from .writers import (  # noqa: E402,F401
+    atomic_directory,
+    atomic_path,
+    json_safe,
+    write_json,
+    write_table,
+    write_text,
+)
