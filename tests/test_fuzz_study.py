@@ -30,12 +30,13 @@ KEEP_TEAMS = {"T01", "T02", "T03"}
 
 
 def _read(path: Path) -> list[list[str]]:
-    with open(path, newline="", encoding="utf-8") as fh:
+    # surrogateescape: a table an earlier mutation saved as Latin-1 keeps its bytes
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as fh:
         return list(csv.reader(fh))
 
 
 def _write(path: Path, rows: list[list[str]], encoding: str = "utf-8") -> None:
-    with open(path, "w", newline="", encoding=encoding, errors="replace") as fh:
+    with open(path, "w", newline="", encoding=encoding, errors="surrogateescape") as fh:
         csv.writer(fh, lineterminator="\n").writerows(rows)
 
 
