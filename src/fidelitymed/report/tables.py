@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from ..study.io import atomic_path
+from ..study.writers import neutralise_formula_text
 
 MINUS = "\u2212"
 PRIME = "\u2032"
@@ -751,7 +752,7 @@ def write_xlsx(tables: Iterable[ReportTable], path: str | os.PathLike) -> Path:
                     v = None
                 elif hasattr(v, "item"):
                     v = v.item()
-                cell = ws.cell(row=i, column=j, value=v)
+                cell = ws.cell(row=i, column=j, value=neutralise_formula_text(v))  # no live formulas
                 fmt = XLSX_FORMATS.get(kinds.get(h, ""))
                 if fmt and isinstance(v, (int, float)) and not isinstance(v, bool):
                     cell.number_format = fmt
