@@ -458,6 +458,7 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
 
     ex, owned = _executor(executor, config)
     try:
+        ex.start()  # an unreachable or workerless Dask cluster fails now, not after the imputation
         with _Progress(progress) as prog:
             # --- imputation --------------------------------------------------------------
             cb = prog.stage(f"imputing (m={m})" if do_impute else "analysis frame", 1)
