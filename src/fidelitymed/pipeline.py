@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from . import parallel
+from . import blas, parallel
 from .errors import ConfigError
 from .study.writers import OutputFolder, neutralise_frame
 
@@ -354,6 +354,7 @@ def prepare_frames(study, *, seed: int | None = None, exposure: pd.DataFrame | N
 
 # ================================================================================== the run
 
+@blas.single_thread()  # every statistic of the run on one BLAS thread: the same digits on any machine
 def run_study(path: str | Any, *, out: str | None = None, force: bool = False,
               executor: parallel.Executor | str | Mapping[str, Any] | None = None,
               progress: bool | Callable[[str, int, int], None] | None = None,
@@ -419,7 +420,7 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
         timings[name] = timings.get(name, 0.0) + now - clock
         clock = now
 
-    study = load_study(path)
+    study = load_study(path, impute=impute)   # feasibility checked for the analysis actually run
     target = None
     if out is not None:
         # before any analysis: refused targets, an unwritable parent or a concurrent run fail at once
@@ -551,7 +552,8 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
         for outcome in a.outcomes:
             spec0 = next(s for s in specs if s.outcome == outcome and s.outcome_wave == float(prev.outcome))
             block2 = score_at(a.score_column(outcome), prev.outcome)
-            fits = [hierarchical_regression(f_full, y_col, [list(spec0.covariates), [block2]],
+            blocks = [list(spec0.covariates), [block2]] if spec0.covariates else [[block2]]   # no covariates: one block
+            fits = [hierarchical_regression(f_full, y_col, blocks,
                                             categorical=list(spec0.categorical), conf=a.conf)
                     for f_full in frames]
             res = pool_hierarchical(fits) if len(fits) > 1 else fits[0]
