@@ -433,12 +433,14 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
         timings[name] = timings.get(name, 0.0) + now - clock
         clock = now
 
-    study = load_study(path, impute=impute)   # feasibility checked for the analysis actually run
     target = None
     if out is not None:
-        # before any analysis: refused targets, an unwritable parent or a concurrent run fail at once
-        target = output_guard.enter_context(OutputFolder(out, force=force, protected=_input_folders(study),
+        # before any reading or analysis (load_study's feasibility checks already score and compute
+        # exposures): refused targets, an unwritable parent or a concurrent run fail at once
+        root, inputs = _declared_inputs(path)
+        target = output_guard.enter_context(OutputFolder(out, force=force, protected=_input_folders(root, inputs),
                                                          kind=OUTPUT_KIND))
+    study = load_study(path, impute=impute)   # feasibility checked for the analysis actually run
     config = _override(study.config, impute=impute, imputations=imputations, n_boot=n_boot, seed=seed,
                        pooling=pooling)
     study = dataclasses.replace(study, config=config)
@@ -469,6 +471,7 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
 
     ex, owned = _executor(executor, config)
     try:
+        ex.start()  # an unreachable or workerless Dask cluster fails now, not after the imputation
         with _Progress(progress) as prog:
             # --- imputation --------------------------------------------------------------
             cb = prog.stage(f"imputing (m={m})" if do_impute else "analysis frame", 1)
@@ -719,14 +722,27 @@ def _tidy_tables(results: StudyResults) -> dict[str, pd.DataFrame]:
     }
 
 
-def _input_folders(study) -> list[tuple[str, Path]]:
+def _declared_inputs(path: str | os.PathLike) -> tuple[Path, list[Path]]:
+    """The study folder and the input files ``study.yaml`` names, from the config alone (no table is read)."""
+    from .study.config import load_config
+    from .study.schema import TABLES
+
+    path = Path(path)
+    yaml_path = path / "study.yaml" if path.is_dir() else path
+    config = load_config(yaml_path)
+    root = yaml_path.parent
+    return root, [root / getattr(config.files, name) for name in TABLES]
+
+
+def _input_folders(root: str | os.PathLike, inputs: Sequence[str | os.PathLike]) -> list[tuple[str, Path]]:
     """(label, folder) of every folder holding an input: the study folder and each input file's folder."""
-    root = Path(study.root).resolve()
-    folders: list[tuple[str, Path]] = [("the study folder", root)]
-    for name, p in study.files.items():
+    resolved_root = Path(root).resolve()
+    folders: list[tuple[str, Path]] = [("the study folder", resolved_root)]
+    for p in inputs:
         folder = Path(p).resolve().parent
-        if folder != root:
-            folders.append((f"the folder of the input file {_relative_to_study(p, study)!r}", folder))
+        if folder != resolved_root:
+            relative = Path(os.path.relpath(os.path.abspath(p), os.path.abspath(root))).as_posix()
+            folders.append((f"the folder of the input file {relative!r}", folder))
     return folders
 
 
