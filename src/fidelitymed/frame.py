@@ -62,10 +62,16 @@ class ModelColumns:
     mediator_wave: float
     window: int
     x: str
-    m: str
+    #: the mediator column; parallel mediators (``analysis.mediator`` a list): a tuple of columns
+    m: str | tuple[str, ...]
     y: str
     covariates: tuple[str, ...]
     categorical: tuple[str, ...]
+
+    @property
+    def mediators(self) -> tuple[str, ...]:
+        """The mediator column(s), always a tuple."""
+        return (self.m,) if isinstance(self.m, str) else tuple(self.m)
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -80,8 +86,10 @@ def model_columns(config: StudyConfig, outcome: str, pair: WavePair, window: int
     window = config.exposure.primary_window if window is None else int(window)
     y_score = a.score_column(outcome)
     covariates = tuple(score_at(y_score, a.baseline_wave) if c == "baseline" else c for c in a.covariates)
+    m = (tuple(score_at(c, pair.mediator) for c in a.mediator_columns()) if a.parallel
+         else score_at(a.score_column(a.mediator), pair.mediator))
     return ModelColumns(outcome=outcome, outcome_wave=pair.outcome, mediator_wave=pair.mediator, window=window,
-                        x=exposure_at(pair.mediator, window), m=score_at(a.score_column(a.mediator), pair.mediator),
+                        x=exposure_at(pair.mediator, window), m=m,
                         y=score_at(y_score, pair.outcome), covariates=covariates, categorical=tuple(a.categorical))
 
 
@@ -172,12 +180,16 @@ def analysis_frame(study, scores: pd.DataFrame | None = None, *, exposure: pd.Da
     base = _client_base(study).merge(_baseline_ace(study, scores), on="client", how="left")
     frame = base.set_index("client")
     pieces = []
+    mediator_columns: dict[str, list[str]] = {}
+    for (instrument, _), column in zip(a.mediator_scores(), a.mediator_columns(), strict=True):
+        mediator_columns.setdefault(instrument, []).append(column)
     for wave in cfg.waves:
         at = scores[scores["wave"] == wave].set_index("client")
         for instrument in cfg.schedule[wave]:
-            if instrument not in (*a.outcomes, a.mediator):
+            if instrument not in (*a.outcomes, *mediator_columns):
                 continue
-            cols = [a.score_column(instrument)]
+            cols = mediator_columns[instrument] if a.parallel and instrument in mediator_columns else \
+                [a.score_column(instrument)]
             if all_scores:
                 cols += [c for c in at.columns if c.startswith(f"{instrument}_") and c not in cols]
             for col in cols:

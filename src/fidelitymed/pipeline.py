@@ -111,6 +111,8 @@ class StudyResults:
                  f"pooling: {settings.get('pooling') or 'none'}; {settings.get('n_boot')} resamples)",
                  f"{'outcome':<8} {'month':>5} {'window':>6} {'a':>8} {'b':>8} {'c_prime':>8} {'ab':>8} "
                  f"{'95% CI':>18}  significant"]
+        if "indirect:total" in frame.columns:
+            return self._parallel_summary(frame, lines[0])
         for _, r in frame.iterrows():
             ci = f"[{r['indirect_ci_low']:.3f}, {r['indirect_ci_high']:.3f}]"
             sig = ",".join(p for p in ("a", "b", "c_prime", "indirect") if r.get(f"sig_{p}")) or "-"
@@ -118,6 +120,20 @@ class StudyResults:
                          f"{r['b']:>8.3f} {r['c_prime']:>8.3f} {r['indirect']:>8.3f} {ci:>18}  {sig}")
         if self.missing.get("overall_share") is not None:
             lines.append(f"missing at the scale level: {100 * self.missing['overall_share']:.1f}%")
+        if self.out is not None:
+            lines.append(f"outputs: {self.out}")
+        return "\n".join(lines)
+
+    def _parallel_summary(self, frame: pd.DataFrame, title: str) -> str:
+        """Parallel mediators: one line per model and indirect effect (total and specific)."""
+        lines = [title, f"{'outcome':<8} {'month':>5} {'window':>6} {'indirect effect':<40} {'effect':>8} "
+                        f"{'95% CI':>18}  significant"]
+        for r, record in zip(frame.to_dict("records"), self.mediation, strict=True):
+            for name in ("total", *record["m"]):
+                key = f"indirect:{name}"
+                ci = f"[{r[f'{key}_ci_low']:.3f}, {r[f'{key}_ci_high']:.3f}]"
+                lines.append(f"{r['outcome']:<8} {r['outcome_month']:>5g} {int(r['window_days']):>5}d {name:<40} "
+                             f"{r[key]:>8.3f} {ci:>18}  {'yes' if r.get(f'sig_{key}') else '-'}")
         if self.out is not None:
             lines.append(f"outputs: {self.out}")
         return "\n".join(lines)
@@ -130,21 +146,46 @@ def mediation_table(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         row: dict[str, Any] = {k: r.get(k) for k in ("outcome", "outcome_label", "outcome_month", "mediator_month",
                                                      "window_days", "primary_window", "imputation_scheme",
                                                      "imputations", "pooling", "n", "x", "m", "y")}
-        for path, vals in (r.get("paths") or {}).items():
+        if isinstance(r.get("m"), list):
+            row["m"] = ", ".join(r["m"])
+        # parallel mediators (k >= 2): nested blocks flatten to "a:<m>", "indirect:total", "contrast:<m1> - <m2>"
+        for path, vals in _flat_blocks(r.get("paths") or {}, "coef"):
             row[path] = vals.get("coef")
             for k in ("se", "t", "p", "ci_low", "ci_high"):
                 row[f"{path}_{k}"] = vals.get(k)
-        for key in ("indirect", "indirect_partially_std", "indirect_std"):
-            vals = r.get(key) or {}
-            row[key] = vals.get("effect")
-            for k in ("boot_se", "ci_low", "ci_high"):
-                row[f"{key}_{k}"] = vals.get(k)
-        for path, value in (r.get("alpha") or {}).items():
+        blocks = {key: r.get(key) or {} for key in ("indirect", "indirect_partially_std", "indirect_std")}
+        if r.get("contrasts"):
+            blocks["contrast"] = r["contrasts"]
+        for key, block in blocks.items():
+            for name, vals in _flat_blocks({key: block}, "effect"):
+                row[name] = vals.get("effect")
+                for k in ("boot_se", "ci_low", "ci_high"):
+                    row[f"{name}_{k}"] = vals.get(k)
+        for path, value in _flat_values(r.get("alpha") or {}):
             row[f"alpha_{path}"] = value
-        for path, value in (r.get("significant") or {}).items():
+        for path, value in _flat_values(r.get("significant") or {}):
             row[f"sig_{path}"] = value
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _flat_blocks(blocks: Mapping[str, Any], leaf: str):
+    """(name, values) of each block; a block keyed by mediator (no ``leaf`` key) becomes ``name:<m>``."""
+    for name, vals in blocks.items():
+        if not vals or leaf in vals:
+            yield name, vals or {}
+        else:
+            for sub, sub_vals in vals.items():
+                yield f"{name}:{sub}", sub_vals or {}
+
+
+def _flat_values(values: Mapping[str, Any]):
+    for name, value in values.items():
+        if isinstance(value, Mapping):
+            for sub, sub_value in value.items():
+                yield f"{name}:{sub}", sub_value
+        else:
+            yield name, value
 
 
 # ================================================================================== progress
@@ -193,12 +234,28 @@ def _mediation_task(task: parallel.Task, context: Mapping[str, Any]) -> Any:
     from .stats.mediation import mediate
 
     spec, k, opts = task.payload
+    if not isinstance(spec.m, str):
+        return _parallel_mediation_task(spec, context["frames"][k], opts, task.seed)
     result = mediate(context["frames"][k], spec.x, spec.m, spec.y, covariates=list(spec.covariates),
                      categorical=list(spec.categorical), n_boot=opts["n_boot"], conf=opts["conf"], ci=opts["ci"],
                      seed=task.seed, save_boot=opts["save_boot"])
     if result.boot_draws is not None:
         # stacked pooling reads only the indirect-effect draws: half the bytes to ship back
         result = dataclasses.replace(result, boot_draws=result.boot_draws[["ab", "ab_ps", "ab_std"]])
+    return result
+
+
+def _parallel_mediation_task(spec: ModelColumns, frame: pd.DataFrame, opts: Mapping[str, Any], seed: Any) -> Any:
+    """Parallel mediators (PROCESS Model 4, k >= 2, ``contrast=1``) on one data set."""
+    from .stats.mediation import mediate
+
+    result = mediate(frame, spec.x, list(spec.m), spec.y, covariates=list(spec.covariates),
+                     categorical=list(spec.categorical), n_boot=opts["n_boot"], conf=opts["conf"], ci=opts["ci"],
+                     seed=seed, save_boot=opts["save_boot"], contrast=True)
+    if result.boot_draws is not None:
+        # stacked pooling reads only the indirect-effect and contrast draws
+        keep = [c for c in result.boot_draws.columns if c.startswith(("ab", "contrast:"))]
+        result = dataclasses.replace(result, boot_draws=result.boot_draws[keep])
     return result
 
 
@@ -301,6 +358,75 @@ def _pool_model(results: Sequence[Any], scheme: str, conf: float, seed: np.rando
     from .stats.pooling import pool_mediation
 
     return pool_mediation(results, pool=scheme, conf=conf, seed=seed, report_seed=report_seed).to_dict()
+
+
+def _record_head(spec: ModelColumns, config, imputation_scheme: str, mediator: str | list[str]) -> dict[str, Any]:
+    """The identifying keys of a mediation record (outcome, months, window, x/m/y, covariates)."""
+    a = config.analysis
+    return {"outcome": spec.outcome, "outcome_label": _OUTCOME_LABELS.get(spec.outcome, spec.outcome),
+            "outcome_month": _month(spec.outcome_wave), "mediator_month": _month(spec.mediator_wave),
+            "window_days": spec.window, "primary_window": spec.window == config.exposure.primary_window,
+            "imputation_scheme": imputation_scheme,
+            "x": f"fidelity_{spec.mediator_wave:g}m_{spec.window}d", "m": mediator,
+            "y": _var(spec.outcome, spec.outcome_wave),
+            "covariates": [_schema_covariate(c, spec, a) for c in spec.covariates]}
+
+
+def _parallel_records(spec: ModelColumns, body: dict[str, Any], iccs: Mapping[str, Any], config,
+                      imputation_scheme: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """Mediation record, alpha decisions and direct effect of a parallel-mediator model (k >= 2).
+
+    The alpha rule is applied per mediator, exactly as for one mediator, to (a_i, b_i, c', c) and the
+    specific indirect effect a_i b_i (significant only if its CI excludes 0 and a_i and b_i are
+    significant); the total indirect effect is significant when its CI excludes 0.
+    """
+    from .stats.nested import PathDecision, alpha_decisions
+
+    a = config.analysis
+    rule = a.alpha_rule
+    icc_source = getattr(rule, "level", "max")
+    mediators = list(spec.m)
+    out_name = _var(spec.outcome, spec.outcome_wave)
+    paths = body["paths"]
+    decisions = {}
+    for med in mediators:
+        p_values = {"a": paths["a"][med]["p"], "b": paths["b"][med]["p"], "c_prime": paths["c_prime"]["p"],
+                    "c": paths["c"]["p"]}
+        specific = body["indirect"][med]
+        decisions[med] = alpha_decisions(p_values, (specific["ci_low"], specific["ci_high"]), mediator=med,
+                                         outcome=out_name, icc_mediator=iccs.get(med), icc_outcome=iccs.get(out_name),
+                                         threshold=rule.icc_threshold, alpha=rule.alpha,
+                                         adjusted_alpha=rule.adjusted_alpha, icc_source=icc_source, conf=a.conf)
+    first = decisions[mediators[0]]
+    total = body["indirect"]["total"]
+    low, high = total["ci_low"], total["ci_high"]
+    total_sig = bool(low is not None and high is not None and (low > 0 or high < 0))
+    total_decision = PathDecision("indirect", f"{' + '.join(mediators)} -> {out_name}", None, None, None, total_sig,
+                                  f"total indirect effect: {a.conf:.0%} CI [{low:.3f}, {high:.3f}] "
+                                  f"{'excludes' if total_sig else 'includes'} 0", ci_low=low, ci_high=high)
+    alpha = {"a": {m: decisions[m].alpha["a"] for m in mediators}, "b": {m: decisions[m].alpha["b"] for m in mediators},
+             "c_prime": first.alpha["c_prime"], "c": first.alpha["c"]}
+    significant = {"a": {m: decisions[m].significant["a"] for m in mediators},
+                   "b": {m: decisions[m].significant["b"] for m in mediators},
+                   "c_prime": first.significant["c_prime"], "c": first.significant["c"],
+                   "indirect": {"total": total_sig, **{m: decisions[m].significant["indirect"] for m in mediators}}}
+    head = _record_head(spec, config, imputation_scheme, mediators)
+    record = {**head, **body, "alpha": alpha, "significant": significant}
+    keys = {"outcome": spec.outcome, "outcome_month": _month(spec.outcome_wave),
+            "mediator_month": _month(spec.mediator_wave), "window_days": spec.window}
+    decision_records = []
+    for med in mediators:
+        for d in decisions[med].to_dict():
+            if d["path"] in ("c_prime", "c") and med != mediators[0]:
+                continue   # the same outcome equation for every mediator
+            decision_records.append({**keys, "mediator": med if d["path"] in ("a", "b", "indirect") else None, **d})
+    decision_records.append({**keys, "mediator": "total", **total_decision.to_dict()})
+    c = paths["c"]
+    direct = {**keys, "x": head["x"], "y": out_name, **{k: c[k] for k in ("coef", "se", "t", "p", "ci_low", "ci_high")},
+              "n": body["n"], "alpha": alpha["c"], "significant": significant["c"],
+              "model": "outcome on fidelity exposure + covariates (PROCESS total-effect model)"}
+    direct.pop("mediator_month")
+    return record, decision_records, direct
 
 
 # ================================================================================== frames
@@ -483,7 +609,7 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
             missing_info = prepared.missing
             lap("imputation")
             ml = a.multilevel
-            keep = sorted({c for s in specs for c in (s.x, s.m, s.y, *s.covariates)} | {"client"}
+            keep = sorted({c for s in specs for c in (s.x, *s.mediators, s.y, *s.covariates)} | {"client"}
                           | (set(ml.groups) if ml.enabled else set()))
             frames = [f[keep] for f in frames]
 
@@ -548,18 +674,19 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
             body = results[0].to_dict()
             body["imputations"] = None
             body["pooling"] = None
+        if a.parallel:
+            record, decisions, direct = _parallel_records(spec, body, iccs, config, imputation_scheme)
+            mediation_records.append(record)
+            decision_records.extend(decisions)
+            direct_records.append(direct)
+            continue
         med_name, out_name = _var(a.mediator, spec.mediator_wave), _var(spec.outcome, spec.outcome_wave)
         p_values = {p: body["paths"][p]["p"] for p in ("a", "b", "c_prime", "c")}
         dec = alpha_decisions(p_values, (body["indirect"]["ci_low"], body["indirect"]["ci_high"]),
                               mediator=med_name, outcome=out_name, icc_mediator=iccs.get(med_name),
                               icc_outcome=iccs.get(out_name), threshold=rule.icc_threshold, alpha=rule.alpha,
                               adjusted_alpha=rule.adjusted_alpha, icc_source=icc_source, conf=a.conf)
-        head = {"outcome": spec.outcome, "outcome_label": _OUTCOME_LABELS.get(spec.outcome, spec.outcome),
-                "outcome_month": _month(spec.outcome_wave), "mediator_month": _month(spec.mediator_wave),
-                "window_days": spec.window, "primary_window": spec.window == config.exposure.primary_window,
-                "imputation_scheme": imputation_scheme,
-                "x": f"fidelity_{spec.mediator_wave:g}m_{spec.window}d", "m": med_name, "y": out_name,
-                "covariates": [_schema_covariate(c, spec, a) for c in spec.covariates]}
+        head = _record_head(spec, config, imputation_scheme, med_name)
         record = {**head, **body, "alpha": dec.alpha, "significant": dec.significant}
         mediation_records.append(record)
         if spec in ml_by_model:
@@ -588,7 +715,8 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
     # --- reciprocal hierarchical regressions ------------------------------------------------
     hier_records = []
     pairs = list(a.waves)
-    for i in range(1, len(pairs)):
+    # parallel mediators: no single alliance score to regress on the earlier outcome (docs/study-analysis.md)
+    for i in range(1, len(pairs) if not a.parallel else 1):
         prev, cur = pairs[i - 1], pairs[i]
         if not prev.outcome < cur.mediator:
             continue
@@ -623,9 +751,16 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
     measures: dict[str, dict[float, str]] = {"fidelity": {}}
     for w in sorted({float(p.mediator) for p in a.waves}):
         measures["fidelity"][w] = exposure_at(w, config.exposure.primary_window)
-    for inst in (a.mediator, *a.outcomes):
+    for inst in (a.mediator, *a.outcomes) if not a.parallel else a.outcomes:
         cols = {float(w): score_at(a.score_column(inst), w) for w in config.waves if inst in config.schedule[w]}
         measures[inst] = {w: c for w, c in cols.items() if c in observed.columns}
+    if a.parallel:
+        # each parallel mediator by its score column (rprs_core_relationship), placed before the outcomes
+        mediator_measures = {}
+        for (inst, _), column in zip(a.mediator_scores(), a.mediator_columns(), strict=True):
+            cols = {float(w): score_at(column, w) for w in config.waves if inst in config.schedule[w]}
+            mediator_measures[column] = {w: c for w, c in cols.items() if c in observed.columns}
+        measures = {"fidelity": measures.pop("fidelity"), **mediator_measures, **measures}
     t2 = table2(observed, measures, threshold=threshold)
     t2_records = t2.to_dict()
     for r in t2_records:
@@ -677,7 +812,10 @@ def _dependent_variables(a) -> list[tuple[str, str]]:
 
     dvs: list[tuple[str, str]] = []
     for pair in a.waves:
-        dvs.append((score_at(a.score_column(a.mediator), pair.mediator), _var(a.mediator, pair.mediator)))
+        if a.parallel:
+            dvs.extend((score_at(c, pair.mediator), score_at(c, pair.mediator)) for c in a.mediator_columns())
+        else:
+            dvs.append((score_at(a.score_column(a.mediator), pair.mediator), _var(a.mediator, pair.mediator)))
         for outcome in a.outcomes:
             dvs.append((score_at(a.score_column(outcome), pair.outcome), _var(outcome, pair.outcome)))
     return list(dict.fromkeys(dvs))

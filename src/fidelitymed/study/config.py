@@ -38,6 +38,19 @@ from ..errors import ConfigError
 from ..instruments.codebook import load_codebook
 
 InstrumentName = Literal["rprs", "qoli20", "pgi", "hope", "mcas", "ace"]
+INSTRUMENT_NAMES = ("rprs", "qoli20", "pgi", "hope", "mcas", "ace")
+#: PROCESS Model 4 takes at most 10 parallel mediators (Hayes 2022)
+MAX_PARALLEL_MEDIATORS = 10
+
+
+def _mediator_entry(entry: str) -> tuple[str, str | None] | None:
+    """``"rprs"`` -> ``("rprs", None)``; ``"rprs_core_relationship"`` -> ``("rprs", "core_relationship")``."""
+    if entry in INSTRUMENT_NAMES:
+        return entry, None
+    for instrument in INSTRUMENT_NAMES:
+        if entry.startswith(f"{instrument}_") and len(entry) > len(instrument) + 1:
+            return instrument, entry[len(instrument) + 1:]
+    return None
 
 #: upper bounds that keep a run finite (issue 10): larger values are typing errors, not designs
 MAX_N_BOOT = 1_000_000
@@ -348,7 +361,9 @@ class AnalysisConfig(_Model):
     outcomes: list[InstrumentName] = Field(default_factory=lambda: ["qoli20", "pgi", "hope", "mcas"], min_length=1)
     #: which score of each instrument is analysed (score names of fidelitymed.instruments.scoring)
     scores: dict[InstrumentName, str] = Field(default_factory=lambda: dict(DEFAULT_SCORES))
-    mediator: InstrumentName = "rprs"
+    #: the mediator instrument (its score: ``scores``), or a list of 2-10 parallel mediators, each an
+    #: instrument or one of its scores (``rprs_core_relationship``); a list of one is the single mediator
+    mediator: InstrumentName | list[str] = "rprs"
     #: outcome wave <- mediator wave (months); the paper: 9 <- 4.5, 18 <- 13.5
     waves: list[WavePair] = Field(default_factory=lambda: [WavePair(outcome=9, mediator=4.5),
                                                            WavePair(outcome=18, mediator=13.5)],
@@ -369,6 +384,31 @@ class AnalysisConfig(_Model):
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     #: table cells with fewer clients than this are suppressed in reports
     small_cell_threshold: int = Field(5, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_mediator(cls, data: Any) -> Any:
+        # a list of one is the single mediator (instrument + its score): the same config, hash and results
+        if isinstance(data, dict) and isinstance(data.get("mediator"), list) and len(data["mediator"]) == 1:
+            entry = data["mediator"][0]
+            resolved = _mediator_entry(entry) if isinstance(entry, str) else None
+            if resolved is not None:
+                instrument, score = resolved
+                data = dict(data, mediator=instrument)
+                if score is not None:
+                    data["scores"] = {**(data.get("scores") or {}), instrument: score}
+        return data
+
+    @field_validator("mediator")
+    @classmethod
+    def _mediator_list(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list):
+            # entries that name no instrument: analysis.mediator[i] in _cross_problems
+            if not 1 <= len(value) <= MAX_PARALLEL_MEDIATORS:
+                raise ValueError(f"expected 1 to {MAX_PARALLEL_MEDIATORS} mediators; got {len(value)}")
+            if len(set(value)) != len(value):
+                raise ValueError(f"parallel mediators must be distinct; got {value}")
+        return value
 
     @field_validator("covariates")
     @classmethod
@@ -392,9 +432,26 @@ class AnalysisConfig(_Model):
             raise ValueError(f"categorical {unknown} are not among covariates")
         if len(set(self.covariates)) != len(self.covariates):
             raise ValueError("covariates must be distinct")
-        if self.mediator in self.outcomes:
-            raise ValueError(f"the mediator {self.mediator!r} cannot also be an outcome")
+        for instrument in dict.fromkeys(inst for inst, _ in self.mediator_scores()):
+            if instrument in self.outcomes:
+                raise ValueError(f"the mediator {instrument!r} cannot also be an outcome")
         return self
+
+    @property
+    def parallel(self) -> bool:
+        """Parallel mediators (``mediator`` lists two or more)."""
+        return isinstance(self.mediator, list)
+
+    def mediator_scores(self) -> list[tuple[str, str | None]]:
+        """(instrument, score name or None for ``scores[instrument]``) of every mediator, in order."""
+        if not isinstance(self.mediator, list):
+            return [(self.mediator, None)]
+        return [resolved for resolved in map(_mediator_entry, self.mediator) if resolved is not None]
+
+    def mediator_columns(self) -> list[str]:
+        """Score column of every mediator, e.g. ``["rprs_total"]`` or ``["rprs_recovery_promoting_strategies", ...]``."""
+        return [f"{inst}_{score}" if score is not None else self.score_column(inst)
+                for inst, score in self.mediator_scores()]
 
     def score_column(self, instrument: str) -> str:
         """Column of the analysed score, e.g. ``qoli20_total`` (see :mod:`fidelitymed.instruments.scoring`)."""
@@ -466,8 +523,26 @@ def _cross_problems(cfg: StudyConfig) -> list[str]:
             problems.append(f"analysis.scores.{inst}: expected one of {names}; got {score!r}")
     if a.baseline_wave not in cfg.schedule:
         problems.append(f"analysis.baseline_wave: expected a wave of schedule {cfg.waves}; got {a.baseline_wave:g}")
+    mediator_instruments = list(dict.fromkeys(inst for inst, _ in a.mediator_scores()))
+    if a.parallel:
+        for i, entry in enumerate(a.mediator):
+            resolved = _mediator_entry(entry)
+            if resolved is None:
+                problems.append(f"analysis.mediator[{i}]: {entry!r} is not a scheduled instrument score (expected an "
+                                f"instrument of {list(INSTRUMENT_NAMES)} or one of its scores, e.g. "
+                                f"'rprs_core_relationship')")
+                continue
+            inst, score = resolved
+            names = _score_names(inst, cfg.scoring)
+            if score is not None and score not in names:
+                problems.append(f"analysis.mediator[{i}]: {a.mediator[i]!r} is not a scheduled instrument score "
+                                f"(scores of {inst}: {[f'{inst}_{n}' for n in names]})")
+        if cfg.analysis.multilevel.enabled:
+            problems.append(f"analysis.multilevel.enabled: multilevel mediation takes one mediator; "
+                            f"analysis.mediator lists {len(a.mediator)} (disable it or analyse one mediator)")
     for i, pair in enumerate(a.waves):
-        for role, wave, needed in (("outcome", pair.outcome, a.outcomes), ("mediator", pair.mediator, [a.mediator])):
+        for role, wave, needed in (("outcome", pair.outcome, a.outcomes),
+                                   ("mediator", pair.mediator, mediator_instruments)):
             if wave not in cfg.schedule:
                 problems.append(f"analysis.waves[{i}].{role}: expected a wave of schedule {cfg.waves}; got {wave:g}")
                 continue

@@ -144,21 +144,26 @@ class _Feasibility:
         # every analysed variable observed for someone (its items may all be present but unscorable)
         seen: set[str] = set()
 
-        def observed(column: str, instrument: str, wave: float, role: str) -> None:
+        def observed(column: str, instrument: str, wave: float, role: str, score: str | None = None) -> None:
             if column in seen:
                 return
             seen.add(column)
             nobody = column not in frame.columns or not frame[column].notna().any()
             if nobody and (instrument, float(wave)) not in empty_blocks:   # else reported as unanswered
                 self.add("interviews", None, "wave", float(wave),
-                         f"a {a.score_column(instrument)} score for at least one client at wave {_w(wave)} "
+                         f"a {score or a.score_column(instrument)} score for at least one client at wave {_w(wave)} "
                          f"({role}): every client's is missing (too few items answered to score it)")
             elif not nobody:
                 self._varies(frame, column, "interviews", "wave", float(wave), role)
 
         for i, pair in enumerate(a.waves):
-            observed(score_at(a.score_column(a.mediator), pair.mediator), a.mediator, pair.mediator,
-                     f"the mediator of analysis.waves[{i}]")
+            if a.parallel:
+                for j, ((inst, _), col) in enumerate(zip(a.mediator_scores(), a.mediator_columns(), strict=True)):
+                    observed(score_at(col, pair.mediator), inst, pair.mediator,
+                             f"mediator analysis.mediator[{j}] of analysis.waves[{i}]", score=col)
+            else:
+                observed(score_at(a.score_column(a.mediator), pair.mediator), a.mediator, pair.mediator,
+                         f"the mediator of analysis.waves[{i}]")
             for outcome in a.outcomes:
                 observed(score_at(a.score_column(outcome), pair.outcome), outcome, pair.outcome,
                          f"an outcome of analysis.waves[{i}]")
@@ -168,7 +173,7 @@ class _Feasibility:
         for wave in sorted({float(p.mediator) for p in a.waves}):
             for window in cfg.exposure.windows:
                 column = exposure_at(wave, window)
-                if column not in frame.columns or (a.mediator, wave) in empty_blocks:
+                if column not in frame.columns or any((inst, wave) in empty_blocks for inst, _ in a.mediator_scores()):
                     continue
                 if not frame[column].notna().any():
                     self.add("fidelity", None, "date", None,
@@ -187,11 +192,11 @@ class _Feasibility:
         failing: dict[tuple[str, float], list[tuple[int, int, int]]] = {}
         constant: set[tuple[str, float, str]] = set()
         for spec in specs:
-            needed = [spec.x, spec.m, spec.y, *spec.covariates]
+            needed = [spec.x, *spec.mediators, spec.y, *spec.covariates]
             if any(c not in frame.columns for c in needed):
                 continue
             usable = frame[needed] if impute else frame[needed].dropna()
-            n, p = len(usable), model_parameters(usable, list(spec.covariates), list(spec.categorical))
+            n, p = len(usable), model_parameters(usable, list(spec.covariates), list(spec.categorical)) + len(spec.mediators) - 1
             if n <= p:
                 failing.setdefault((spec.outcome, spec.outcome_wave), []).append((spec.window, n, p))
             elif not impute:
