@@ -142,3 +142,20 @@ def test_same_seed_same_numbers():
     one = domain_analysis([frame], config, DOMAINS[:2], seed=3).to_dict()
     two = domain_analysis([frame], config, DOMAINS[:2], seed=3).to_dict()
     assert one == two
+
+
+def test_report_section_heat_map_holds_the_standardized_indirect_effects():
+    from fidelitymed.report.domains import _matrix, domain_heatmap, domain_table, domains_section_html
+
+    frame, config = _study(n=80)
+    res = domain_analysis([frame], config, DOMAINS, simultaneous=True, seed=3).to_dict()
+    values, stars = _matrix(res)
+    separate = [r for r in res["models"] if r["model"] == "separate"]
+    assert values.shape == (3, 1)
+    np.testing.assert_allclose(values.iloc[:, 0].to_numpy(), [r["indirect_std"]["effect"] for r in separate])
+    assert stars.iloc[:, 0].tolist() == [r["significant_adj"] for r in separate]
+    assert len(domain_heatmap(res).axes) == 2                          # the map and its colour bar
+    assert len(domain_table(res)) == 6
+    section = domains_section_html(res)
+    assert section.startswith('<section id="fidelity-domains">') and "condition number" in section
+    assert domains_section_html(None) == ""

@@ -255,11 +255,11 @@ class DomainResults:
         lines = [f"Fidelity domains -> alliance -> outcomes ({len(self.domains)} domains, {self.window}-day window; "
                  f"{self.adjust} across domains, adjusted CI level {frame['conf_adj'].min():.4f})" if len(frame)
                  else "Fidelity domains: no models",
-                 f"{'model':<10}{'outcome':<10}{'month':>6}  {'domain':<24}{'ab':>9}{'ab_std':>9}{'CI_adj':>22}"
+                 f"{'model':<14}{'outcome':<10}{'month':>6}  {'domain':<24}{'ab':>9}{'ab_std':>9}{'CI_adj':>22}"
                  f"{'p_joint':>9}{'p_adj':>9}"]
         for _, r in frame.iterrows():
             ci = f"[{r['ab_ci_low_adj']:.4f}, {r['ab_ci_high_adj']:.4f}]"
-            lines.append(f"{r['model']:<10}{r['outcome']:<10}{r['outcome_month']:>6g}  {r['domain']:<24}"
+            lines.append(f"{r['model']:<14}{r['outcome']:<10}{r['outcome_month']:>6g}  {r['domain']:<24}"
                          f"{r['ab']:9.4f}{r['ab_std']:9.4f}{ci:>22}{r['p_joint']:9.4f}{r['p_joint_adj']:9.4f}"
                          f"{' *' if r['significant_adj'] else ''}")
         for c in self.collinearity:
