@@ -458,6 +458,9 @@ def builtin_declaration(name: str, settings: Any = None) -> AnyDeclaration:
     (e.g. ``RprsScoring``); None = the defaults. The settings are the older way to change a
     built-in rule and keep working: each maps onto a declaration field.
     """
+    declared = getattr(settings, "declaration", None)
+    if name == "fidelity" and isinstance(declared, FidelityDeclaration):
+        return declared  # the study declared its own fidelity scale (instruments.fidelity)
     base = codebook_declaration(name)
     if settings is None:
         from ..study import config as _config

@@ -21,7 +21,8 @@ The analysed score of an instrument is ``analysis.scores`` of ``study.yaml`` (e.
 
 Functions that take ``scoring`` (the ``scoring:`` settings of the built-ins) also take
 ``declarations``: the study's own declarations, which add instruments or replace built-in
-ones of the same name.
+ones of the same name. By default they are those the study's ``ScoringConfig`` carries
+(``StudyConfig`` attaches ``instruments:`` of ``study.yaml`` to its ``scoring``).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def instrument_declarations(scoring=None, declarations: Mapping[str, AnyDeclarat
     team-level scale is scored by :func:`fidelitymed.instruments.fidelity.score_fidelity`).
     """
     scoring = _scoring(scoring)
+    if declarations is None:
+        declarations = getattr(scoring, "declarations", None)
     out: dict[str, ClientDeclaration] = {name: builtin_declaration(name, getattr(scoring, name))  # type: ignore[misc]
                                          for name in CLIENT_INSTRUMENTS}
     for name, decl in (declarations or {}).items():
@@ -64,6 +67,8 @@ def instrument_declarations(scoring=None, declarations: Mapping[str, AnyDeclarat
 
 
 def _declaration(instrument: str, scoring, declarations) -> ClientDeclaration:
+    if declarations is None:
+        declarations = getattr(scoring, "declarations", None)
     if declarations and instrument in declarations and not isinstance(declarations[instrument], FidelityDeclaration):
         return declarations[instrument]  # type: ignore[return-value]
     if instrument not in CLIENT_INSTRUMENTS:

@@ -426,3 +426,62 @@ def domain_analysis(frames: Sequence[pd.DataFrame], config, domains: Sequence[st
                          window=specs[0].window, domains=tuple(domains),
                          settings={"simultaneous": bool(simultaneous), "n_boot": a.n_boot, "ci": a.ci,
                                    "pooling": scheme, "imputations": m if m > 1 else None})
+
+
+# ----------------------------------------------------------------------------- the study stage
+def attach_domain_exposure(study, frames: Sequence[pd.DataFrame], domains: Sequence[str],
+                           window: int | None = None) -> list[pd.DataFrame]:
+    """The analysis frames with each domain's exposure at every mediator wave (one window).
+
+    Domain exposures are team-level and do not depend on imputation: computed once
+    (:func:`fidelitymed.exposure.domain_exposure` through ``study_exposure``) and joined to
+    every frame by client. A client without the alliance interview has no dated exposure, so
+    the domain models drop that client (the total-fidelity models use the imputed exposure).
+    """
+    from ..exposure import domain_columns, exposure_name, study_exposure
+    from ..frame import exposure_at
+
+    cfg = study.config
+    window = cfg.exposure.primary_window if window is None else int(window)
+    exposure = study_exposure(study, columns=domain_columns(domains))
+    pieces = []
+    for wave in sorted({float(p.mediator) for p in cfg.analysis.waves}):
+        at = exposure[exposure["wave"].astype(float) == wave].drop_duplicates("client").set_index("client")
+        for d in domains:
+            pieces.append(at[exposure_name(f"fidelity_{d}", window)].rename(exposure_at(wave, window, d)))
+    table = pd.concat(pieces, axis=1) if pieces else pd.DataFrame()
+    out = []
+    for frame in frames:
+        keep = frame.drop(columns=[c for c in table.columns if c in frame.columns])
+        out.append(keep.join(table, on="client"))
+    return out
+
+
+def study_domain_analysis(study, frames: Sequence[pd.DataFrame], *, seed: Any = None,
+                          executor: parallel.Executor | None = None) -> DomainResults | None:
+    """The pipeline's domain stage: ``analysis.domains`` of ``study.yaml`` (None when not enabled).
+
+    ``frames`` are the run's analysis frames (one per imputation, or the observed frame);
+    the domains default to the fidelity scale's included domains; each model task draws from
+    ``seed`` (the run passes its ``("domains",)`` child stream). Without an ``executor`` one
+    is opened from ``analysis.executor`` and closed afterwards.
+    """
+    from ..instruments.declaration import builtin_declaration
+
+    cfg = study.config
+    settings = cfg.analysis.domains
+    if not settings.enabled:
+        return None
+    scale = builtin_declaration("fidelity", cfg.scoring.fidelity)
+    domains = list(settings.domains or scale.included_domains)  # type: ignore[union-attr]
+    frames = attach_domain_exposure(study, frames, domains)
+    own = executor is None
+    if own:
+        ex_cfg = cfg.analysis.executor
+        executor = parallel.Executor(ex_cfg.backend, workers=ex_cfg.workers, scheduler=ex_cfg.scheduler)
+    try:
+        return domain_analysis(frames, cfg, domains, adjust=settings.adjust, simultaneous=settings.simultaneous,
+                               seed=seed, executor=executor)
+    finally:
+        if own:
+            executor.close()

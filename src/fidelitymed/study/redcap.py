@@ -339,4 +339,5 @@ def read_redcap_interviews(root: str | os.PathLike, source: RedcapInterviews, *,
                 empty |= ~out["wave"].isin(given)
             out.loc[empty.to_numpy(), item] = np.nan
     out = out.loc[keep].reset_index(drop=True)
+    out.attrs["source_rows"] = [int(r) for r in row_of[keep]]   # file rows, for the validator's issues
     return out
