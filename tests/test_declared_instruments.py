@@ -228,3 +228,75 @@ def test_declaration_kinds():
                                                               "pgi_points_1", "pgi_points_2", "pgi_points_3"]
     _, problems = parse_declarations({"p": {"rule": "magic"}})
     assert problems == ["instruments.p.rule: expected 'pgi' (the only named scoring rule); got 'magic'"]
+
+
+# ------------------------------------------------------------------------ study.yaml wiring
+SCHEDULE_WAI = {0: ["qoli20", "pgi", "hope", "mcas", "ace"], 4.5: ["wai"], 9: ["qoli20", "pgi", "hope", "mcas"],
+                13.5: ["wai"], 18: ["qoli20", "pgi", "hope", "mcas"]}
+
+
+@pytest.mark.parametrize("change, line", [
+    ({"schedule": {**SCHEDULE_WAI, 4.5: ["wai", "bdi"]}},
+     "schedule.4.5[1]: unknown instrument 'bdi'; expected one of ace, hope, mcas, pgi, qoli20, rprs, wai "
+     "(or declare it under instruments:)"),
+    ({"schedule": {**SCHEDULE_WAI, 13.5: ["rprs"]}},
+     "analysis.waves[1].mediator: instruments ['wai'] are not scheduled at wave 13.5"),
+    ({"instruments": {"wai": {**WAI, "reverse": ["wai_13"]}}},
+     "instruments.wai.reverse[0]: 'wai_13' is not one of the items"),
+    ({"analysis": {"mediator": "wai", "outcomes": ["qoli20", "phq9"]}},
+     "analysis.outcomes[1]: unknown instrument 'phq9'; expected one of ace, hope, mcas, pgi, qoli20, rprs, wai"),
+    ({"analysis": {"mediator": "wai", "scores": {"wai": "agency"}}},
+     "analysis.scores.wai: expected one of ['total', 'goal', 'task', 'bond']; got 'agency'"),
+    ({"scoring": {"rprs": {"metric": "percent_of_max"}}, "instruments": {"wai": WAI, "rprs": WAI}},
+     "scoring.rprs: the instrument is declared under instruments.rprs; put its rules in the declaration "
+     "(these settings would be ignored)"),
+])
+def test_study_yaml_instrument_errors_are_key_path_lines(change, line):
+    from fidelitymed.study.config import parse_config
+
+    data = {"instruments": {"wai": WAI}, "schedule": SCHEDULE_WAI, "analysis": {"mediator": "wai"}, **change}
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert str(info.value) == f"study.yaml: {line}"
+
+
+def _wai_study(tmp_path: Path) -> Path:
+    """The demo study with a declared WAI-SR (12 items, 1-5) as the alliance measure instead of the RPRS."""
+    import shutil
+
+    import yaml
+
+    demo = Path(__file__).parents[1] / "src/fidelitymed/data/demo"
+    target = tmp_path / "wai"
+    shutil.copytree(demo, target)
+    interviews = pd.read_csv(target / "interviews.csv")
+    rng = np.random.default_rng(1)
+    wai = {f"wai_{k}": np.where(interviews[f"rprs_{k}"].notna(),
+                                np.clip(interviews[f"rprs_{k}"] + rng.integers(0, 2, len(interviews)), 1, 5), np.nan)
+           for k in range(1, 13)}
+    interviews = pd.concat([interviews.drop(columns=[f"rprs_{k}" for k in range(1, 25)]), pd.DataFrame(wai)], axis=1)
+    interviews.to_csv(target / "interviews.csv", index=False)
+    cfg = yaml.safe_load((target / "study.yaml").read_text())
+    cfg["instruments"] = {"wai": {**WAI, "missing_codes": []}}
+    cfg["schedule"] = SCHEDULE_WAI
+    cfg["analysis"].update({"mediator": "wai", "imputations": 2, "n_boot": 100})
+    (target / "study.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return target
+
+
+def test_a_declared_alliance_measure_runs_through_validation_imputation_and_models(tmp_path):
+    from fidelitymed.pipeline import run_study
+    from fidelitymed.study.schema import load_study
+
+    folder = _wai_study(tmp_path)
+    study = load_study(folder)
+    scored = study.scored_interviews()
+    assert {"wai_total", "wai_goal", "wai_task", "wai_bond"} <= set(scored.columns)
+    assert scored.loc[scored["wave"] == 4.5, "wai_total"].notna().mean() > 0.9
+    expected = score_declaration("wai", declare("wai", {**WAI, "missing_codes": []}), study.interviews)
+    pd.testing.assert_series_equal(scored["wai_total"].where(scored["wave"].isin([4.5, 13.5])),
+                                   expected["wai_total"].where(study.interviews["wave"].isin([4.5, 13.5])))
+    results = run_study(folder, report=False)
+    mediators = {r["m"] for r in results.mediation}
+    assert mediators == {"wai_4.5m", "wai_13.5m"}
+    assert all(r["imputations"] == 2 for r in results.mediation)

@@ -159,3 +159,34 @@ def test_report_section_heat_map_holds_the_standardized_indirect_effects():
     section = domains_section_html(res)
     assert section.startswith('<section id="fidelity-domains">') and "condition number" in section
     assert domains_section_html(None) == ""
+
+
+def test_the_study_run_adds_a_domains_entry_when_enabled(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    import yaml
+
+    from fidelitymed.pipeline import run_study
+
+    demo = Path(__file__).parents[1] / "src/fidelitymed/data/demo"
+    folder = tmp_path / "study"
+    shutil.copytree(demo, folder)
+    cfg = yaml.safe_load((folder / "study.yaml").read_text())
+    cfg["analysis"].update({"outcomes": ["qoli20", "mcas"], "impute": False, "n_boot": 100,
+                            "domains": {"enabled": True, "adjust": "fdr_bh", "domains": ["caseload", "hope_inducing",
+                                                                                         "recovery_plan"]}})
+    (folder / "study.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    results = run_study(folder, report=False)
+    d = results.to_dict()["domains"]
+    assert d["adjust"] == "fdr_bh" and d["domains"] == ["caseload", "hope_inducing", "recovery_plan"]
+    assert len(d["models"]) == 3 * 2 * 2                 # domains x outcomes x wave pairs
+    for family in {(r["outcome"], r["outcome_month"]) for r in d["models"]}:
+        members = [r for r in d["models"] if (r["outcome"], r["outcome_month"]) == family]
+        p = [r["paths"]["a"]["p"] for r in members]
+        np.testing.assert_allclose([r["paths"]["a"]["p_adj"] for r in members], multipletests(p, method="fdr_bh")[1])
+    # X is the domain's exposure at the alliance wave; the model is the main analysis' with that X
+    first = d["models"][0]
+    assert first["x"] == "fidelity_caseload_4.5m_180d" and first["m"] == "rprs_total_4.5m"
+    without = run_study(demo, impute=False, n_boot=100, report=False).to_dict()
+    assert "domains" not in without

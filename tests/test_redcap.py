@@ -201,3 +201,44 @@ def test_missing_columns_are_named(tmp_path):
 def test_parse_choices():
     assert parse_choices("1, Never | 2, Sometimes, often |3,x") == ["1", "2", "3"]
     assert parse_choices(np.nan) == []
+
+
+def test_a_study_with_a_redcap_export_loads_like_the_native_study(tmp_path):
+    """The whole validator on both layouts of the same data: same interviews, same scores."""
+    import shutil
+
+    import yaml
+
+    from fidelitymed.study.schema import load_study, validate_study
+
+    native = native_interviews(n_clients=10_000)
+    folders = {}
+    for layout in ("native", "redcap"):
+        folder = tmp_path / layout
+        shutil.copytree(DEMO, folder)
+        cfg = yaml.safe_load((folder / "study.yaml").read_text())
+        if layout == "native":
+            native.to_csv(folder / "interviews.csv", index=False)
+        else:
+            (folder / "interviews.csv").unlink()
+            redcap_export(native).to_csv(folder / "export.csv", index=False)
+            dictionary().to_csv(folder / "dictionary.csv", index=False)
+            cfg["files"]["interviews"] = {"path": "export.csv", "format": "redcap", "dictionary": "dictionary.csv",
+                                          "events": {**EVENTS, "screening_arm_1": None}, "repeating": "ignore"}
+        (folder / "study.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        folders[layout] = folder
+    a, b = load_study(folders["native"]), load_study(folders["redcap"])
+    order = ["client", "wave"]
+    left = a.interviews.sort_values(order).reset_index(drop=True)
+    right = b.interviews.sort_values(order).reset_index(drop=True)[list(left.columns)]
+    pd.testing.assert_frame_equal(left, right, check_dtype=False)
+    pd.testing.assert_frame_equal(a.scored_interviews().sort_values(order).reset_index(drop=True),
+                                  b.scored_interviews().sort_values(order).reset_index(drop=True))
+    assert "dictionary" in b.hashes
+    # a bad value is reported at its row in the export (not in the converted table)
+    export = pd.read_csv(folders["redcap"] / "export.csv", dtype=str, keep_default_na=False)
+    position = int(np.flatnonzero(export["redcap_event_name"] == "month_45_arm_1")[0])
+    export.loc[position, "rprs_1"] = "7"
+    export.to_csv(folders["redcap"] / "export.csv", index=False)
+    (issue,) = validate_study(folders["redcap"])
+    assert (issue.file, issue.row, issue.column, issue.value) == ("export.csv", position + 2, "rprs_1", 7)
