@@ -125,6 +125,15 @@ def _number(value: Any) -> float | None:
     return v if np.isfinite(v) else None
 
 
+def _shown(value: Any) -> Any:
+    """A dictionary cell as the user wrote it: 60, not np.float64(60.0)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def check_dictionary(dictionary: pd.DataFrame, item_fields: Mapping[str, str],
                      ranges: Mapping[str, tuple[float, float, tuple[float, ...]]], *, file: str,
                      integer: Mapping[str, bool] | None = None) -> list[DataIssue]:
@@ -178,7 +187,8 @@ def check_dictionary(dictionary: pd.DataFrame, item_fields: Mapping[str, str],
                 if v is None or not valid(v):
                     issues.append(DataIssue(file, row, DICT_CHOICES, code,
                                             f"choice codes of {field!r} that are scale points {low:g}-{high:g} of "
-                                            f"item {item!r}" + (f" or missing codes {list(codes)}" if codes else "")))
+                                            f"item {item!r}" + (" or missing codes " + ", ".join(f"{c:g}" for c in codes)
+                                                                if codes else "")))
         elif kind in ("yesno", "truefalse"):
             if not (valid(0.0) and valid(1.0)):
                 issues.append(DataIssue(file, row, DICT_TYPE, entry[DICT_TYPE],
@@ -189,7 +199,7 @@ def check_dictionary(dictionary: pd.DataFrame, item_fields: Mapping[str, str],
                     continue
                 v = _number(entry.get(column))
                 if v is not None and not (low <= v <= high):
-                    issues.append(DataIssue(file, row, column, entry.get(column),
+                    issues.append(DataIssue(file, row, column, _shown(entry.get(column)),
                                             f"a bound within {low:g}-{high:g} (item {item!r})"))
         else:
             issues.append(DataIssue(file, row, DICT_TYPE, entry[DICT_TYPE],
