@@ -33,6 +33,7 @@ seed gives the same numbers on any backend.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -141,25 +142,19 @@ def collinearity(frame: pd.DataFrame, predictors: Sequence[str], others: Sequenc
 # ----------------------------------------------------------------------------- model specs
 @dataclass(frozen=True)
 class DomainModel:
-    """The columns of one domain model (domain x outcome x wave pair at one window)."""
+    """One domain model: the main analysis' model columns with the domain's exposure as X."""
 
     domain: str
-    outcome: str
-    outcome_wave: float
-    mediator_wave: float
-    window: int
-    x: str
-    m: str
-    y: str
-    covariates: tuple[str, ...]
-    categorical: tuple[str, ...]
+    #: :class:`fidelitymed.frame.ModelColumns` of the outcome x wave pair, ``x`` = the domain's exposure
+    columns: Any
     #: the other domains' exposures, entered as covariates (simultaneous model), else ()
     other_domains: tuple[str, ...] = ()
 
     @property
     def family(self) -> tuple[str, float, float, bool]:
         """The multiple-testing family: outcome x wave pair (x model kind)."""
-        return (self.outcome, self.outcome_wave, self.mediator_wave, bool(self.other_domains))
+        c = self.columns
+        return (c.outcome, c.outcome_wave, c.mediator_wave, bool(self.other_domains))
 
 
 def domain_models(config, domains: Sequence[str], *, window: int | None = None,
@@ -180,9 +175,7 @@ def domain_models(config, domains: Sequence[str], *, window: int | None = None,
             columns = {d: exposure_at(pair.mediator, window, d) for d in domains}
             for domain in domains:
                 others = tuple(columns[o] for o in domains if o != domain) if simultaneous else ()
-                out.append(DomainModel(domain=domain, outcome=outcome, outcome_wave=pair.outcome,
-                                       mediator_wave=pair.mediator, window=window, x=columns[domain], m=base.m,
-                                       y=base.y, covariates=base.covariates, categorical=base.categorical,
+                out.append(DomainModel(domain=domain, columns=dataclasses.replace(base, x=columns[domain]),
                                        other_domains=others))
     return out
 
@@ -191,10 +184,10 @@ def _fit_task(task: parallel.Task, context: Mapping[str, Any]) -> Any:
     from .mediation import mediate
 
     spec, k, opts = task.payload
-    result = mediate(context["frames"][k], spec.x, spec.m, spec.y, covariates=[*spec.other_domains, *spec.covariates],
-                     categorical=list(spec.categorical), n_boot=opts["n_boot"], conf=opts["conf"], ci=opts["ci"],
-                     seed=task.seed, save_boot=True)
-    return result
+    c = spec.columns
+    return mediate(context["frames"][k], c.x, c.m, c.y, covariates=[*spec.other_domains, *c.covariates],
+                   categorical=list(c.categorical), n_boot=opts["n_boot"], conf=opts["conf"], ci=opts["ci"],
+                   seed=task.seed, save_boot=True)
 
 
 # ----------------------------------------------------------------------------- results
@@ -343,15 +336,16 @@ def domain_analysis(frames: Sequence[pd.DataFrame], config, domains: Sequence[st
     specs = domain_models(config, domains, window=window)
     if simultaneous and len(domains) > 1:
         specs += domain_models(config, domains, window=window, simultaneous=True)
-    missing = sorted({c for s in specs for c in (s.x, s.m, s.y) if c not in frames[0].columns})
+    missing = sorted({c for s in specs for c in (s.columns.x, s.columns.m, s.columns.y)
+                      if c not in frames[0].columns})
     if missing:
         raise ConfigError(f"analysis.domains: the analysis frame lacks {missing} (domain exposures are built from "
                           "the fidelity scale's domains)")
     root = root_sequence(seed)
     report_seed = int(seed) if isinstance(seed, (int, np.integer)) else None
     opts = {"n_boot": a.n_boot, "conf": a.conf, "ci": a.ci}
-    payloads = {("domains", "sim" if s.other_domains else "sep", s.domain, s.outcome, f"{s.outcome_wave:g}", k):
-                (s, k, opts) for s in specs for k in range(m)}
+    payloads = {("domains", "sim" if s.other_domains else "sep", s.domain, s.columns.outcome,
+                 f"{s.columns.outcome_wave:g}", k): (s, k, opts) for s in specs for k in range(m)}
     tasks = parallel.make_tasks(payloads, seed=root)
     own = executor is None
     ex = parallel.Executor("serial") if own else executor
@@ -369,14 +363,15 @@ def domain_analysis(frames: Sequence[pd.DataFrame], config, domains: Sequence[st
     families: dict[tuple, list[int]] = {}
     for spec in specs:
         kind = "simultaneous" if spec.other_domains else "separate"
-        pool_seed = child_sequence(root, ("domains-pool", kind, spec.domain, spec.outcome, f"{spec.outcome_wave:g}"))
+        c = spec.columns
+        pool_seed = child_sequence(root, ("domains-pool", kind, spec.domain, c.outcome, f"{c.outcome_wave:g}"))
         body = _pooled(by_spec[spec], scheme, a.conf, pool_seed, report_seed)
         p_joint = max(body["paths"]["a"]["p"], body["paths"]["b"]["p"]) \
             if None not in (body["paths"]["a"]["p"], body["paths"]["b"]["p"]) else None
-        records.append({"domain": spec.domain, "outcome": spec.outcome, "outcome_month": float(spec.outcome_wave),
-                        "mediator_month": float(spec.mediator_wave), "window_days": spec.window, "model": kind,
-                        "x": spec.x, "m": spec.m, "y": spec.y,
-                        "covariates": [*spec.other_domains, *spec.covariates], "n": body["n"],
+        records.append({"domain": spec.domain, "outcome": c.outcome, "outcome_month": float(c.outcome_wave),
+                        "mediator_month": float(c.mediator_wave), "window_days": c.window, "model": kind,
+                        "x": c.x, "m": c.m, "y": c.y,
+                        "covariates": [*spec.other_domains, *c.covariates], "n": body["n"],
                         "paths": body["paths"], "indirect": dict(body["indirect"]),
                         "indirect_std": dict(body["indirect_std"]), "p_joint": p_joint,
                         "imputations": m if m > 1 else None, "pooling": scheme})
@@ -408,22 +403,22 @@ def domain_analysis(frames: Sequence[pd.DataFrame], config, domains: Sequence[st
         seen = set()
         for r in records:
             spec = r["_spec"]
-            key = (spec.outcome, spec.outcome_wave, spec.mediator_wave)
-            if not spec.other_domains or key in seen:
+            c = spec.columns
+            if not spec.other_domains or spec.family in seen:
                 continue
-            seen.add(key)
-            predictors = [spec.x, *spec.other_domains]
-            per = [collinearity(f, predictors, [spec.m, *spec.covariates], spec.categorical) for f in frames]
-            xs = {c: d for c, d in zip(predictors, [spec.domain, *[o for o in domains if o != spec.domain]])}
-            diagnostics.append({"outcome": spec.outcome, "outcome_month": float(spec.outcome_wave),
-                                "mediator_month": float(spec.mediator_wave), "n": per[0]["n"],
-                                "vif": {xs[c]: float(np.mean([p["vif"][c] for p in per])) for c in predictors},
+            seen.add(spec.family)
+            predictors = [c.x, *spec.other_domains]
+            per = [collinearity(f, predictors, [c.m, *c.covariates], c.categorical) for f in frames]
+            xs = dict(zip(predictors, [spec.domain, *[o for o in domains if o != spec.domain]]))
+            diagnostics.append({"outcome": c.outcome, "outcome_month": float(c.outcome_wave),
+                                "mediator_month": float(c.mediator_wave), "n": per[0]["n"],
+                                "vif": {xs[x]: float(np.mean([p["vif"][x] for p in per])) for x in predictors},
                                 "condition_number": float(np.mean([p["condition_number"] for p in per])),
                                 "averaged_over": m})
     for r in records:
         del r["_spec"], r["_seed"]
     return DomainResults(models=tuple(records), collinearity=tuple(diagnostics), adjust=adjust, conf=float(a.conf),
-                         window=specs[0].window, domains=tuple(domains),
+                         window=specs[0].columns.window, domains=tuple(domains),
                          settings={"simultaneous": bool(simultaneous), "n_boot": a.n_boot, "ci": a.ci,
                                    "pooling": scheme, "imputations": m if m > 1 else None})
 
