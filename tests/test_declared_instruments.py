@@ -155,6 +155,9 @@ def test_missing_keys_and_fidelity_errors_are_key_path_lines():
                         "instruments.fidelity.excluded_domains[0]: 'c' is not one of the domains"]
     _, problems = parse_declarations({"fidelity": {"domains": {"a": 2}, "excluded_domains": ["a"]}})
     assert problems == ["instruments.fidelity.excluded_domains: leaves no domain to score"]
+    _, problems = parse_declarations({"tmact": {**WAI, "level": "team"}})
+    assert problems == ["instruments.tmact.level: expected 'client'; got 'team' (the team fidelity scale is "
+                        "declared as instruments.fidelity)"]
     _, problems = parse_declarations({"2x": WAI, "ok": "nope"})
     assert problems[0].startswith("instruments.2x: '2x' is not a usable instrument name")
     assert problems[1].startswith("instruments.ok: expected a mapping")

@@ -371,7 +371,7 @@ def _pydantic_lines(exc: ValidationError, path: str) -> list[str]:
 
 def declaration_class(name: str, data: Mapping[str, Any]) -> type[_Declaration]:
     """The declaration kind of ``instruments.<name>``: fidelity, a rule hook, or the item form."""
-    if name == "fidelity" or data.get("level") == "team":
+    if name == "fidelity":  # the one team-level scale; `level: team` elsewhere is refused by the client models
         return FidelityDeclaration
     if data.get("rule") == "pgi":
         return PgiDeclaration
@@ -388,6 +388,9 @@ def parse_declaration(name: str, data: Any, *, path: str) -> tuple[AnyDeclaratio
     data = dict(data)
     if "rule" in data and data["rule"] != "pgi":
         return None, [f"{path}.rule: expected 'pgi' (the only named scoring rule); got {data['rule']!r}"]
+    if data.get("level") == "team" and name != "fidelity":
+        return None, [f"{path}.level: expected 'client'; got 'team' (the team fidelity scale is declared as "
+                      "instruments.fidelity)"]
     cls = declaration_class(str(name), data)
     try:
         decl = cls.model_validate(data)

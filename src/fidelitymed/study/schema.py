@@ -44,7 +44,7 @@ import pandas as pd
 
 from ..errors import DataIssue, StudyDataError
 from ..instruments.declaration import builtin_declaration
-from ..instruments.scoring import instrument_items, item_ranges
+from ..instruments.scoring import instrument_declarations, instrument_items, item_ranges
 from .config import DERIVED_COVARIATES, StudyConfig, load_config
 from .io import read_table
 from .redcap import RedcapInterviews, read_redcap_interviews
@@ -321,8 +321,6 @@ class _Check:
 
     def _read_redcap(self, source: RedcapInterviews, required: list[str]) -> pd.DataFrame | None:
         """The native interviews table of a REDCap export (:mod:`fidelitymed.study.redcap`)."""
-        from ..instruments.scoring import instrument_declarations
-
         cfg = self.config
         decls = instrument_declarations(cfg.scoring)
         scheduled = sorted({name for names in cfg.schedule.values() for name in names})
@@ -489,8 +487,6 @@ class _Check:
             frame["wave"] = waves.where(~unknown)
             self.duplicates("interviews", frame, ["client", "wave"], "client and wave")
         ranges = item_ranges(cfg.scoring)
-        from ..instruments.scoring import instrument_declarations
-
         decls = instrument_declarations(cfg.scoring)
         integer = {c: getattr(decls[n], "integer", True) for n in item_cols if n in decls for c in decls[n].items}
         for cols in item_cols.values():
