@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, Literal, Union
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -435,8 +436,9 @@ def declare(name: str, data: Mapping[str, Any]) -> AnyDeclaration:
 
 
 # ----------------------------------------------------------------------------------- built-ins
+@lru_cache(maxsize=None)
 def codebook_declaration(name: str) -> AnyDeclaration:
-    """The shipped declaration of a built-in instrument, exactly as ``codebook.yaml`` states it."""
+    """The shipped declaration of a built-in instrument, exactly as ``codebook.yaml`` states it (cached: immutable)."""
     from .codebook import load_codebook
 
     entry = load_codebook()[name]
