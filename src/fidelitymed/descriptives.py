@@ -540,16 +540,12 @@ def missing_by_scale(scores: pd.DataFrame, clients: Sequence[Any] | pd.Series, c
     "at the scale level, 11.6% of the data were missing"). The same definition as the
     imputation engine's diagnostics, for listwise runs.
     """
-    from .instruments.codebook import CLIENT_INSTRUMENTS
-
     ids = pd.Index(pd.unique(pd.Series(clients)))
     n = len(ids)
     rows = []
     for wave in sorted(config.schedule):
         at = scores[scores["wave"].astype(float) == float(wave)].drop_duplicates("client").set_index("client")
-        for inst in config.schedule[wave]:
-            if inst not in CLIENT_INSTRUMENTS:
-                continue
+        for inst in config.schedule[wave]:   # every scheduled instrument is a client one (built-in or declared)
             col = config.analysis.score_column(inst)
             values = at[col].reindex(ids) if col in at.columns else pd.Series(np.nan, index=ids)
             k = int(values.isna().sum())

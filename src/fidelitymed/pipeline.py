@@ -87,6 +87,8 @@ class StudyResults:
     out: Path | None = None
     report: Path | None = None
     timings: dict[str, float] = field(default_factory=dict, repr=False)
+    #: the fidelity-domain analysis (analysis.domains; fidelitymed.stats.domains), when enabled
+    domains: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The ``results.json`` dict (JSON-safe; no identifiers, no timestamps)."""
@@ -97,7 +99,7 @@ class StudyResults:
                 "direct_effects": [dict(r) for r in self.direct_effects],
                 "descriptives": dict(self.descriptives), "missing": dict(self.missing),
                 "imputation": None if self.imputation is None else dict(self.imputation),
-                "manifest": dict(self.manifest)}
+                "manifest": dict(self.manifest), **({} if self.domains is None else {"domains": self.domains})}
 
     def to_frame(self) -> pd.DataFrame:
         """One row per mediation model: paths, indirect effect and decisions."""
@@ -665,6 +667,13 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
                            alpha_decisions=tuple(decision_records), hierarchical=tuple(hier_records),
                            direct_effects=tuple(direct_records), descriptives=descriptives, missing=missing_info,
                            imputation=imputation_info, manifest=manifest, timings=timings)
+    # --- fidelity domains (analysis.domains, issue 14): one isolated stage ---------------------
+    from .stats.domains import study_domain_analysis
+
+    domain_results = study_domain_analysis(study, prepared.frames, seed=child_sequence(root_seed, ("domains",)))
+    if domain_results is not None:
+        results = dataclasses.replace(results, domains=domain_results.to_dict())
+        lap("fidelity domains")
     if target is not None:
         results = _write_outputs(results, target, study=study, report=report)
         lap("outputs")

@@ -731,14 +731,10 @@ class ImputedInterviews(_CompletedSets):
 
 
 def _imputable_items(instrument: str, scoring) -> list[str]:
-    from ..instruments.codebook import load_codebook
-    from ..instruments.scoring import instrument_items
+    from ..instruments.scoring import instrument_declarations
 
-    items = instrument_items(instrument, scoring)
-    if instrument == "hope":
-        fillers = set(load_codebook()["hope"]["fillers"])
-        items = [c for c in items if c not in fillers]   # fillers are never scored: left as they are
-    return items
+    # unscored items (the Hope Scale's fillers) are never scored: left as they are
+    return list(instrument_declarations(scoring)[instrument].scored_items)
 
 
 def interview_predictors(item: str, instrument: str, wave: float, blocks: Sequence[tuple[str, float]],
@@ -813,8 +809,7 @@ def impute_interviews(interviews: pd.DataFrame, clients: pd.DataFrame, config=No
     scale-level multiple imputation for questionnaire batteries. *Multivariate Behav. Res.* 47, 1-25.
     van Buuren, S. (2018). *Flexible Imputation of Missing Data* (2nd ed.), ch. 6-7.
     """
-    from ..instruments.codebook import CLIENT_INSTRUMENTS
-    from ..instruments.scoring import item_ranges, score_instrument
+    from ..instruments.scoring import instrument_declarations, item_ranges, score_instrument
 
     if config is None:
         from ..study.config import default_config
@@ -843,7 +838,8 @@ def impute_interviews(interviews: pd.DataFrame, clients: pd.DataFrame, config=No
                                         "a client listed in clients") for r in rows])
     n = len(client_ids)
     waves = sorted(float(w) for w in config.schedule)
-    blocks = [(inst, w) for w in waves for inst in config.schedule[w] if inst in CLIENT_INSTRUMENTS]
+    client_instruments = instrument_declarations(scoring)   # built-in and declared (issue 14)
+    blocks = [(inst, w) for w in waves for inst in config.schedule[w] if inst in client_instruments]
     ranges = item_ranges(scoring)
     wave_of = interviews["wave"].astype(float)
 
@@ -857,7 +853,7 @@ def impute_interviews(interviews: pd.DataFrame, clients: pd.DataFrame, config=No
     for w in waves:
         pos = np.flatnonzero((wave_of == w).to_numpy())
         wave_rows[w] = (pos, client_ids.get_indexer(interviews["client"].iloc[pos]))
-    score_col = {inst: config.analysis.score_column(inst) for inst in CLIENT_INSTRUMENTS}
+    score_col = {inst: config.analysis.score_column(inst) for inst in client_instruments}
     for inst, w in blocks:
         pos, cpos = wave_rows[w]
         sub = interviews.iloc[pos]

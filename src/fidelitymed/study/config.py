@@ -19,7 +19,10 @@ Sections
     Fidelity exposure windows and the rules of :mod:`fidelitymed.exposure`.
 ``analysis``
     What the pipeline analyses (issue 5): outcomes and their scores, wave pairs, mediator,
-    covariates, imputation, bootstrap, alpha rule, executor.
+    covariates, imputation, bootstrap, alpha rule, executor, the fidelity-domain analysis.
+``instruments``
+    The study's own instrument declarations (issue 14; :mod:`fidelitymed.instruments.declaration`):
+    new instruments, a replacement of a built-in one, or the fidelity scale (``fidelity``).
 """
 
 from __future__ import annotations
@@ -29,15 +32,20 @@ import json
 import os
 import reprlib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError, field_validator,
+                      model_validator)
 
 from ..errors import ConfigError
 from ..instruments.codebook import load_codebook
+from ..instruments.declaration import FidelityDeclaration, parse_declarations
+from .redcap import RedcapInterviews
 
-InstrumentName = Literal["rprs", "qoli20", "pgi", "hope", "mcas", "ace"]
+#: a built-in instrument (rprs, qoli20, pgi, hope, mcas, ace) or one declared under ``instruments:``
+#: (checked against both by :func:`_cross_problems`)
+InstrumentName = str
 
 #: upper bounds that keep a run finite (issue 10): larger values are typing errors, not designs
 MAX_N_BOOT = 1_000_000
@@ -66,13 +74,20 @@ def _default(instrument: str, key: str) -> Any:
 
 
 # --------------------------------------------------------------------------------------- files
+#: a file name, or a mapping = a REDCap export; the tags are dropped from error key paths
+_FILE_TAGS = ("table", "redcap")
+InterviewsFile = Annotated[Union[Annotated[str, Tag("table")], Annotated[RedcapInterviews, Tag("redcap")]],
+                           Discriminator(lambda v: "redcap" if isinstance(v, (dict, RedcapInterviews)) else "table")]
+
+
 class FilesConfig(_Model):
     """Table files, relative to the study folder (CSV, XLSX, SAV or DTA), and how CSV cells are read."""
 
     teams: str = "teams.csv"
     fidelity: str = "fidelity.csv"
     clients: str = "clients.csv"
-    interviews: str = "interviews.csv"
+    #: a table (one row per client x wave) or a REDCap export (``{path, format: redcap, events, ...}``)
+    interviews: InterviewsFile = "interviews.csv"
     #: extra spellings of a missing CSV/XLSX text cell besides the empty cell, e.g. ["NA", "-99"]
     #: (default none: a team called "NA" stays "NA"; pandas' own NA list is never used)
     na_values: list[str] = Field(default_factory=list)
@@ -101,6 +116,12 @@ class FidelityScoring(_Model):
     #: a domain with no usable rating: "missing" = the total is missing (I, default); "prorate" =
     #: total = mean of the available included domain means x number of included domains
     domain_missing: Literal["missing", "prorate"] = "missing"
+    #: a declared scale (``instruments.fidelity``) whose items and rules replace the codebook's
+    _declaration: FidelityDeclaration | None = PrivateAttr(default=None)
+
+    @property
+    def declaration(self) -> FidelityDeclaration | None:
+        return self._declaration
 
     @field_validator("domains")
     @classmethod
@@ -242,7 +263,9 @@ class AceScoring(_Model):
 
 
 class ScoringConfig(_Model):
-    """Per-instrument scoring settings."""
+    """Per-instrument scoring settings (and the study's declarations, attached by :class:`StudyConfig`)."""
+
+    _declarations: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     fidelity: FidelityScoring = Field(default_factory=FidelityScoring)
     rprs: RprsScoring = Field(default_factory=RprsScoring)
@@ -251,6 +274,11 @@ class ScoringConfig(_Model):
     hope: HopeScoring = Field(default_factory=HopeScoring)
     mcas: McasScoring = Field(default_factory=McasScoring)
     ace: AceScoring = Field(default_factory=AceScoring)
+
+    @property
+    def declarations(self) -> dict[str, Any]:
+        """The study's client-instrument declarations (``instruments:`` of ``study.yaml``)."""
+        return dict(self._declarations)
 
 
 # ------------------------------------------------------------------------------------ exposure
@@ -335,6 +363,18 @@ class ExecutorConfig(_Model):
     scheduler: str | None = None
 
 
+class DomainsConfig(_Model):
+    """The fidelity-domain analysis (:mod:`fidelitymed.stats.domains`; issue 14)."""
+
+    enabled: bool = False
+    #: adjustment across domains: "holm" (family-wise) or "fdr_bh" (Benjamini-Hochberg false discovery rate)
+    adjust: Literal["holm", "fdr_bh"] = "holm"
+    #: also fit all domains as simultaneous X's (one model per outcome x wave) with VIFs and condition number
+    simultaneous: bool = False
+    #: domains to analyse (default: the fidelity scale's included domains)
+    domains: list[str] | None = None
+
+
 DEFAULT_SCORES: dict[str, str] = {"qoli20": "total", "pgi": "index", "hope": "total", "mcas": "total",
                                   "rprs": "total", "ace": "total"}
 #: client-table covariates, plus the derived ones: ace (baseline interview), site (teams
@@ -367,6 +407,7 @@ class AnalysisConfig(_Model):
     alpha_rule: AlphaRule = Field(default_factory=AlphaRule)
     multilevel: MultilevelConfig = Field(default_factory=MultilevelConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    domains: DomainsConfig = Field(default_factory=DomainsConfig)
     #: table cells with fewer clients than this are suppressed in reports
     small_cell_threshold: int = Field(5, ge=0)
 
@@ -417,6 +458,35 @@ class StudyConfig(_Model):
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     exposure: ExposureConfig = Field(default_factory=ExposureConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+    #: the study's instrument declarations, checked with key paths by parse_config (raw here)
+    instruments: dict[str, Any] = Field(default_factory=dict)
+    _ignored_settings: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="after")
+    def _attach_declarations(self) -> StudyConfig:
+        # the scoring settings travel everywhere the scorers go; they carry the declarations along
+        if not self.instruments:
+            return self
+        declared, _problems = parse_declarations(self.instruments)  # problems: reported by parse_config
+        # settings given for a declared built-in would be silently ignored: remembered for parse_config
+        self._ignored_settings = [name for name in self.instruments if name in self.scoring.model_fields_set
+                                  and getattr(self.scoring, name, None) is not None
+                                  and getattr(self.scoring, name).model_fields_set]
+        scoring = self.scoring.model_copy()
+        scoring._declarations = {k: v for k, v in declared.items() if not isinstance(v, FidelityDeclaration)}
+        fidelity = declared.get("fidelity")
+        if isinstance(fidelity, FidelityDeclaration):
+            settings = FidelityScoring.model_construct(
+                domains={d: len(items) for d, items in fidelity.domains.items()},
+                excluded_domains=list(fidelity.excluded_domains),
+                high_fidelity_threshold=(float("nan") if fidelity.high_fidelity_threshold is None
+                                         else float(fidelity.high_fidelity_threshold)),
+                item_missing=fidelity.item_missing, domain_missing=fidelity.domain_missing)
+            settings._declaration = fidelity
+            scoring = scoring.model_copy(update={"fidelity": settings})
+            scoring._declarations = {k: v for k, v in declared.items() if not isinstance(v, FidelityDeclaration)}
+        object.__setattr__(self, "scoring", scoring)
+        return self
 
     @field_validator("schedule")
     @classmethod
@@ -443,22 +513,60 @@ class StudyConfig(_Model):
 
 # ------------------------------------------------------------------------------ cross checks
 def _score_names(instrument: str, scoring: ScoringConfig) -> list[str]:
-    if instrument == "rprs":
-        return ["total", *scoring.rprs.indices]
-    if instrument == "qoli20":
-        return ["total", *scoring.qoli20.subscales]
-    if instrument == "pgi":
-        return ["index"]
-    if instrument == "hope":
-        return ["total", "agency", "pathways"]
-    if instrument == "mcas":
-        return ["total", *scoring.mcas.subscales]
-    return ["total"]
+    from ..instruments.scoring import instrument_declarations
+
+    decl = instrument_declarations(scoring).get(instrument)
+    return list(decl.score_names) if decl is not None else ["total"]
+
+
+def _instrument_problems(cfg: StudyConfig) -> list[str]:
+    """Declarations and the instrument names used elsewhere (issue 14), with key paths."""
+    from ..instruments.codebook import CLIENT_INSTRUMENTS
+
+    _declared, problems = parse_declarations(cfg.instruments)
+    client = set(CLIENT_INSTRUMENTS) | {k for k in cfg.instruments if k != "fidelity"}
+    expected = ", ".join(sorted(client))
+    for name in cfg._ignored_settings:
+        # a declaration replaces the built-in: settings given for it as well would be silently ignored
+        problems.append(f"scoring.{name}: the instrument is declared under instruments.{name}; "
+                        f"put its rules in the declaration (these settings would be ignored)")
+    fidelity = cfg.scoring.fidelity.declaration
+    if fidelity is not None and fidelity.high_fidelity_threshold is None:
+        problems.append("instruments.fidelity.high_fidelity_threshold: required key is missing (the report "
+                        "and the trajectories mark high fidelity)")
+    for wave, names in cfg.schedule.items():
+        for i, name in enumerate(names):
+            if name not in client:
+                problems.append(f"schedule.{wave:g}[{i}]: unknown instrument {name!r}; expected one of {expected} "
+                                f"(or declare it under instruments:)")
+    a = cfg.analysis
+    for i, name in enumerate(a.outcomes):
+        if name not in client:
+            problems.append(f"analysis.outcomes[{i}]: unknown instrument {name!r}; expected one of {expected}")
+    if a.mediator not in client:
+        problems.append(f"analysis.mediator: unknown instrument {a.mediator!r}; expected one of {expected}")
+    for name in a.scores:
+        if name not in client:
+            problems.append(f"analysis.scores.{name}: unknown instrument {name!r}; expected one of {expected}")
+    domains = list(cfg.scoring.fidelity.domains)
+    for i, d in enumerate(a.domains.domains or []):
+        if d not in domains:
+            problems.append(f"analysis.domains.domains[{i}]: {d!r} is not a fidelity domain; expected one of "
+                            f"{', '.join(domains)}")
+    interviews = cfg.files.interviews
+    if isinstance(interviews, RedcapInterviews):
+        for event, wave in interviews.events.items():
+            if wave is not None and float(wave) not in cfg.schedule:
+                problems.append(f"files.interviews.events.{event}: expected a wave of schedule {cfg.waves}; "
+                                f"got {float(wave):g}")
+    return problems
 
 
 def _cross_problems(cfg: StudyConfig) -> list[str]:
     """Consistency between sections, each problem with the key path it concerns."""
-    problems: list[str] = []
+    problems: list[str] = _instrument_problems(cfg)
+    if problems:
+        return problems
     a = cfg.analysis
     for inst, score in a.scores.items():
         names = _score_names(inst, cfg.scoring)
@@ -514,6 +622,9 @@ def _render_path(loc: tuple) -> str:
     for part in loc:
         if part == "[key]":
             path += " (key)"
+            continue
+        if part in _FILE_TAGS and path == "files.interviews":
+            current = RedcapInterviews if part == "redcap" else str
             continue
         origin = typing.get_origin(current)
         if isinstance(current, type) and issubclass(current, BaseModel):
