@@ -734,13 +734,12 @@ def _tidy_tables(results: StudyResults) -> dict[str, pd.DataFrame]:
 def _declared_inputs(path: str | os.PathLike) -> tuple[Path, list[Path]]:
     """The study folder and the input files ``study.yaml`` names, from the config alone (no table is read)."""
     from .study.config import load_config
-    from .study.schema import TABLES
+    from .study.schema import input_paths
 
     path = Path(path)
     yaml_path = path / "study.yaml" if path.is_dir() else path
-    config = load_config(yaml_path)
     root = yaml_path.parent
-    return root, [root / getattr(config.files, name) for name in TABLES]
+    return root, list(input_paths(root, load_config(yaml_path)).values())
 
 
 def _input_folders(root: str | os.PathLike, inputs: Sequence[str | os.PathLike]) -> list[tuple[str, Path]]:

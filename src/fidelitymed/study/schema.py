@@ -269,6 +269,19 @@ def _fmt_wave(w: float) -> str:
 
 
 # --------------------------------------------------------------------------------- validator
+def input_paths(root: Path, config: StudyConfig) -> dict[str, Path]:
+    """Every input file ``study.yaml`` names (the four tables; a REDCap data dictionary), by role."""
+    def file(table: str) -> str:
+        entry = getattr(config.files, table)
+        return entry.path if isinstance(entry, RedcapInterviews) else entry
+
+    paths = {name: root / file(name) for name in TABLES}
+    interviews = config.files.interviews
+    if isinstance(interviews, RedcapInterviews) and interviews.dictionary is not None:
+        paths["dictionary"] = root / interviews.dictionary
+    return paths
+
+
 class _Check:
     """Collects issues while normalising the four tables."""
 
@@ -277,11 +290,8 @@ class _Check:
         self.config = config
         self.issues: list[DataIssue] = []
         self.tables: dict[str, pd.DataFrame | None] = {}
-        self.paths: dict[str, Path] = {name: root / self.file(name) for name in TABLES}
+        self.paths: dict[str, Path] = input_paths(root, config)
         self.source_rows: dict[str, list[int]] = {}
-        interviews = config.files.interviews
-        if isinstance(interviews, RedcapInterviews) and interviews.dictionary is not None:
-            self.paths["dictionary"] = root / interviews.dictionary
 
     def file(self, table: str) -> str:
         """The file name of a table as given in ``files:`` (a REDCap export: its ``path``)."""
