@@ -296,9 +296,33 @@ class PreparedFrames:
     missing: dict[str, Any] | None
 
 
+def _imputation_task(task: parallel.Task, context: Mapping[str, Any]) -> tuple[list[pd.DataFrame], Any, dict]:
+    """One group of imputation chains: impute, re-score, one analysis frame per chain.
+
+    Chain k draws only from its own keyed stream, so every grouping of the chains over tasks
+    gives the same frames; the completed interview tables stay on the worker (only the frames,
+    the convergence trace and the diagnostics travel back).
+    """
+    from .frame import analysis_frame
+    from .instruments.scoring import score_interviews
+    from .stats.impute import impute_interviews
+
+    study, config = context["study"], context["study"].config
+    imputed = impute_interviews(study.interviews, study.clients, config, m=context["m"], seed=context["seed"],
+                                auxiliary=context["auxiliary"], chains=task.payload)
+    frames = []
+    for k in range(len(imputed)):
+        scores_k = score_interviews(imputed[k], config.scoring, schedule=config.schedule)
+        frame_k = analysis_frame(study, scores_k, exposure=context["exposure"], domains=False)
+        frames.append(_fill_from_auxiliary(frame_k, imputed.auxiliary[k]))
+    info = {k: v for k, v in imputed.to_dict().items() if k != "convergence"}
+    return frames, imputed.convergence, info
+
+
 def prepare_frames(study, *, seed: int | None = None, exposure: pd.DataFrame | None = None,
                    observed_scores: pd.DataFrame | None = None, observed: pd.DataFrame | None = None,
-                   impute: bool | None = None, m: int | None = None) -> PreparedFrames:
+                   impute: bool | None = None, m: int | None = None, executor: parallel.Executor | None = None,
+                   progress: Callable[[int, int, tuple], None] | None = None) -> PreparedFrames:
     """Analysis frames of a study: item-level MI of the interviews, re-scored, one frame per imputation.
 
     Each completed interview table is re-scored with the study's scoring rules and turned into
@@ -306,9 +330,14 @@ def prepare_frames(study, *, seed: int | None = None, exposure: pd.DataFrame | N
     values that were missing (covariates, the fidelity exposure of a missed alliance interview)
     are taken from the imputation's completed auxiliary table. Without imputation the observed
     frame is the only one (each model then drops incomplete rows listwise).
+
+    With an ``executor`` of several workers the m chains are split into one group per worker,
+    each group a task (:func:`fidelitymed.stats.impute.chain_groups`); the frames are the same
+    for any number of groups (tested). Serially all chains run in one vectorized group.
     """
     from .exposure import study_exposure
     from .frame import analysis_frame, exposure_at
+    from .stats.impute import ConvergenceTrace, chain_groups
 
     config = study.config
     a = config.analysis
@@ -322,20 +351,20 @@ def prepare_frames(study, *, seed: int | None = None, exposure: pd.DataFrame | N
     m = int(a.imputations if m is None else m)
     if not impute:
         return PreparedFrames(observed, (observed,), None, None)
-    from .instruments.scoring import score_interviews
-    from .stats.impute import impute_interviews
 
     mediator_waves = sorted({float(p.mediator) for p in a.waves})
     aux_cols = [exposure_at(w, win) for w in mediator_waves for win in config.exposure.windows]
     auxiliary = observed[["client", "site", *aux_cols]]
-    imputed = impute_interviews(study.interviews, study.clients, config, m=m,
-                                seed=a.seed if seed is None else seed, auxiliary=auxiliary)
-    frames = []
-    for k in range(m):
-        scores_k = score_interviews(imputed[k], config.scoring, schedule=config.schedule)
-        frame_k = analysis_frame(study, scores_k, exposure=exposure, domains=False)
-        frames.append(_fill_from_auxiliary(frame_k, imputed.auxiliary[k]))
-    imp_dict = imputed.to_dict()
+    ex = executor if executor is not None else parallel.Executor("serial")
+    n_groups = 1 if ex.backend == "serial" else ex.workers
+    groups = chain_groups(m, n_groups)
+    tasks = parallel.make_tasks({("impute", g[0]): g for g in groups}, seeded=False)
+    context = {"study": study, "exposure": exposure, "auxiliary": auxiliary, "m": m,
+               "seed": a.seed if seed is None else seed}
+    parts = ex.map(_imputation_task, tasks, context=context, progress=progress)
+    frames = [f for part_frames, _, _ in parts for f in part_frames]
+    convergence = ConvergenceTrace.combine([c for _, c, _ in parts], groups)
+    imp_dict = {**parts[0][2], "chains": list(range(m)), "convergence": convergence.to_dict()}
     missing = {"by_scale": imp_dict["missing"]["by_scale"], "overall_share": imp_dict["missing"]["overall_share"],
                "by_item": imp_dict["missing"].get("by_item", [])}
     info = {k: v for k, v in imp_dict.items() if k not in ("missing", "convergence")}
@@ -440,10 +469,12 @@ def run_study(path: str | Any, *, out: str | None = None, force: bool = False,
     try:
         with _Progress(progress) as prog:
             # --- imputation --------------------------------------------------------------
-            cb = prog.stage(f"imputing (m={m})" if do_impute else "analysis frame", 1)
+            cb = prog.stage(f"imputing (m={m})" if do_impute else "analysis frame",
+                            1 if ex.backend == "serial" or not do_impute else min(m, ex.workers))
             prepared = prepare_frames(study, seed=seed_value, exposure=exposure, observed_scores=observed_scores,
-                                      observed=observed, impute=do_impute, m=m)
-            cb(1, 1, ("impute",))
+                                      observed=observed, impute=do_impute, m=m, executor=ex, progress=cb)
+            if not do_impute:
+                cb(1, 1, ("frame",))
             frames = list(prepared.frames)
             imputation_info = prepared.imputation
             missing_info = prepared.missing
