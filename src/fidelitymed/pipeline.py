@@ -257,18 +257,6 @@ def _executor(executor, config) -> tuple[parallel.Executor, bool]:
     raise ConfigError(f"executor must be an Executor, a backend name or a mapping; got {executor!r}")
 
 
-def _fill_from_auxiliary(frame: pd.DataFrame, auxiliary: pd.DataFrame) -> pd.DataFrame:
-    """Fill the frame's missing client-level values (covariates, exposure) from the imputed auxiliary table."""
-    aux = auxiliary.set_index("client") if "client" in auxiliary.columns else auxiliary
-    frame = frame.copy()
-    index = frame["client"]
-    for col in aux.columns:
-        if col in frame.columns and frame[col].isna().any():
-            filled = index.map(aux[col])
-            frame[col] = frame[col].where(frame[col].notna(), filled)
-    return frame
-
-
 # ================================================================================== pooling
 
 def _pool_model(results: Sequence[Any], scheme: str, conf: float, seed: np.random.SeedSequence,
@@ -294,6 +282,8 @@ class PreparedFrames:
     frames: tuple[pd.DataFrame, ...]
     imputation: dict[str, Any] | None
     missing: dict[str, Any] | None
+    #: the client-level analysis variables the imputation used as auxiliaries (one row per client)
+    auxiliary: pd.DataFrame | None = None
 
 
 def _imputation_task(task: parallel.Task, context: Mapping[str, Any]) -> tuple[list[pd.DataFrame], Any, dict]:
@@ -303,18 +293,13 @@ def _imputation_task(task: parallel.Task, context: Mapping[str, Any]) -> tuple[l
     gives the same frames; the completed interview tables stay on the worker (only the frames,
     the convergence trace and the diagnostics travel back).
     """
-    from .frame import analysis_frame
-    from .instruments.scoring import score_interviews
+    from .completed import completed_frames
     from .stats.impute import impute_interviews
 
-    study, config = context["study"], context["study"].config
-    imputed = impute_interviews(study.interviews, study.clients, config, m=context["m"], seed=context["seed"],
+    study = context["study"]
+    imputed = impute_interviews(study.interviews, study.clients, study.config, m=context["m"], seed=context["seed"],
                                 auxiliary=context["auxiliary"], chains=task.payload)
-    frames = []
-    for k in range(len(imputed)):
-        scores_k = score_interviews(imputed[k], config.scoring, schedule=config.schedule)
-        frame_k = analysis_frame(study, scores_k, exposure=context["exposure"], domains=False)
-        frames.append(_fill_from_auxiliary(frame_k, imputed.auxiliary[k]))
+    frames = completed_frames(study, imputed, context["exposure"])
     info = {k: v for k, v in imputed.to_dict().items() if k != "convergence"}
     return frames, imputed.convergence, info
 
@@ -372,7 +357,7 @@ def prepare_frames(study, *, seed: int | None = None, exposure: pd.DataFrame | N
     rhat = imp_dict.get("convergence", {}).get("rhat", [])
     finite = [r["rhat"] for r in rhat if isinstance(r.get("rhat"), (int, float)) and math.isfinite(r["rhat"])]
     info["convergence"] = {"rhat": rhat, "max_rhat": max(finite) if finite else None}
-    return PreparedFrames(observed, tuple(frames), info, missing)
+    return PreparedFrames(observed, tuple(frames), info, missing, auxiliary)
 
 
 # ================================================================================== the run
@@ -451,9 +436,6 @@ def run_study(path: str | Any, *, out: str | None = None, force: bool = False,
                           f"(set analysis.impute: false, or --no-impute, for a listwise analysis)")
     m = a.imputations if do_impute else 1
     scheme = a.pooling if do_impute else None
-    if scheme == "boot_mi":
-        raise ConfigError("analysis.pooling: 'boot_mi' (impute within each bootstrap resample) is not run by the "
-                          "study pipeline; use 'stacked' or 'rubin_mc' (or fidelitymed.mediate(..., pool='boot_mi'))")
     lap("load")
 
     # --- exposure and the observed frame -------------------------------------------------
@@ -483,7 +465,9 @@ def run_study(path: str | Any, *, out: str | None = None, force: bool = False,
             frames = [f[keep] for f in frames]
 
             # --- model tasks -------------------------------------------------------------
-            opts = {"n_boot": a.n_boot, "conf": a.conf, "ci": a.ci, "save_boot": scheme == "stacked"}
+            # boot_mi takes the indirect-effect interval from its resamples: no bootstrap per imputation
+            opts = {"n_boot": 0 if scheme == "boot_mi" else a.n_boot, "conf": a.conf, "ci": a.ci,
+                    "save_boot": scheme == "stacked"}
             payloads = {("mediation", s.outcome, f"{s.outcome_wave:g}", s.window, k): (s, k, opts)
                         for s in specs for k in range(m)}
             tasks = parallel.make_tasks(payloads, seed=root_seed)
@@ -503,6 +487,18 @@ def run_study(path: str | Any, *, out: str | None = None, force: bool = False,
                                             seeded=False)
             icc_results = ex.map(_icc_task, icc_tasks, context=context, progress=prog.stage("ICCs", len(icc_tasks)))
             lap("ICCs")
+
+            # --- item-level bootstrap-then-impute: one task per resample -------------------
+            boot_mi_estimates = None
+            if scheme == "boot_mi":
+                from .study_boot_mi import run_boot_mi
+
+                boot_mi_estimates = run_boot_mi(
+                    ex, study, exposure, prepared.auxiliary, specs, resamples=a.boot_mi_resamples,
+                    imputations=a.boot_mi_imputations, seed=root_seed,
+                    progress=prog.stage(f"boot-MI ({a.boot_mi_resamples} x {a.boot_mi_imputations})",
+                                        a.boot_mi_resamples))
+                lap("boot_mi")
     finally:
         if owned:
             ex.close()
@@ -519,9 +515,13 @@ def run_study(path: str | Any, *, out: str | None = None, force: bool = False,
     # --- pooling, alpha rule, direct effects -------------------------------------------
     imputation_scheme = f"item-level MICE-PMM, m={m}" if do_impute else "listwise"
     mediation_records, decision_records, direct_records = [], [], []
-    for spec in specs:
+    for i_spec, spec in enumerate(specs):
         results = by_model[spec]
-        if do_impute:
+        if boot_mi_estimates is not None:
+            from .study_boot_mi import pool_boot_mi_model
+
+            body = pool_boot_mi_model(results, boot_mi_estimates[:, i_spec], a.conf, seed_value)
+        elif do_impute:
             body = _pool_model(results, scheme, a.conf,
                                child_sequence(root_seed, ("pool", spec.outcome, f"{spec.outcome_wave:g}", spec.window)),
                                seed_value)
