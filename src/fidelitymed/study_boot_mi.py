@@ -18,12 +18,9 @@ so the results do not depend on the number of workers or the order they run in.
 
 References
 ----------
-von Hippel, P. T. & Bartlett, J. W. (2021). Maximum likelihood multiple imputation: faster
-imputations and consistent standard errors without posterior draws. *Statistical Science* 36, 400-420.
-Bartlett, J. W. & Hughes, R. A. (2020). Bootstrap inference for multiple imputation under
-uncongeniality and misspecification. *Stat. Methods Med. Res.* 29, 3533-3546.
-Schomaker, M. & Heumann, C. (2018). Bootstrap inference when using multiple imputation.
-*Stat. Med.* 37, 2252-2266.
+The pooling rule's sources are in :mod:`fidelitymed.stats.boot_mi`. Resampling the incomplete
+data before imputing: Schomaker, M. & Heumann, C. (2018). Bootstrap inference when using
+multiple imputation. *Stat. Med.* 37, 2252-2266.
 """
 
 from __future__ import annotations
