@@ -121,7 +121,10 @@ def main(argv=None) -> int:
                            backend="processes" if args.workers > 1 else "serial", workers=args.workers)
     print(f"n = {args.n}, m = {args.imputations}, true ab = {TRUE_AB:.3f}, {args.replicates} replicates, "
           f"{time.perf_counter() - start:.0f} s")
-    print(table.to_markdown(index=False, floatfmt=".3f"))
+    print("| " + " | ".join(table.columns) + " |")
+    print("|" + "---|" * len(table.columns))
+    for row in table.itertuples(index=False):
+        print("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |")
     return 0
 
 
