@@ -173,6 +173,7 @@ def test_pipeline_runs_boot_mi_with_the_other_schemes_keys(small_study, tmp_path
     assert set(rec) == set(other) | {"boot_mi"}
     assert rec["pooling"] == "boot_mi" and rec["n_boot"] == B
     assert rec["boot_mi"]["resamples"] == B and rec["boot_mi"]["imputations_per_resample"] == M
+    assert set(rec["boot_mi"]["percentile"]) == {"indirect", "indirect_partially_std", "indirect_std"}
     # the paths are the main analysis' Rubin-pooled ones, the same as under the other schemes
     assert rec["paths"] == other["paths"]
     ab = rec["boot_mi"]["parameters"]["ab"]
@@ -201,9 +202,12 @@ def test_coverage_simulation_light():
 
 @pytest.mark.slow
 def test_coverage_simulation_full():
-    """The docs' table (500 replicates). Boot-MI is the scheme the literature calls valid: its
-    coverage must lie in the binomial 99.9% band around 0.95 (0.925-0.972 at 500 replicates)."""
+    """The docs' table at 500 replicates. The percentile schemes (stacked; Boot-MI with
+    percentile limits, which the literature calls valid) must lie in the binomial 99.9% band
+    around 0.95 (about 0.924-0.974); the symmetric intervals (rubin_mc, von Hippel's t) are
+    reported, not asserted: ab is skewed (docs/imputation.md)."""
     table = _coverage(500, backend="processes", workers=2)
     print(table.to_string())
     low, high = stats.binom.ppf([0.0005, 0.9995], 500, 0.95) / 500
-    assert low <= table.loc["boot_mi (von Hippel)", "coverage"] <= high, table
+    for scheme in ("stacked", "boot_mi (percentile)"):
+        assert low <= table.loc[scheme, "coverage"] <= high, table
