@@ -278,18 +278,6 @@ def _executor(executor, config) -> tuple[parallel.Executor, bool]:
     raise ConfigError(f"executor must be an Executor, a backend name or a mapping; got {executor!r}")
 
 
-def _fill_from_auxiliary(frame: pd.DataFrame, auxiliary: pd.DataFrame) -> pd.DataFrame:
-    """Fill the frame's missing client-level values (covariates, exposure) from the imputed auxiliary table."""
-    aux = auxiliary.set_index("client") if "client" in auxiliary.columns else auxiliary
-    frame = frame.copy()
-    index = frame["client"]
-    for col in aux.columns:
-        if col in frame.columns and frame[col].isna().any():
-            filled = index.map(aux[col])
-            frame[col] = frame[col].where(frame[col].notna(), filled)
-    return frame
-
-
 # ================================================================================== pooling
 
 def _pool_model(results: Sequence[Any], scheme: str, conf: float, seed: np.random.SeedSequence,
@@ -315,11 +303,32 @@ class PreparedFrames:
     frames: tuple[pd.DataFrame, ...]
     imputation: dict[str, Any] | None
     missing: dict[str, Any] | None
+    #: the client-level analysis variables the imputation used as auxiliaries (one row per client)
+    auxiliary: pd.DataFrame | None = None
+
+
+def _imputation_task(task: parallel.Task, context: Mapping[str, Any]) -> tuple[list[pd.DataFrame], Any, dict]:
+    """One group of imputation chains: impute, re-score, one analysis frame per chain.
+
+    Chain k draws only from its own keyed stream, so every grouping of the chains over tasks
+    gives the same frames; the completed interview tables stay on the worker (only the frames,
+    the convergence trace and the diagnostics travel back).
+    """
+    from .completed import completed_frames
+    from .stats.impute import impute_interviews
+
+    study = context["study"]
+    imputed = impute_interviews(study.interviews, study.clients, study.config, m=context["m"], seed=context["seed"],
+                                auxiliary=context["auxiliary"], chains=task.payload)
+    frames = completed_frames(study, imputed, context["exposure"])
+    info = {k: v for k, v in imputed.to_dict().items() if k != "convergence"}
+    return frames, imputed.convergence, info
 
 
 def prepare_frames(study, *, seed: int | None = None, exposure: pd.DataFrame | None = None,
                    observed_scores: pd.DataFrame | None = None, observed: pd.DataFrame | None = None,
-                   impute: bool | None = None, m: int | None = None) -> PreparedFrames:
+                   impute: bool | None = None, m: int | None = None, executor: parallel.Executor | None = None,
+                   progress: Callable[[int, int, tuple], None] | None = None) -> PreparedFrames:
     """Analysis frames of a study: item-level MI of the interviews, re-scored, one frame per imputation.
 
     Each completed interview table is re-scored with the study's scoring rules and turned into
@@ -327,9 +336,14 @@ def prepare_frames(study, *, seed: int | None = None, exposure: pd.DataFrame | N
     values that were missing (covariates, the fidelity exposure of a missed alliance interview)
     are taken from the imputation's completed auxiliary table. Without imputation the observed
     frame is the only one (each model then drops incomplete rows listwise).
+
+    With an ``executor`` of several workers the m chains are split into one group per worker,
+    each group a task (:func:`fidelitymed.stats.impute.chain_groups`); the frames are the same
+    for any number of groups (tested). Serially all chains run in one vectorized group.
     """
     from .exposure import study_exposure
     from .frame import analysis_frame, exposure_at
+    from .stats.impute import ConvergenceTrace, chain_groups
 
     config = study.config
     a = config.analysis
@@ -343,20 +357,20 @@ def prepare_frames(study, *, seed: int | None = None, exposure: pd.DataFrame | N
     m = int(a.imputations if m is None else m)
     if not impute:
         return PreparedFrames(observed, (observed,), None, None)
-    from .instruments.scoring import score_interviews
-    from .stats.impute import impute_interviews
 
     mediator_waves = sorted({float(p.mediator) for p in a.waves})
     aux_cols = [exposure_at(w, win) for w in mediator_waves for win in config.exposure.windows]
     auxiliary = observed[["client", "site", *aux_cols]]
-    imputed = impute_interviews(study.interviews, study.clients, config, m=m,
-                                seed=a.seed if seed is None else seed, auxiliary=auxiliary)
-    frames = []
-    for k in range(m):
-        scores_k = score_interviews(imputed[k], config.scoring, schedule=config.schedule)
-        frame_k = analysis_frame(study, scores_k, exposure=exposure, domains=False)
-        frames.append(_fill_from_auxiliary(frame_k, imputed.auxiliary[k]))
-    imp_dict = imputed.to_dict()
+    ex = executor if executor is not None else parallel.Executor("serial")
+    n_groups = 1 if ex.backend == "serial" else ex.workers
+    groups = chain_groups(m, n_groups)
+    tasks = parallel.make_tasks({("impute", g[0]): g for g in groups}, seeded=False)
+    context = {"study": study, "exposure": exposure, "auxiliary": auxiliary, "m": m,
+               "seed": a.seed if seed is None else seed}
+    parts = ex.map(_imputation_task, tasks, context=context, progress=progress)
+    frames = [f for part_frames, _, _ in parts for f in part_frames]
+    convergence = ConvergenceTrace.combine([c for _, c, _ in parts], groups)
+    imp_dict = {**parts[0][2], "chains": list(range(m)), "convergence": convergence.to_dict()}
     missing = {"by_scale": imp_dict["missing"]["by_scale"], "overall_share": imp_dict["missing"]["overall_share"],
                "by_item": imp_dict["missing"].get("by_item", [])}
     info = {k: v for k, v in imp_dict.items() if k not in ("missing", "convergence")}
@@ -364,7 +378,7 @@ def prepare_frames(study, *, seed: int | None = None, exposure: pd.DataFrame | N
     rhat = imp_dict.get("convergence", {}).get("rhat", [])
     finite = [r["rhat"] for r in rhat if isinstance(r.get("rhat"), (int, float)) and math.isfinite(r["rhat"])]
     info["convergence"] = {"rhat": rhat, "max_rhat": max(finite) if finite else None}
-    return PreparedFrames(observed, tuple(frames), info, missing)
+    return PreparedFrames(observed, tuple(frames), info, missing, auxiliary)
 
 
 # ================================================================================== the run
@@ -457,9 +471,6 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
                           f"(set analysis.impute: false, or --no-impute, for a listwise analysis)")
     m = a.imputations if do_impute else 1
     scheme = a.pooling if do_impute else None
-    if scheme == "boot_mi":
-        raise ConfigError("analysis.pooling: 'boot_mi' (impute within each bootstrap resample) is not run by the "
-                          "study pipeline; use 'stacked' or 'rubin_mc' (or fidelitymed.mediate(..., pool='boot_mi'))")
     lap("load")
 
     # --- exposure and the observed frame -------------------------------------------------
@@ -476,10 +487,12 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
         ex.start()  # an unreachable or workerless Dask cluster fails now, not after the imputation
         with _Progress(progress) as prog:
             # --- imputation --------------------------------------------------------------
-            cb = prog.stage(f"imputing (m={m})" if do_impute else "analysis frame", 1)
+            cb = prog.stage(f"imputing (m={m})" if do_impute else "analysis frame",
+                            1 if ex.backend == "serial" or not do_impute else min(m, ex.workers))
             prepared = prepare_frames(study, seed=seed_value, exposure=exposure, observed_scores=observed_scores,
-                                      observed=observed, impute=do_impute, m=m)
-            cb(1, 1, ("impute",))
+                                      observed=observed, impute=do_impute, m=m, executor=ex, progress=cb)
+            if not do_impute:
+                cb(1, 1, ("frame",))
             frames = list(prepared.frames)
             imputation_info = prepared.imputation
             missing_info = prepared.missing
@@ -490,7 +503,9 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
             frames = [f[keep] for f in frames]
 
             # --- model tasks -------------------------------------------------------------
-            opts = {"n_boot": a.n_boot, "conf": a.conf, "ci": a.ci, "save_boot": scheme == "stacked"}
+            # boot_mi takes the indirect-effect interval from its resamples: no bootstrap per imputation
+            opts = {"n_boot": 0 if scheme == "boot_mi" else a.n_boot, "conf": a.conf, "ci": a.ci,
+                    "save_boot": scheme == "stacked"}
             payloads = {("mediation", s.outcome, f"{s.outcome_wave:g}", s.window, k): (s, k, opts)
                         for s in specs for k in range(m)}
             tasks = parallel.make_tasks(payloads, seed=root_seed)
@@ -524,6 +539,18 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
                                             seeded=False)
             icc_results = ex.map(_icc_task, icc_tasks, context=context, progress=prog.stage("ICCs", len(icc_tasks)))
             lap("ICCs")
+
+            # --- item-level bootstrap-then-impute: one task per resample -------------------
+            boot_mi_estimates = None
+            if scheme == "boot_mi":
+                from .study_boot_mi import run_boot_mi
+
+                boot_mi_estimates = run_boot_mi(
+                    ex, study, exposure, prepared.auxiliary, specs, resamples=a.boot_mi_resamples,
+                    imputations=a.boot_mi_imputations, seed=root_seed,
+                    progress=prog.stage(f"boot-MI ({a.boot_mi_resamples} x {a.boot_mi_imputations})",
+                                        a.boot_mi_resamples))
+                lap("boot_mi")
     finally:
         if owned:
             ex.close()
@@ -540,9 +567,13 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
     # --- pooling, alpha rule, direct effects -------------------------------------------
     imputation_scheme = f"item-level MICE-PMM, m={m}" if do_impute else "listwise"
     mediation_records, decision_records, direct_records, multilevel_records = [], [], [], []
-    for spec in specs:
+    for i_spec, spec in enumerate(specs):
         results = by_model[spec]
-        if do_impute:
+        if boot_mi_estimates is not None:
+            from .study_boot_mi import pool_boot_mi_model
+
+            body = pool_boot_mi_model(results, boot_mi_estimates[:, i_spec], a.conf, seed_value)
+        elif do_impute:
             body = _pool_model(results, scheme, a.conf,
                                child_sequence(root_seed, ("pool", spec.outcome, f"{spec.outcome_wave:g}", spec.window)),
                                seed_value)

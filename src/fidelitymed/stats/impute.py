@@ -58,6 +58,7 @@ __all__ = [
     "ImputedInterviews",
     "MissingDiagnostics",
     "ConvergenceTrace",
+    "chain_groups",
     "DEFAULT_DONORS",
     "DEFAULT_RIDGE",
 ]
@@ -275,6 +276,19 @@ def _chain_ids(m: int, chains: Sequence[int] | None) -> list[int]:
     return ids
 
 
+def chain_groups(m: int, groups: int) -> list[list[int]]:
+    """Split chains ``0..m-1`` into ``groups`` contiguous, near-equal groups (none empty).
+
+    Each group is one task for a worker (``impute_*(..., chains=group)``): chains are keyed by
+    their number, so any grouping gives the same completed data sets, and the chains inside a
+    group still run vectorized in lockstep.
+    """
+    ids = _chain_ids(m, None)
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ConfigError(f"groups must be a positive integer; got {groups!r}")
+    return [part.tolist() for part in np.array_split(np.asarray(ids), min(int(groups), len(ids)))]
+
+
 def _check_settings(iterations: int, donors: int, ridge: float) -> None:
     if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
         raise ConfigError(f"iterations must be a positive integer; got {iterations!r}")
@@ -302,6 +316,25 @@ class ConvergenceTrace:
 
     def to_dict(self) -> dict[str, Any]:
         return {"means": _records(self.means), "rhat": _records(self.rhat)}
+
+    @staticmethod
+    def combine(parts: Sequence[ConvergenceTrace], chains: Sequence[Sequence[int]]) -> ConvergenceTrace:
+        """The trace of all chains from the traces of chain groups (``chains[i]``: the chains of ``parts[i]``).
+
+        R-hat is recomputed over all chains: identical to the trace of one call imputing every
+        chain, because each chain's iteration means do not depend on its group.
+        """
+        if len(parts) != len(chains) or not parts:
+            raise ConfigError("ConvergenceTrace.combine needs one chain list per part (and at least one part)")
+        labels = parts[0].rhat.drop(columns="rhat")
+        n_groups = len(labels)
+        arrays = []
+        for part, ids in zip(parts, chains, strict=True):
+            n_chains = len(ids)
+            n_it = len(part.means) // max(n_groups * n_chains, 1)
+            arrays.append(part.means["mean"].to_numpy(dtype=float).reshape(n_groups, n_it, n_chains))
+        every = [int(c) for ids in chains for c in ids]
+        return _convergence(np.concatenate(arrays, axis=2), labels, every)
 
     def summary(self) -> str:
         if self.rhat.empty:

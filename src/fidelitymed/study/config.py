@@ -400,6 +400,9 @@ class AnalysisConfig(_Model):
     impute: bool = True
     imputations: int = Field(20, ge=1, le=MAX_IMPUTATIONS)
     pooling: Literal["stacked", "boot_mi", "rubin_mc"] = "stacked"
+    #: pooling boot_mi: B resamples x M imputations each (von Hippel & Bartlett 2021: B = 200, M = 2)
+    boot_mi_resamples: int = Field(200, ge=2, le=MAX_N_BOOT)
+    boot_mi_imputations: int = Field(2, ge=2, le=100)
     n_boot: int = Field(5000, ge=1, le=MAX_N_BOOT)
     conf: float = Field(0.95, gt=0, lt=1)
     ci: Literal["percentile", "bca"] = "percentile"
