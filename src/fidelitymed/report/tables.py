@@ -31,6 +31,7 @@ from scipy import stats
 
 from .. import labels as L
 from ..study.io import atomic_path
+from .office import reproducible_zip
 
 MINUS = "\u2212"
 PRIME = "\u2032"
@@ -373,6 +374,8 @@ def table1(results: dict[str, Any], *, min_cell: int = DEFAULT_MIN_CELL) -> Repo
         char = r.get("characteristic")
         if not _is_missing(level) and previous == char:
             r = {**r, "characteristic": ""}
+        else:
+            r = {**r, "characteristic": L.readable_text(char)}
         previous = char
         if r["suppressed"]:
             categorical = not _is_missing(level) and _is_missing(r.get("mean"))
@@ -670,10 +673,10 @@ def alpha_decisions_table(results: dict[str, Any], window: int | None = None) ->
         b.add({"Outcome": outcome_label(r),
                "Month": month_label(r.get("outcome_month")), "Window": f"{r.get('window_days')} d",
                "Path": PATH_LABELS.get(r.get("path"), r.get("path")),
-               "Dependent variable": _dependent_label(r.get("dependent_variable")),
+               "Dependent variable": DASH if r.get("path") == "indirect" else _dependent_label(r.get("dependent_variable")),
                "ICC": (r.get("icc"), pointer(*base, "icc")), "alpha": (r.get("alpha"), pointer(*base, "alpha")),
                "p": (r.get("p"), pointer(*base, "p")),
-               "Decision": "significant" if r.get("significant") else "not significant",
+               "Decision": "yes" if r.get("significant") else "no",
                "Reason": decision_reason(r, threshold)})
     frame = b.frame(["Outcome", "Month", "Window", "Path", "Dependent variable", "ICC", "alpha", "p",
                      "Decision", "Reason"])
@@ -681,11 +684,13 @@ def alpha_decisions_table(results: dict[str, Any], window: int | None = None) ->
             Column("Window", ("Window",), "text"), Column("Path", ("Path",), "text"),
             Column("DV", ("Dependent variable",), "text"), Column("ICC", ("ICC",), "prop3"),
             Column("\u03b1", ("alpha",), "prop2"), Column("p", ("p",), "p"),
-            Column("Decision", ("Decision",), "text"), Column("Reason", ("Reason",), "text"))
+            Column("Significant", ("Decision",), "text"), Column("Reason", ("Reason",), "text"))
     title = "Alpha decisions per path" + (f", {window}-day window" if window is not None else "")
     return ReportTable("alpha_decisions" + (f"_{window}d" if window is not None else ""), "Table 5", title,
                        frame, cols, b.sources,
-                       "For the indirect effect (ab) p is not defined; its decision uses the bootstrap CI.")
+                       "DV = the dependent variable whose ICC sets the path's \u03b1. For the indirect effect (ab) "
+                       "p is not defined: it is significant when its bootstrap CI excludes 0 and paths a and b are "
+                       "significant; its ICC column shows the larger of the two.")
 
 
 def icc_threshold(results: dict[str, Any]) -> float:
@@ -704,13 +709,13 @@ def decision_reason(record: dict[str, Any], threshold: float = 0.05) -> str:
     path, icc, alpha, p = record.get("path"), record.get("icc"), record.get("alpha"), record.get("p")
     if path == "indirect":
         low, high = record.get("ci_low"), record.get("ci_high")
-        text = L.readable_text(record.get("reason") or "")
-        if not _is_missing(low) and not _is_missing(high):
-            excludes = float(low) > 0 or float(high) < 0
-            rest = [part for part in text.split("; ")[1:]]
-            text = "; ".join([f"CI [{fmt_num(low)}, {fmt_num(high)}] {'excludes' if excludes else 'includes'} 0",
-                              *[_alpha_words(part) for part in rest]])
-        return text
+        if _is_missing(low) or _is_missing(high):
+            return L.readable_text(record.get("reason") or "")
+        excludes = float(low) > 0 or float(high) < 0
+        text = f"CI [{fmt_num(low)}, {fmt_num(high)}] {'excludes' if excludes else 'includes'} 0"
+        failed = [_alpha_words(part) for part in L.readable_text(record.get("reason") or "").split("; ")[1:]
+                  if "not significant" in part]
+        return "; ".join([text, *failed]) if failed else text + "; a and b significant"
     if _is_missing(alpha):
         return L.readable_text(record.get("reason") or "")
     parts = []
@@ -966,7 +971,7 @@ def write_xlsx(tables: Iterable[ReportTable], path: str | os.PathLike) -> Path:
         wb.create_sheet("tables").cell(row=1, column=1, value="No tables: the results hold no records.")
     with atomic_path(path) as tmp:
         wb.save(tmp)
-        _reproducible_zip(tmp)
+        reproducible_zip(tmp)
     return path
 
 
@@ -981,109 +986,7 @@ def _sheet_name(key: str, used: set[str]) -> str:
 
 
 def write_docx(tables: Iterable[ReportTable], path: str | os.PathLike, *, heading: str = "Tables") -> Path:
-    """APA tables in a Word document: number in bold, title in italics, horizontal rules only."""
-    import docx
-    from docx.enum.section import WD_ORIENT
-    from docx.shared import Pt
+    """APA tables in a Word document (:func:`fidelitymed.report.docx_tables.write_docx`)."""
+    from .docx_tables import write_docx as _write
 
-    path = Path(path)
-    document = docx.Document()
-    section = document.sections[0]
-    section.orientation = WD_ORIENT.LANDSCAPE
-    section.page_width, section.page_height = section.page_height, section.page_width
-    style = document.styles["Normal"]
-    style.font.name = "Times New Roman"
-    style.font.size = Pt(10)
-    document.add_heading(heading, level=1)
-    for t in tables:
-        p = document.add_paragraph()
-        p.add_run(t.number).bold = True
-        p2 = document.add_paragraph()
-        p2.add_run(t.title).italic = True
-        formatted = t.formatted()
-        groups = t.groups()
-        has_groups = any(label for label, _ in groups)
-        n_head = 2 if has_groups else 1
-        table = document.add_table(rows=n_head + len(formatted), cols=len(formatted.columns))
-        rows = table.rows  # Row.cells is linear per row; Table.cell(i, j) rescans the table each call
-        if has_groups:
-            cells = rows[0].cells
-            j = 0
-            for label, span in groups:
-                cell = cells[j]
-                if span > 1:
-                    cell = cell.merge(cells[j + span - 1])
-                _cell_text(cell, label, bold=True)
-                j += span
-        for j, (cell, h) in enumerate(zip(rows[n_head - 1].cells, formatted.columns)):
-            _cell_text(cell, str(h), bold=True)
-        for i, row in enumerate(formatted.itertuples(index=False), start=n_head):
-            for cell, v in zip(rows[i].cells, row):
-                _cell_text(cell, str(v))
-        _apa_borders(table, n_head)
-        if t.note:
-            note = document.add_paragraph()
-            note.add_run("Note. ").italic = True
-            note.add_run(t.note).font.size = Pt(8)
-        document.add_paragraph()
-    with atomic_path(path) as tmp:
-        document.save(str(tmp))
-        _reproducible_zip(tmp)
-    return path
-
-
-_FIXED_TIME = "2000-01-01T00:00:00Z"
-
-
-def _reproducible_zip(path: Path) -> None:
-    """Rewrite an Office file with fixed entry times and document dates: same results -> same bytes."""
-    import re
-    import zipfile
-
-    with zipfile.ZipFile(path) as z:
-        entries = [(info.filename, z.read(info.filename)) for info in z.infolist()]
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        for name, data in entries:
-            if name == "docProps/core.xml":
-                data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)",
-                              rb"\g<1>" + _FIXED_TIME.encode() + rb"\g<2>", data)
-            info = zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            z.writestr(info, data)
-
-
-def _cell_text(cell: Any, text: str, *, bold: bool = False) -> None:
-    from docx.shared import Pt
-
-    run = cell.paragraphs[0].add_run(text)
-    run.font.size = Pt(8)
-    run.bold = bold
-
-
-def _apa_borders(table: Any, n_head: int) -> None:
-    """Rules above and below the header and below the last row; no vertical lines (APA)."""
-    from docx.oxml import OxmlElement
-    from docx.oxml.ns import qn
-
-    def set_border(cell: Any, **edges: str) -> None:
-        tc_pr = cell._tc.get_or_add_tcPr()
-        borders = tc_pr.find(qn("w:tcBorders"))
-        if borders is None:
-            borders = OxmlElement("w:tcBorders")
-            tc_pr.append(borders)
-        for edge, val in edges.items():
-            el = OxmlElement(f"w:{edge}")
-            el.set(qn("w:val"), val)
-            el.set(qn("w:sz"), "6")
-            el.set(qn("w:space"), "0")
-            el.set(qn("w:color"), "000000")
-            borders.append(el)
-
-    rows = table.rows
-    for c in rows[0].cells:
-        set_border(c, top="single")
-    for c in rows[n_head - 1].cells:
-        set_border(c, bottom="single")
-    for c in rows[len(rows) - 1].cells:
-        set_border(c, bottom="single")
+    return _write(tables, path, heading=heading)
