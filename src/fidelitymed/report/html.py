@@ -242,7 +242,7 @@ def render_report(results: dict[str, Any], out_dir: str | os.PathLike, *,
 
     # ---- tables: XLSX / DOCX + views
     tables = T.all_tables(results, min_cell=min_cell)
-    T.write_xlsx(tables, out_dir / "tables.xlsx")
+    T.write_xlsx(tables, out_dir / "tables.xlsx", results=results)
     T.write_docx(tables, out_dir / "tables.docx", heading=f"{_study_name(cfg)}: tables")
     by_key = {t.key: t for t in tables}
     ws = T.windows(results)

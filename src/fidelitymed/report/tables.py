@@ -927,62 +927,13 @@ def all_tables(results: dict[str, Any], *, min_cell: int = DEFAULT_MIN_CELL) -> 
             + [replace(t, number=f"Table S{k}") for k, t in enumerate(supplement, start=1)])
 
 
-def write_xlsx(tables: Iterable[ReportTable], path: str | os.PathLike) -> Path:
-    """One sheet per table: the numbers at full precision, shown with the APA digits."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Border, Font, Side
-    from openpyxl.utils import get_column_letter
+def write_xlsx(tables: Iterable[ReportTable], path: str | os.PathLike,
+               results: dict[str, Any] | None = None) -> Path:
+    """APA tables as sheets laid out as in the DOCX, plus a tidy ``data`` sheet
+    (:func:`fidelitymed.report.xlsx_tables.write_xlsx`)."""
+    from .xlsx_tables import write_xlsx as _write
 
-    path = Path(path)
-    wb = Workbook()
-    wb.remove(wb.active)
-    thin = Side(style="thin")
-    used: set[str] = set()
-    for t in tables:
-        name = _sheet_name(t.key, used)
-        ws = wb.create_sheet(name)
-        ws.cell(row=1, column=1, value=t.number).font = Font(bold=True)
-        ws.cell(row=2, column=1, value=t.title).font = Font(italic=True)
-        kinds = {f: c.kind for c in t.columns for f in c.fields}
-        headers = list(t.frame.columns)
-        for j, h in enumerate(headers, start=1):
-            cell = ws.cell(row=4, column=j, value=str(h))
-            cell.font = Font(bold=True)
-            cell.border = Border(top=thin, bottom=thin)
-            cell.alignment = Alignment(horizontal="center", wrap_text=True)
-        for i, (_, rec) in enumerate(t.frame.iterrows(), start=5):
-            for j, h in enumerate(headers, start=1):
-                v = rec[h]
-                if _is_missing(v):
-                    v = None
-                elif hasattr(v, "item"):
-                    v = v.item()
-                cell = ws.cell(row=i, column=j, value=v)
-                fmt = XLSX_FORMATS.get(kinds.get(h, ""))
-                if fmt and isinstance(v, (int, float)) and not isinstance(v, bool):
-                    cell.number_format = fmt
-        last = 4 + len(t.frame)
-        for j in range(1, len(headers) + 1):
-            ws.cell(row=last, column=j).border = Border(bottom=thin)
-            ws.column_dimensions[get_column_letter(j)].width = max(8, min(40, len(str(headers[j - 1])) + 4))
-        if t.note:
-            ws.cell(row=last + 2, column=1, value="Note. " + t.note).font = Font(italic=False, size=9)
-    if not wb.sheetnames:  # a workbook needs one sheet; say why it is empty
-        wb.create_sheet("tables").cell(row=1, column=1, value="No tables: the results hold no records.")
-    with atomic_path(path) as tmp:
-        wb.save(tmp)
-        reproducible_zip(tmp)
-    return path
-
-
-def _sheet_name(key: str, used: set[str]) -> str:
-    name = key[:31]
-    k = 1
-    while name in used:
-        k += 1
-        name = f"{key[:28]}_{k}"
-    used.add(name)
-    return name
+    return _write(tables, path, results=results)
 
 
 def write_docx(tables: Iterable[ReportTable], path: str | os.PathLike, *, heading: str = "Tables") -> Path:
