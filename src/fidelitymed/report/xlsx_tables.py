@@ -185,13 +185,14 @@ def _context(results: dict[str, Any] | None, source: str) -> list[Any]:
     record: Any = None
     if results is not None:
         parts = source.lstrip("/").split("/")
-        for depth in (3, 2):  # e.g. /descriptives/table2/4 or /mediation/3
+        for depth in range(1, len(parts)):  # the first list element on the way down is the record
             try:
-                candidate = resolve_pointer(results, "/" + "/".join(parts[:depth]))
+                parent = resolve_pointer(results, "/" + "/".join(parts[:depth]))
             except (KeyError, IndexError, TypeError, ValueError):
-                continue
-            if isinstance(candidate, dict):
-                record = candidate
+                break
+            if isinstance(parent, list):
+                candidate = resolve_pointer(results, "/" + "/".join(parts[:depth + 1]))
+                record = candidate if isinstance(candidate, dict) else None
                 break
     out = []
     for key in _CONTEXT_KEYS:
