@@ -105,3 +105,115 @@ def test_partial_scores_keep_the_other_defaults():
     cfg = parse_config({"analysis": {"scores": {"hope": "agency"}}})
     assert cfg.analysis.score_column("hope") == "hope_agency"
     assert cfg.analysis.score_column("pgi") == "pgi_index"
+
+
+# ------------------------------------------------------------------ bounded inputs (issue 10)
+def _laughs(levels: int) -> str:
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for k in range(1, levels):
+        lines.append(f"a{k}: &a{k} [" + ",".join([f"*a{k - 1}"] * 9) + "]")
+    return "\n".join(lines) + f"\nname: *a{levels - 1}\n"
+
+
+def test_billion_laughs_is_refused_quickly_in_one_line(tmp_path):
+    import time
+
+    text = _laughs(9)   # 9**9 = 387 million strings once expanded
+    assert len(text.encode()) < 1024
+    (tmp_path / "study.yaml").write_text(text)
+    start = time.perf_counter()
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert time.perf_counter() - start < 1.0
+    msg = str(info.value)
+    assert "\n" not in msg and len(msg) < 300
+    assert "more than 100,000 values once its aliases are expanded" in msg
+
+
+def test_small_alias_use_is_fine_and_errors_never_render_the_whole_value(tmp_path):
+    (tmp_path / "study.yaml").write_text(_laughs(4))   # 6561 strings: parsed, then a short type error
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    msg = str(info.value)
+    assert msg.count("\n") == 1 + 4 and len(msg) < 600   # a0..a3 unknown keys + name
+    assert "name: expected a valid string; got [[[" in msg
+
+
+def test_recursive_alias_is_refused(tmp_path):
+    (tmp_path / "study.yaml").write_text("name: &a [*a]\n")
+    with pytest.raises(ConfigError, match="recursive alias"):
+        load_config(tmp_path)
+
+
+def test_duplicate_yaml_key_names_key_and_line(tmp_path):
+    (tmp_path / "study.yaml").write_text("name: x\nanalysis:\n  n_boot: 10\n  seed: 1\n  n_boot: 20\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert str(info.value).endswith("study.yaml: line 5: duplicate key 'n_boot' (first at line 3); "
+                                    "each key may appear once")
+    # 0 and 0.0 are one wave
+    (tmp_path / "study.yaml").write_text("schedule:\n  0: [qoli20]\n  0.0: [pgi]\n")
+    with pytest.raises(ConfigError, match="line 3: duplicate key 0.0"):
+        load_config(tmp_path)
+
+
+def test_yaml_merge_keys_are_not_duplicates(tmp_path):
+    (tmp_path / "study.yaml").write_text("base: &b {n_boot: 10, seed: 1}\n")
+    text = "analysis:\n  <<: {n_boot: 10, seed: 1}\n  n_boot: 20\n"
+    (tmp_path / "study.yaml").write_text(text)
+    assert load_config(tmp_path).analysis.n_boot == 20
+
+
+def test_study_yaml_not_utf8_names_file_and_byte(tmp_path):
+    (tmp_path / "study.yaml").write_bytes("name: caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    msg = str(info.value)
+    assert msg == f"{tmp_path / 'study.yaml'}: not UTF-8 text (byte 9: 0xe9); save study.yaml as UTF-8"
+    (tmp_path / "study.yaml").write_bytes("\ufeffname: caf\u00e9\n".encode("utf-8"))   # a BOM is fine
+    assert load_config(tmp_path).name == "caf\u00e9"
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("analysis: {n_boot: 1.0e+12}", "analysis.n_boot: expected less than or equal to 1000000; got 1000000000000.0"),
+    ("analysis: {n_boot: 1000001}", "analysis.n_boot: expected less than or equal to 1000000; got 1000001"),
+    ("analysis: {n_boot: 2.5}", "analysis.n_boot: expected a valid integer"),
+    ("analysis: {n_boot: 1e12}", "analysis.n_boot: expected a valid integer"),
+    ("analysis: {imputations: 1001}", "analysis.imputations: expected less than or equal to 1000; got 1001"),
+    ("exposure: {windows: [1.0e+9], primary_window: 180}", "exposure.windows[0]: expected less than or equal to 3650"),
+    ("exposure: {windows: [1e9]}", "exposure.windows[0]: expected a valid integer"),
+    ("exposure: {windows: [90, 3651], primary_window: 90}", "exposure.windows[1]: expected less than or equal to 3650"),
+    ("schedule: {.nan: [rprs]}", "schedule.nan (key): expected a finite number"),
+    ("schedule: {0: [qoli20], .inf: [rprs]}", "schedule.inf (key): expected a finite number"),
+    ("analysis: {waves: [{outcome: .nan, mediator: 4.5}]}", "analysis.waves[0].outcome: expected a finite number"),
+    ("analysis: {covariates: [age, team]}", "analysis.covariates: covariates ['team'] are id columns"),
+    ("analysis: {covariates: [client, case_manager]}", "covariates ['client', 'case_manager'] are id columns"),
+    ("files: {na_values: ['']}", "files.na_values: empty cells are always missing"),
+    ("analysis: {outcomes: []}", "analysis.outcomes: expected at least 1 item; got []"),
+    ("analysis: {waves: []}", "analysis.waves: expected at least 1 item; got []"),
+])
+def test_bounds_are_key_path_errors(tmp_path, text, fragment):
+    (tmp_path / "study.yaml").write_text(text + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert fragment in str(info.value)
+
+
+def test_bounds_at_their_limit_are_accepted():
+    cfg = parse_config({"analysis": {"n_boot": 1_000_000, "imputations": 1000},
+                        "exposure": {"windows": [3650], "primary_window": 3650}, "files": {"na_values": ["NA"]}})
+    assert cfg.analysis.n_boot == 1_000_000 and cfg.exposure.windows == [3650]
+    assert cfg.files.na_values == ["NA"] and default_config().files.na_values == []
+
+
+@pytest.mark.parametrize("raw, message", [
+    (b"name: x\nanalysis: {seed: 2014-13-01}\n",
+     "line 2, column 18: not valid YAML ('2014-13-01' is not a valid value (month must be in 1..12))"),
+    (b"name: a\xc2\x82b\n", "line 1, column 8: not valid YAML (character U+0082 is not allowed in YAML)"),
+])
+def test_yaml_values_pyyaml_cannot_build_are_one_line_errors(tmp_path, raw, message):
+    # found by tests/test_fuzz_study.py: both used to escape as ValueError / ReaderError tracebacks
+    (tmp_path / "study.yaml").write_bytes(raw)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert str(info.value) == f"{tmp_path / 'study.yaml'}: {message}"

@@ -144,3 +144,143 @@ def test_missing_by_scale_counts_unscored_and_absent():
     expected_cells = sum(len(v) for v in cfg.schedule.values()) * 4
     missing_cells = sum(r["n_missing"] for r in out["by_scale"])
     assert out["overall_share"] == pytest.approx(missing_cells / expected_cells)
+
+
+# ----------------------------------------------------------------- Table 1 disclosure control
+
+def _attack(rows: list[dict], n_total: int, threshold: int) -> dict[str, set[int]]:
+    """Every value each hidden cell of one categorical characteristic can take, by brute force.
+
+    The reader's knowledge: the shown counts and percentages, N, that the levels add up to n and
+    n + Missing = N (no Missing row: nobody missing), and the labels ("<t": 1..t-1; "suppressed":
+    a count that was not under t, so >= t). Independent of the LP audit in descriptives.
+    """
+    import itertools
+
+    head, levels = rows[0], rows[1:]
+    missing = next((r for r in levels if r["level"] == "Missing"), None)
+    levels = [r for r in levels if r is not missing]
+
+    def choices(r):
+        if not r["suppressed"]:
+            return [r["n"]]
+        if r["suppression"] == "primary":
+            return range(1, threshold)
+        if r["suppression"] == "withheld":       # no bound but that a listed level has someone
+            return range(1, n_total + 1)
+        assert r["suppression"] == "complementary"
+        return range(threshold, n_total + 1)
+
+    # percentages of shown levels pin n down when they are shown
+    n_from_pct = {round(100 * r["n"] / r["percent"]) for r in levels
+                  if not r["suppressed"] and r["percent"] is not None and r["n"]}
+    feasible: dict[str, set[int]] = {}
+    for combo in itertools.product(*(choices(r) for r in levels)):
+        n_valid = sum(combo)
+        if n_valid > n_total or n_valid not in choices(head) or (n_from_pct and n_valid not in n_from_pct):
+            continue
+        n_missing = n_total - n_valid
+        if missing is None and n_missing != 0:
+            continue
+        if missing is not None and n_missing not in choices(missing):
+            continue
+        for r, v in zip(levels, combo, strict=True):
+            feasible.setdefault(r["level"], set()).add(v)
+        feasible.setdefault("<n>", set()).add(n_valid)
+        if missing is not None:
+            feasible.setdefault("Missing", set()).add(n_missing)
+    return feasible
+
+
+def _random_characteristic(rng, threshold):
+    n_levels = int(rng.integers(1, 5))
+    counts = rng.integers(0, 9, n_levels)
+    small = rng.random(n_levels) < 0.4                    # many small cells
+    counts[small] = rng.integers(1, threshold, int(small.sum()))
+    n_missing = int(rng.choice([0, 0, 1, 2, 3, 6]))
+    values = np.repeat(np.arange(n_levels, dtype=float), counts)
+    values = np.concatenate([values, np.full(n_missing, np.nan)])
+    return pd.DataFrame({"x": values}), counts, n_missing
+
+
+@pytest.mark.parametrize("threshold", [3, 5])
+def test_no_hidden_cell_can_be_recovered(threshold):
+    rng = np.random.default_rng(threshold)
+    audited, withheld = 0, 0
+    for _ in range(80):
+        data, counts, n_missing = _random_characteristic(rng, threshold)
+        if data.empty or len(data) < threshold:
+            continue  # N itself under the threshold: nothing can be protected
+        rows = table1(data, continuous=[], categorical=["x"], threshold=threshold).to_dict()
+        if rows[0]["suppression"] == "withheld":
+            # nothing protected it: only the characteristic's name is shown, no level and no count
+            assert len(rows) == 1 and rows[0]["n"] is None and any(0 < k < threshold for k in
+                                                                   [*counts, n_missing])
+            withheld += 1
+            continue
+        truth = {r["level"]: k for r, k in zip(rows[1:], [*counts[counts > 0], *([n_missing] if n_missing else [])],
+                                               strict=True)}
+        truth["<n>"] = int(counts.sum())
+        for r in rows:
+            if r["suppressed"]:
+                key = "<n>" if r["level"] is None else r["level"]
+                # honest labels: "<t" only under the threshold, "suppressed" (complementary) only at or
+                # above it; "withheld" (a whole characteristic that the bounds would give away) claims nothing
+                if r["suppression"] != "withheld":
+                    assert (truth[key] < threshold) == (r["suppression"] == "primary"), (rows, truth)
+                assert r["n"] is None and r["percent"] is None
+            else:
+                key = "<n>" if r["level"] is None else r["level"]
+                assert r["n"] == truth[key]
+                assert not 0 < truth[key] < threshold
+        feasible = _attack(rows, len(data), threshold)
+        for r in rows:
+            if r["suppressed"]:
+                key = "<n>" if r["level"] is None else r["level"]
+                assert truth[key] in feasible[key]
+                assert len(feasible[key]) >= 2, f"{key} = {truth[key]} recoverable from {rows}"
+                audited += 1
+    assert audited > 30          # the random tables did exercise the rule
+
+
+def test_missing_row_is_not_given_back_by_n_and_N():
+    # the issue's case: 3 missing of N = 40 -> "Missing" hidden; n = 37 and N = 40 would give it back
+    data = pd.DataFrame({"x": [0.0] * 20 + [1.0] * 17 + [np.nan] * 3})
+    rows = table1(data, continuous=[], categorical=["x"], threshold=5).to_dict()
+    by = {r["level"]: r for r in rows}
+    assert by["Missing"]["suppression"] == "primary"
+    assert by[None]["suppression"] == "complementary" and by[None]["n"] is None
+    assert by["1"]["suppression"] == "complementary"          # else n = 20 + 17 again
+    assert by["0"]["n"] == 20 and by["0"]["percent"] is None   # 20 / n would give n back
+    assert len(_attack(rows, 40, 5)["Missing"]) >= 2
+
+
+def test_characteristic_withheld_when_the_labels_alone_would_tell():
+    # 1 and 5 of N = 6: "<5" (1..4) + "suppressed" (>= 5) = 6 leaves only 1 + 5
+    data = pd.DataFrame({"x": [0.0] + [1.0] * 5})
+    rows = table1(data, continuous=[], categorical=["x"], threshold=5).to_dict()
+    assert rows == [{"characteristic": "x", "level": None, "n": None, "percent": None, "mean": None, "sd": None,
+                     "suppressed": True, "suppression": "withheld"}]
+
+
+def test_continuous_n_hidden_when_few_are_missing():
+    data = pd.DataFrame({"age": [30.0, 40.0] * 10 + [np.nan] * 2})
+    row = table1(data, continuous=["age"], categorical=[], threshold=5).to_dict()[0]
+    assert row["suppression"] == "complementary" and row["n"] is None
+    assert row["mean"] == pytest.approx(35.0)
+    small = table1(data.iloc[:3], continuous=["age"], categorical=[], threshold=5).to_dict()[0]
+    assert small["suppression"] == "primary" and small["mean"] is None and small["sd"] is None
+
+
+def test_suppression_reapplied_is_unchanged_and_labels_are_honest(clients):
+    from fidelitymed.descriptives import suppress_rows
+
+    t = table1(clients, continuous=["age", "ace"], categorical=["gender", "employment", "site"], threshold=5)
+    rows = t.to_dict()
+    assert suppress_rows(rows, 5) == rows
+    text = t.summary()
+    gender = [r for r in rows if r["characteristic"] == "Gender"]
+    assert {r["level"]: r["suppression"] for r in gender}["Missing"] == "primary"
+    assert "<5" in text and "suppressed" in text
+    employed = next(r for r in rows if r["characteristic"] == "Employment" and r["level"] == "Unemployed")
+    assert employed["suppression"] == "complementary"         # 117 clients: "suppressed", never "<5"

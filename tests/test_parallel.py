@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from fidelitymed import parallel
-from fidelitymed.errors import ConfigError
+from fidelitymed.blas import blas_threads
+from fidelitymed.errors import ClusterError, ConfigError
 from fidelitymed.seeding import child_sequence
 
 
@@ -108,6 +118,13 @@ def test_validation():
     assert parallel.Executor("dask", scheduler="tcp://127.0.0.1:1").backend == "dask"
 
 
+@pytest.mark.parametrize("backend", ["serial", "processes"])
+def test_scheduler_needs_the_dask_backend(backend):
+    # `fidelitymed run --backend serial --scheduler X` passes both through: an error, not dask
+    with pytest.raises(ConfigError, match="needs the dask backend"):
+        parallel.Executor(backend, scheduler="tcp://127.0.0.1:8786")
+
+
 def test_prefix_changes_streams():
     a = parallel.make_tasks({("x",): None}, seed=5)[0]
     b = parallel.make_tasks({("x",): None}, seed=5, prefix=("impute",))[0]
@@ -121,3 +138,164 @@ def test_rich_progress_callback_runs():
     with parallel.rich_progress("t", disable=True) as cb:
         cb(1, 1, ("x",))
     assert len(out) == 3
+
+
+# ----------------------------------------------------------------- one BLAS thread in every task
+
+def test_every_task_runs_on_one_blas_thread():
+    from parallel_tasks import blas_threads_task
+
+    before = blas_threads()
+    tasks = parallel.make_tasks({(i,): None for i in range(4)}, seeded=False)
+    for backend in ("serial", "processes", "dask"):
+        seen = parallel.map(blas_threads_task, tasks, backend=backend, workers=2)
+        assert all(seen) and all(n == 1 for threads in seen for n in threads.values()), (backend, seen)
+    assert blas_threads() == before          # the caller's own setting is restored
+
+
+def test_single_thread_nests_and_restores():
+    from fidelitymed.blas import single_thread
+
+    before = blas_threads()
+
+    @single_thread()
+    def inner():
+        return blas_threads()
+
+    with single_thread():
+        assert set(inner().values()) == {1}
+        assert set(blas_threads().values()) == {1}   # the inner exit did not lift the outer pin
+    assert blas_threads() == before
+
+
+# ----------------------------------------------------------------- Dask failures: one-line errors
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc)
+    assert "\n" not in text and text
+    return text
+
+
+def test_unreachable_scheduler_is_a_quick_one_line_error():
+    from parallel_tasks import sleepy_task
+
+    address = f"tcp://127.0.0.1:{_free_port()}"          # nothing listens there
+    start = time.monotonic()
+    with pytest.raises(ClusterError, match="cannot reach the dask scheduler") as info:
+        parallel.map(sleepy_task, parallel.make_tasks({(1,): 0.0}, seeded=False), backend="dask",
+                     scheduler=address)
+    assert time.monotonic() - start < 15                 # 5 s connect timeout, not distributed's 30 s
+    assert address in _one_line(info.value)
+
+
+@pytest.fixture
+def empty_scheduler():
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=0, dashboard_address=None, host="127.0.0.1") as cluster:
+        yield cluster.scheduler_address
+
+
+def test_scheduler_without_workers(empty_scheduler):
+    from parallel_tasks import sleepy_task
+
+    start = time.monotonic()
+    with pytest.raises(ClusterError, match="has no workers") as info:
+        with parallel.Executor("dask", scheduler=empty_scheduler, worker_timeout=1) as ex:
+            ex.map(sleepy_task, parallel.make_tasks({(1,): 0.0}, seeded=False))
+    assert time.monotonic() - start < 10
+    _one_line(info.value)
+
+
+def test_last_worker_lost_mid_run(empty_scheduler):
+    from parallel_tasks import sleepy_task
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", empty_scheduler, "--no-nanny",
+                               "--nthreads", "1", "--no-dashboard"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        from distributed import Client
+
+        with Client(empty_scheduler, set_as_default=False) as client:   # the worker process is up
+            client.wait_for_workers(1, timeout=60)
+        tasks = parallel.make_tasks({(i,): 0.5 for i in range(20)}, seeded=False)
+        started = []
+
+        def kill_after_first(done, total, key):
+            if not started:
+                started.append(key)
+                threading.Timer(0.2, worker.kill).start()
+
+        start = time.monotonic()
+        with pytest.raises(ClusterError, match="lost all its workers") as info:
+            with parallel.Executor("dask", scheduler=empty_scheduler, worker_timeout=2) as ex:
+                ex.map(sleepy_task, tasks, progress=kill_after_first)
+        assert started and time.monotonic() - start < 30
+        _one_line(info.value)
+    finally:
+        worker.kill()
+        worker.wait(timeout=30)
+
+
+def test_task_that_kills_its_workers():
+    import dask
+    from parallel_tasks import dying_task
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        with pytest.raises(ClusterError, match=r"task \('boom',\) was running on workers that died 1 time ") as info:
+            parallel.map(dying_task, parallel.make_tasks({("boom",): None}, seeded=False), backend="dask",
+                         workers=1)
+    _one_line(info.value)
+
+
+# ----------------------------------------------------------------- pool workers die with their owner
+
+OWNER = """
+import sys, time
+from fidelitymed import parallel
+from parallel_tasks import sleepy_task
+
+if __name__ == "__main__":
+    with parallel.Executor("processes", workers=2) as ex:
+        pids = ex.map(sleepy_task, parallel.make_tasks({(i,): 0.3 for i in range(2)}, seeded=False))
+        print(" ".join(map(str, sorted(set(pids)))), flush=True)
+        ex.map(sleepy_task, parallel.make_tasks({(i,): 60.0 for i in range(4)}, seeded=False))
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\tZ" not in next(line for line in state.splitlines() if line.startswith("State:"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_pool_workers_exit_when_the_owner_is_killed(tmp_path):
+    script = tmp_path / "owner.py"
+    script.write_text(OWNER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    owner = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(p) for p in owner.stdout.readline().split()]
+        assert pids and all(_alive(p) for p in pids)
+        time.sleep(0.5)                                  # the workers are now inside the 60 s tasks
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(p) for p in pids), "pool workers outlived the killed owner"
+    finally:
+        owner.kill()
+        for pid in pids if "pids" in locals() else []:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -211,6 +211,7 @@ def test_backends_identical():
 def test_output_folder_rules(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
+    (out / "x.txt").write_text("not ours")  # an empty folder would be used (docs/study-analysis.md)
     with pytest.raises(FidelityMedError, match="--force"):
         run_study(DEMO, out=str(out), impute=False, n_boot=50)
     with pytest.raises(ConfigError, match="inside the study folder"):
@@ -221,6 +222,7 @@ def test_cli_refuses_existing_out(tmp_path, capsys):
     from fidelitymed.cli import main
 
     (tmp_path / "cli").mkdir()
+    (tmp_path / "cli" / "x.txt").write_text("not ours")
     code = main(["run", str(DEMO), "--out", str(tmp_path / "cli"), "--no-impute", "--n-boot", "50", "--quiet"])
     assert code == 2
     assert "--force" in capsys.readouterr().err

@@ -19,7 +19,7 @@ from fidelitymed.study.schema import StudyData, load_study, normalize_ids, parse
 WAVE_DAYS = {0: 0, 4.5: 137, 9: 274, 13.5: 411, 18: 548}
 
 
-def make_tables(seed: int = 0, n_clients: int = 8) -> dict[str, pd.DataFrame]:
+def make_tables(seed: int = 0, n_clients: int = 16) -> dict[str, pd.DataFrame]:
     """A tiny valid study: 3 teams on 2 sites (team C stops after 2 assessments), clients with 5 waves."""
     rng = np.random.default_rng(seed)
     cfg = default_config()
@@ -37,7 +37,7 @@ def make_tables(seed: int = 0, n_clients: int = 8) -> dict[str, pd.DataFrame]:
     clients = pd.DataFrame({
         "client": [f"p{i:02d}" for i in range(n_clients)],
         "team": [["A", "B", "C"][i % 3] for i in range(n_clients)],
-        "case_manager": [f"cm{i % 4}" for i in range(n_clients)],
+        "case_manager": [f"{'ABC'[i % 3]}-cm{i % 2}" for i in range(n_clients)],
         "enrollment_date": [(pd.Timestamp("2014-11-01") + pd.Timedelta(days=10 * i)).date().isoformat()
                             for i in range(n_clients)],
         "age": rng.integers(20, 65, n_clients), "gender": rng.integers(0, 2, n_clients),
@@ -87,10 +87,10 @@ def test_valid_study_loads_with_normalised_types(tmp_path):
     assert pd.api.types.is_datetime64_any_dtype(study.fidelity["date"])
     assert pd.api.types.is_datetime64_any_dtype(study.interviews["date"])
     assert study.interviews["wave"].dtype == float
-    assert len(study.interviews) == 40 and len(study.fidelity) == 12
+    assert len(study.interviews) == 80 and len(study.fidelity) == 12
     assert set(study.hashes) == {"config", "teams", "fidelity", "clients", "interviews"}
-    assert study.to_dict()["interviews_per_wave"] == {"0": 8, "4.5": 8, "9": 8, "13.5": 8, "18": 8}
-    assert "3 teams, 12 fidelity assessments, 8 clients" in study.summary()
+    assert study.to_dict()["interviews_per_wave"] == {"0": 16, "4.5": 16, "9": 16, "13.5": 16, "18": 16}
+    assert "3 teams, 12 fidelity assessments, 16 clients" in study.summary()
     scores = study.scored_interviews()
     assert scores.loc[scores["wave"] == 4.5, "rprs_total"].notna().all()
     assert scores.loc[scores["wave"] == 4.5, "qoli20_total"].isna().all()
@@ -287,10 +287,10 @@ def test_missing_shares_by_hand(tmp_path):
         t["interviews"] = iv[~((iv["client"] == "p07") & (iv["wave"] == 18))]  # a missed interview
     study = load_study(write_study(tmp_path / "s", mutate))
     # scheduled item cells per client: wave 0: 20+10+12+17+10 = 69; 4.5, 13.5: 24; 9, 18: 59 -> 235
-    cells = 8 * 235 - 59
+    cells = 16 * 235 - 59
     assert study.missing_share() == pytest.approx(6 / cells)
-    # scheduled scale scores: 8 clients x (5 + 1 + 4 + 1 + 4) = 120; missing: qoli20 at 0 (1) + 4 at p07's wave 18
-    assert study.missing_score_share() == pytest.approx(5 / 120)
+    # scheduled scale scores: 16 clients x (5 + 1 + 4 + 1 + 4) = 240; missing: qoli20 at 0 (1) + 4 at p07's wave 18
+    assert study.missing_score_share() == pytest.approx(5 / 240)
 
 
 def test_rule_text_in_numeric_columns(tmp_path):

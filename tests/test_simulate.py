@@ -89,7 +89,8 @@ def _covers(est: pd.DataFrame, family_level: float = 0.95) -> pd.Series:
 
 # ------------------------------------------------------------------------------------ format
 def test_simulated_folder_passes_validation(default_study):
-    assert sorted(p.name for p in default_study.iterdir()) == sorted(FILES)
+    # and the marker that lets `simulate --force` replace it (fidelitymed.study.writers)
+    assert sorted(p.name for p in default_study.iterdir()) == sorted([*FILES, ".fidelitymed-output"])
     assert validate_study(default_study) == []
     study = load_study(default_study)
     assert len(study.clients) == 311

@@ -47,8 +47,8 @@ def test_child_streams_are_keyed_not_ordered():
 
 def test_atomic_directory_keeps_target_on_failure(tmp_path):
     target = tmp_path / "out"
-    target.mkdir()
-    (target / "keep.txt").write_text("old")
+    with atomic_directory(target) as tmp:  # a folder fidelitymed wrote: only such a folder may be replaced
+        (tmp / "keep.txt").write_text("old")
     with pytest.raises(RuntimeError):
         with atomic_directory(target, force=True) as tmp:
             (tmp / "new.txt").write_text("new")

@@ -2,10 +2,19 @@
 
 Table 1 gives n and % of each level of a categorical characteristic and the mean and SD of a
 continuous one. Cells describing fewer than ``threshold`` clients (default 5; ``0 < n <
-threshold``) are suppressed, and so is a second cell of the same characteristic when only one
-was suppressed (otherwise it could be recovered from the total), a common small-cell rule of
-statistical disclosure control (e.g. Hundepool et al. 2012, *Statistical Disclosure Control*,
-ch. 4). Identifier columns are never described.
+threshold``) are suppressed (*primary* suppression, shown as "<5"), and further cells are
+suppressed (*complementary* suppression, shown as "suppressed") until no hidden count can be
+worked out from what the table shows: the other cells, the characteristic's n, its Missing row
+and the total N (statistical disclosure control; Hundepool et al. 2012, *Statistical
+Disclosure Control*, ch. 4 and 6). The check is the audit a disclosure-control tool runs
+(Tau-Argus): for every hidden cell, the smallest and largest value it can take given the shown
+cells, the table's sums (levels add up to n, n + Missing = N) and what the labels say
+("<5": 1 to 4; "suppressed": at least 5, since a smaller count would itself be "<5") -- each
+by a linear programme -- must differ, so at least two counts are possible. A characteristic's n
+hidden this way also hides its percentages (they would give n back). A continuous
+characteristic's n is hidden when it is small (with its mean and SD), and shown as
+"suppressed" (mean and SD kept) when N - n, the clients without a value, is small.
+Identifier columns are never described.
 
 Table 2 gives the mean and SD of each study variable at each wave and compares every later
 wave with the variable's first wave by a **paired t test on the clients observed at both
@@ -34,8 +43,9 @@ from scipy import stats
 
 from .errors import ConfigError
 
-__all__ = ["DEFAULT_LABELS", "DEFAULT_VALUE_LABELS", "IDENTIFIER_COLUMNS", "Table1", "Table2", "measures_from_columns",
-           "table1", "table2"]
+__all__ = ["DEFAULT_LABELS", "DEFAULT_VALUE_LABELS", "IDENTIFIER_COLUMNS", "Table1", "Table2", "cell_label",
+           "feasible_ranges", "measures_from_columns", "protect_cells", "suppress_rows", "table1", "table1_equations",
+           "table2"]
 
 #: columns that identify people and are never described
 IDENTIFIER_COLUMNS: frozenset[str] = frozenset({"client", "case_manager", "client_id", "case_manager_id", "id"})
@@ -97,22 +107,132 @@ class Table1:
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.to_dict(), columns=["characteristic", "level", "n", "percent", "mean", "sd",
-                                                     "suppressed"])
+                                                     "suppressed", "suppression"])
 
     def summary(self) -> str:
         lines = [f"Table 1. Participant characteristics (N = {self.n_total})"]
         for r in self.rows:
             name = r["characteristic"] if r["level"] is None else f"  {r['level']}"
-            if r["suppressed"]:
-                value = f"< {self.threshold} (suppressed)" if r["level"] is not None else "suppressed"
-            elif r["mean"] is not None:
-                value = f"M = {r['mean']:.2f}, SD = {r['sd']:.2f} (n = {r['n']})"
+            n = cell_label(r, self.threshold)
+            if r["mean"] is not None:
+                sd = "" if r["sd"] is None else f", SD = {r['sd']:.2f}"
+                value = f"M = {r['mean']:.2f}{sd} (n = {n})"
             elif r["level"] is None:
-                value = ""
+                value = f"n = {n}"
             else:
-                value = f"{r['n']} ({r['percent']:.1f}%)"
+                value = n if r["percent"] is None else f"{n} ({r['percent']:.1f}%)"
             lines.append(f"{name:<48} {value}")
         return "\n".join(lines)
+
+
+def cell_label(row: Mapping[str, Any], threshold: int) -> str:
+    """The n of a Table 1 row as shown: the count, ``"<5"`` (a primary cell) or ``"suppressed"``."""
+    if row.get("suppression") == "primary":
+        return f"<{threshold}"
+    if row.get("suppression") in (COMPLEMENTARY, WITHHELD):
+        return "suppressed"
+    return "" if row.get("n") is None else str(row["n"])
+
+
+# The statuses of hidden cells; what each tells a reader about the hidden count (see _bounds).
+PRIMARY, COMPLEMENTARY, WITHHELD = "primary", "complementary", "withheld"
+
+
+def _bounds(status: str, threshold: int, n_total: int | None) -> tuple[float, float | None]:
+    # "<t" says 1..t-1; a complementary cell was shown-eligible (0 and small counts never are: 0
+    # is shown, small is primary), so a reader knows it is at least t; a withheld cell is a
+    # listed level (so at least 1).
+    upper = None if n_total is None else float(n_total)
+    if status == PRIMARY:
+        return (1.0, threshold - 1.0)
+    return (float(threshold) if status == COMPLEMENTARY else 1.0, upper)
+
+
+def feasible_ranges(values: Sequence[int | None], status: Sequence[str | None],
+                    equations: Sequence[tuple[Sequence[tuple[int, float]], float]], threshold: int,
+                    n_total: int | None) -> dict[int, tuple[float, float]]:
+    """Smallest and largest value of each hidden cell that a reader can infer (a linear programme each).
+
+    ``values[i]`` is the count of cell i (only shown cells' values are used), ``status[i]`` None
+    (shown), ``"primary"`` or ``"complementary"``; each equation ``(((i, coef), ...), rhs)`` says
+    ``sum coef * cell_i == rhs`` (e.g. levels add up to the characteristic's n). Returns
+    ``{i: (low, high)}`` for the hidden cells. The equations are those of a one-way table with
+    its margins (network matrix), so the extreme points are integral and a cell with
+    ``high - low < 1`` is known exactly.
+    """
+    from scipy.optimize import linprog
+
+    hidden = [i for i, st in enumerate(status) if st]
+    if not hidden:
+        return {}
+    col = {i: j for j, i in enumerate(hidden)}
+    a_rows, b_rows = [], []
+    for coefs, rhs in equations:
+        row = np.zeros(len(hidden))
+        for i, c in coefs:
+            if status[i]:
+                row[col[i]] += c
+            else:
+                rhs -= c * float(values[i])
+        if row.any():
+            a_rows.append(row)
+            b_rows.append(rhs)
+    bounds = [_bounds(status[i], threshold, n_total) for i in hidden]
+    out: dict[int, tuple[float, float]] = {}
+    for j, i in enumerate(hidden):
+        if not a_rows:
+            out[i] = bounds[j]
+            continue
+        ends = []
+        for sign in (1.0, -1.0):
+            cost = np.zeros(len(hidden))
+            cost[j] = sign
+            res = linprog(cost, A_eq=np.array(a_rows), b_eq=np.array(b_rows), bounds=bounds, method="highs")
+            ends.append(sign * res.fun if res.status == 0 else np.nan)
+        out[i] = (ends[0], ends[1])
+    return out
+
+
+def protect_cells(values: Sequence[int | None], status: Sequence[str | None],
+                  equations: Sequence[tuple[Sequence[tuple[int, float]], float]], threshold: int,
+                  n_total: int | None, *, fixed: Sequence[int] = ()) -> list[str | None]:
+    """Primary and complementary suppression of one characteristic's cells.
+
+    Shown cells with ``0 < value < threshold`` become primary; then, while some hidden cell's
+    feasible range (:func:`feasible_ranges`) holds a single value, the shown non-zero cell (not
+    in ``fixed``: cells the reader knows anyway) that leaves the fewest hidden cells exposed is
+    hidden too, the smaller count first on ties. If that cannot protect every hidden cell (the
+    labels' bounds alone pin it down, e.g. "<5" and a "suppressed" >= 5 in a characteristic of 6
+    clients), every cell is *withheld* (:func:`suppress_rows` then shows the characteristic as
+    one "suppressed" row, without its levels). Returns the new statuses.
+    """
+    status = list(status)
+    for i, v in enumerate(values):
+        if status[i] is None and v is not None and 0 < v < threshold and i not in fixed:
+            status[i] = PRIMARY
+    if threshold <= 0:
+        return status
+
+    def exposed(st: list[str | None]) -> int:
+        ranges = feasible_ranges(values, st, equations, threshold, n_total)
+        return sum(not (hi - lo >= 1.0 - 1e-9) for lo, hi in ranges.values())
+
+    current = exposed(status)
+    while current:
+        candidates = [i for i, v in enumerate(values)
+                      if status[i] is None and i not in fixed and v is not None and v > 0]
+        if not candidates:
+            break  # everything that could be hidden is (only a characteristic of N < threshold clients)
+        scored = []
+        for i in candidates:
+            trial = list(status)
+            trial[i] = COMPLEMENTARY
+            scored.append((exposed(trial), values[i], i))
+        current, _, pick = min(scored)
+        status[pick] = COMPLEMENTARY
+    if current:
+        status = [None if i in fixed else WITHHELD for i in range(len(values))]
+    return status
 
 
 def table1(data: pd.DataFrame, *, continuous: Sequence[str] = ("age", "ace"),
@@ -153,43 +273,135 @@ def table1(data: pd.DataFrame, *, continuous: Sequence[str] = ("age", "ace"),
     labels = {**DEFAULT_LABELS, **(labels or {})}
     vlabels = {**DEFAULT_VALUE_LABELS, **(value_labels or {})}
 
-    def small(k: int) -> bool:
-        return 0 < k < threshold
-
     rows: list[dict[str, Any]] = []
     n_total = len(data)
     for col in cols:
         label = labels.get(col, col)
         series = data[col]
         if col in continuous:
-            values = pd.to_numeric(series, errors="coerce").dropna()
-            k = len(values)
-            hide = small(k)
-            rows.append({"characteristic": label, "level": None, "n": None if hide else k, "percent": None,
-                         "mean": None if hide or k == 0 else float(values.mean()),
-                         "sd": None if hide or k < 2 else float(values.std(ddof=1)), "suppressed": hide})
+            rows.append(_continuous_row(label, pd.to_numeric(series, errors="coerce").dropna()))
             continue
         counts = series.value_counts(dropna=True)
         order = sorted(counts.index, key=lambda v: (str(type(v)), v))
-        n_valid = int(counts.sum())
-        n_missing = int(series.isna().sum())
         cells = [(_level_label(vlabels.get(col, {}), level), int(counts[level])) for level in order]
+        n_missing = int(series.isna().sum())
         if n_missing:
             cells.append(("Missing", n_missing))
-        hidden = {i for i, (_, k) in enumerate(cells) if small(k)}
-        if len(hidden) == 1 and len(cells) > 1:
-            # complementary suppression: the smallest other non-zero cell
-            others = [(k, i) for i, (_, k) in enumerate(cells) if i not in hidden and k > 0]
-            if others:
-                hidden.add(min(others)[1])
-        rows.append({"characteristic": label, "level": None, "n": n_valid, "percent": None, "mean": None, "sd": None,
-                     "suppressed": False})
-        for i, (name, k) in enumerate(cells):
-            hide = i in hidden
-            pct = None if name == "Missing" or n_valid == 0 else 100.0 * k / n_valid
-            rows.append({"characteristic": label, "level": name, "n": None if hide else k,
-                         "percent": None if hide else pct, "mean": None, "sd": None, "suppressed": hide})
-    return Table1(rows=tuple(rows), n_total=n_total, threshold=threshold)
+        rows.extend(_categorical_rows(label, cells, int(counts.sum())))
+    return Table1(rows=tuple(suppress_rows(rows, threshold, n_total)), n_total=n_total, threshold=threshold)
+
+
+def _row(label: str, level: str | None, n: int | None, percent: float | None,
+         mean: float | None = None, sd: float | None = None) -> dict[str, Any]:
+    return {"characteristic": label, "level": level, "n": n, "percent": percent, "mean": mean, "sd": sd,
+            "suppressed": False, "suppression": None}
+
+
+def _continuous_row(label: str, values: pd.Series) -> dict[str, Any]:
+    k = len(values)
+    return _row(label, None, k, None, mean=None if k == 0 else float(values.mean()),
+                sd=None if k < 2 else float(values.std(ddof=1)))
+
+
+def _categorical_rows(label: str, cells: list[tuple[str, int]], n_valid: int) -> list[dict[str, Any]]:
+    rows = [_row(label, None, n_valid, None)]
+    for name, k in cells:
+        rows.append(_row(label, name, k, None if name == "Missing" or n_valid == 0 else 100.0 * k / n_valid))
+    return rows
+
+
+def table1_equations(n_levels: int, has_missing: bool, n_total: int | None
+                     ) -> tuple[list[tuple[list[tuple[int, float]], float]], list[int]]:
+    """The sums a reader of one categorical characteristic knows, over cells ``levels..., [Missing], n``.
+
+    Levels add up to n; n + Missing = N (when N is known). Without a Missing row n *is* N, a
+    public cell. Returns ``(equations, public cells)`` for :func:`protect_cells`.
+    """
+    n_index = n_levels + int(has_missing)
+    equations = [([*((i, 1.0) for i in range(n_levels)), (n_index, -1.0)], 0.0)]
+    public: list[int] = []
+    if n_total is not None:
+        if has_missing:
+            equations.append(([(n_index, 1.0), (n_levels, 1.0)], float(n_total)))
+        else:
+            equations.append(([(n_index, 1.0)], float(n_total)))
+            public.append(n_index)
+    return equations, public
+
+
+def _known_total(groups: list[list[dict[str, Any]]]) -> int | None:
+    # N as the table itself tells it: a categorical characteristic's shown n plus its shown Missing
+    for rows in groups:
+        head, levels = rows[0], rows[1:]
+        if not levels or head["suppression"] or head["n"] is None:
+            continue
+        missing = [r for r in levels if r["level"] == "Missing"]
+        if not missing:
+            return int(head["n"])
+        if not missing[0]["suppression"] and missing[0]["n"] is not None:
+            return int(head["n"]) + int(missing[0]["n"])
+    return None
+
+
+def suppress_rows(rows: Sequence[Mapping[str, Any]], threshold: int, n_total: int | None = None
+                  ) -> list[dict[str, Any]]:
+    """Small-cell suppression of Table 1 rows (``table1().to_dict()`` or results.json's, possibly suppressed).
+
+    Works on what a reader sees: cells already hidden stay hidden with their status (a legacy
+    ``suppressed: true`` counts as primary) and only shown values are used, so re-applying it
+    with the same or a larger threshold (the report's ``min_cell``) is safe and idempotent.
+    ``n_total`` (N) defaults to the total the rows themselves reveal.
+
+    Categorical characteristic: cells with ``0 < n < threshold`` are primary, then
+    :func:`protect_cells` adds complementary cells (levels, Missing or the characteristic's n)
+    until no hidden cell is determined; if its n is hidden, so are its percentages; if nothing
+    protects it, only its name is shown, as "suppressed". Continuous:
+    ``0 < n < threshold`` hides n, mean and SD (primary); ``0 < N - n < threshold`` hides n only
+    (complementary). Returns new dicts with ``suppressed`` and ``suppression``.
+    """
+    if threshold < 0:
+        raise ConfigError(f"table1: threshold must be >= 0; got {threshold}")
+    groups: list[list[dict[str, Any]]] = []
+    for r in rows:
+        r = dict(r)
+        r.setdefault("suppression", PRIMARY if r.get("suppressed") else None)
+        if r["level"] is None or not groups or groups[-1][0]["characteristic"] != r["characteristic"]:
+            groups.append([r])
+        else:
+            groups[-1].append(r)
+    if n_total is None:
+        n_total = _known_total(groups)
+    for group in groups:
+        head, levels = group[0], group[1:]
+        if threshold == 0:
+            pass
+        elif not levels:
+            n = head["n"]
+            if head["suppression"] is None and n is not None:
+                if 0 < n < threshold:
+                    head.update(suppression=PRIMARY, mean=None, sd=None)
+                elif n_total is not None and 0 < n_total - n < threshold:
+                    head["suppression"] = COMPLEMENTARY
+        else:
+            has_missing = levels[-1]["level"] == "Missing"
+            cells = [*levels, head]
+            equations, public = table1_equations(len(levels) - int(has_missing), has_missing, n_total)
+            status = protect_cells([r["n"] for r in cells], [r["suppression"] for r in cells], equations,
+                                   threshold, n_total, fixed=public)
+            for r, st in zip(cells, status, strict=True):
+                r["suppression"] = st
+            if head["suppression"]:                   # the percentages would give n back
+                for r in levels:
+                    r["percent"] = None
+            if WITHHELD in status:                    # even the list of its levels would tell
+                head["suppression"] = WITHHELD
+                del group[1:]
+        for r in group:
+            r["suppressed"] = r["suppression"] is not None
+            if r["suppressed"]:
+                r["n"] = None
+                r["percent"] = None
+    return [r for group in groups for r in group]
 
 
 # ------------------------------------------------------------------------------------ Table 2

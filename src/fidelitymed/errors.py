@@ -62,3 +62,7 @@ class StudyDataError(FidelityMedError):
         lines = [f"{len(self.issues)} problems in the data:"]
         lines += [f"  - {issue}" for issue in self.issues]
         return "\n".join(lines)
+
+
+class ClusterError(FidelityMedError):
+    """The compute backend failed: a Dask scheduler unreachable, without workers, or its workers lost."""

@@ -37,6 +37,22 @@ Reuse one pool/cluster for several stages with the executor object::
         imputed = ex.map(impute_one, imputation_tasks, progress=cb1)
         fitted = ex.map(fit_one, model_tasks, progress=cb2)
 
+Determinism
+-----------
+Every task runs with one BLAS thread (:func:`fidelitymed.blas.single_thread`) on every backend,
+including ``"serial"``: a multi-threaded BLAS rounds a product differently for each thread
+count, so without the pin a serial run in a 2-thread process and a pool of 1-thread workers
+would differ in the last digits. Parallelism comes from running tasks side by side.
+
+Failures
+--------
+A Dask scheduler that does not answer within ``connect_timeout`` seconds (default 5), one with
+no workers for ``worker_timeout`` seconds (default 20) -- at the start or after losing all its
+workers mid-run -- and a task whose workers kept dying (``distributed.KilledWorker``) raise
+:class:`fidelitymed.errors.ClusterError` with a one-line message. Local pool workers exit when
+the process that started them dies (``PR_SET_PDEATHSIG`` on Linux, and a watchdog thread
+polling the parent everywhere), so a killed analysis leaves no workers behind.
+
 Progress: ``progress(done, total, key)`` is called in the calling process once per finished task
 (in completion order). :func:`rich_progress` gives a ready-made rich progress bar callback.
 
@@ -52,6 +68,10 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -59,7 +79,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import ConfigError
+from .blas import single_thread
+from .errors import ClusterError, ConfigError
 from .seeding import SeedLike, child_sequence
 
 Backend = Literal["serial", "processes", "dask"]
@@ -132,25 +153,68 @@ def make_tasks(payloads: Mapping[tuple, Any] | Iterable[tuple[tuple, Any]], seed
 # --------------------------------------------------------------------------- worker side
 
 _WORKER_CONTEXT: dict[str, Any] = {}
+_PR_SET_PDEATHSIG = 1
+_WATCHDOG_INTERVAL = 1.0
 
 
-def _init_process_worker(context: Any) -> None:
+def _exit_with_parent(owner_pid: int) -> None:
+    """End this worker process when ``owner_pid`` (the process that made the pool) dies.
+
+    With the ``forkserver`` start method a worker's parent is the fork server, which exits when
+    the owner dies; ``PR_SET_PDEATHSIG`` (Linux) then kills the worker at once. The watchdog
+    thread covers every platform and the ``spawn`` method: it polls once a second whether the
+    parent changed or the owner is gone, and exits the process without cleanup (it holds no
+    resources of its own; its results would have nowhere to go).
+    """
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+    def owner_alive() -> bool:
+        try:
+            os.kill(owner_pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # a live process of another user: cannot be our owner, but is alive
+            return True
+        return True
+
+    def watch() -> None:
+        while os.getppid() == parent and owner_alive():
+            time.sleep(_WATCHDOG_INTERVAL)
+        os._exit(1)
+
+    if not owner_alive():  # the owner died before the signal was armed
+        os._exit(1)
+    threading.Thread(target=watch, name="fidelitymed-parent-watchdog", daemon=True).start()
+
+
+def _init_process_worker(context: Any, owner_pid: int | None = None) -> None:
+    if owner_pid is not None:
+        _exit_with_parent(owner_pid)
     # One copy of the shared context per worker process instead of one per task.
     _WORKER_CONTEXT["value"] = context
 
 
 def _run_in_process(func: Callable, task: Task, with_context: bool) -> Any:
-    if with_context:
-        return func(task, _WORKER_CONTEXT["value"])
-    return func(task)
+    with single_thread():
+        if with_context:
+            return func(task, _WORKER_CONTEXT["value"])
+        return func(task)
 
 
 def _run_with_context(func: Callable, task: Task, context: Any) -> Any:
-    return func(task, context)
+    with single_thread():
+        return func(task, context)
 
 
 def _call(func: Callable, task: Task) -> Any:
-    return func(task)
+    with single_thread():
+        return func(task)
 
 
 def _annotate(exc: BaseException, task: Task) -> BaseException:
@@ -168,7 +232,7 @@ def _single_threaded_blas() -> Iterator[None]:
 
     ``workers`` processes each running a multi-threaded BLAS oversubscribe the cores; Dask's
     nanny does the same for its workers (``distributed.nanny.pre-spawn-environ``). Results do
-    not depend on it (checked in the tests: serial == processes == dask).
+    not depend on it: every task runs pinned to one thread (:func:`fidelitymed.blas.single_thread`).
     """
     saved = {k: os.environ.get(k) for k in _BLAS_THREAD_VARS}
     for k in _BLAS_THREAD_VARS:
@@ -196,18 +260,24 @@ class Executor:
         Number of worker processes (default: ``os.cpu_count()``; ignored by ``"serial"`` and when
         ``scheduler`` names an existing cluster).
     scheduler
-        ``"tcp://HOST:PORT"`` of a running dask scheduler (implies ``backend="dask"``).
+        ``"tcp://HOST:PORT"`` of a running dask scheduler; only with ``backend="dask"``.
+    connect_timeout
+        Seconds to wait for the scheduler to answer (default 5).
+    worker_timeout
+        Seconds a Dask cluster may have no worker -- before the first task or after losing all of
+        them -- before :meth:`map` gives up (default 20).
 
     The pool or cluster is started lazily by the first :meth:`map` and kept until :meth:`close`
     (or the end of the ``with`` block), so one pipeline run starts it only once.
     """
 
     def __init__(self, backend: Backend | str = "serial", workers: int | None = None,
-                 scheduler: str | None = None) -> None:
+                 scheduler: str | None = None, *, connect_timeout: float = 5.0,
+                 worker_timeout: float = 20.0) -> None:
         if scheduler is not None:
-            if backend not in ("dask", "serial"):
-                raise ConfigError(f"scheduler={scheduler!r} needs backend='dask'; got backend={backend!r}")
-            backend = "dask"
+            if backend != "dask":
+                raise ConfigError(f"a scheduler ({scheduler!r}) needs the dask backend; got backend {backend!r} "
+                                  "(use --backend dask, or drop --scheduler)")
             if not str(scheduler).startswith(("tcp://", "tls://", "inproc://", "ws://", "wss://")):
                 raise ConfigError(f"scheduler must be an address like 'tcp://HOST:PORT'; got {scheduler!r}")
         if backend not in BACKENDS:
@@ -218,6 +288,8 @@ class Executor:
         self.backend: str = backend
         self.workers: int = int(workers) if workers is not None else (os.cpu_count() or 1)
         self.scheduler: str | None = scheduler
+        self.connect_timeout = float(connect_timeout)
+        self.worker_timeout = float(worker_timeout)
         self._pool: ProcessPoolExecutor | None = None
         self._pool_context_id: int | None = None
         self._cluster = None
@@ -296,7 +368,8 @@ class Executor:
         total = len(tasks)
         for i, task in enumerate(tasks):
             try:
-                out.append(func(task) if context is None else func(task, context))
+                with single_thread():
+                    out.append(func(task) if context is None else func(task, context))
             except Exception as exc:
                 raise _annotate(exc, task)
             if progress is not None:
@@ -312,7 +385,8 @@ class Executor:
             method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
             self._pool = ProcessPoolExecutor(max_workers=self.workers,
                                              mp_context=multiprocessing.get_context(method),
-                                             initializer=_init_process_worker, initargs=(context,))
+                                             initializer=_init_process_worker,
+                                             initargs=(context, os.getpid()))
             self._pool_context_id = id(context)
         return self._pool
 
@@ -329,7 +403,18 @@ class Executor:
             from distributed import Client, LocalCluster
 
             if self.scheduler is not None:
-                self._client = Client(self.scheduler, set_as_default=False)
+                try:
+                    self._client = Client(self.scheduler, set_as_default=False, timeout=self.connect_timeout)
+                except (OSError, TimeoutError) as exc:
+                    raise ClusterError(f"cannot reach the dask scheduler at {self.scheduler} within "
+                                       f"{self.connect_timeout:g} s ({_first_line(exc)})") from None
+                try:
+                    self._client.wait_for_workers(1, timeout=self.worker_timeout)
+                except (OSError, TimeoutError):
+                    self.close()
+                    raise ClusterError(f"the dask scheduler at {self.scheduler} has no workers (waited "
+                                       f"{self.worker_timeout:g} s); start some with 'dask worker "
+                                       f"{self.scheduler}'") from None
             else:
                 # Single-threaded worker processes: the numerical work holds the GIL in places,
                 # and one thread per worker keeps BLAS from oversubscribing the cores.
@@ -351,8 +436,13 @@ class Executor:
         else:
             futures_list = client.map(_call, [func] * len(tasks), tasks, pure=False)
         futures = {fut: i for i, fut in enumerate(futures_list)}
+        where = f"the dask cluster at {self.scheduler}" if self.scheduler else "the local dask cluster"
+
+        def completed(futs: list) -> Iterator:
+            return _completed_dask(futs, where, self.worker_timeout)
+
         try:
-            return self._collect(futures, tasks, progress, _completed_dask)
+            return self._collect(futures, tasks, progress, completed)
         finally:
             for fut in futures_list:
                 fut.release()
@@ -367,6 +457,11 @@ class Executor:
                 try:
                     results[i] = fut.result()
                 except Exception as exc:
+                    if type(exc).__name__ == "KilledWorker":
+                        died = _retries()
+                        raise ClusterError(f"task {tasks[i].key!r} was running on workers that died "
+                                           f"{died} time{'s' if died > 1 else ''} (out of memory or "
+                                           "killed?); no results") from None
                     raise _annotate(exc, tasks[i])
                 if progress is not None:
                     progress(done_count, total, tasks[i].key)
@@ -378,12 +473,52 @@ class Executor:
         return results
 
 
-def _completed_dask(futures: list) -> Iterator:
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _retries() -> int:
+    import dask
+
+    return int(dask.config.get("distributed.scheduler.allowed-failures", 3)) + 1
+
+
+def _completed_dask(futures: list, where: str, worker_timeout: float, poll: float = 0.02) -> Iterator:
+    """Futures as they finish; :class:`ClusterError` once the cluster has had no worker for ``worker_timeout`` s.
+
+    A scheduler keeps tasks waiting for workers forever, so the wait is watched here: while
+    nothing finishes, the scheduler's worker count is asked once a second.
+    """
     from distributed import as_completed
 
+    client = futures[0].client
     # as_completed looks up "the current client"; ours is never the global default.
-    with futures[0].client.as_current():
-        yield from as_completed(futures)
+    with client.as_current():
+        remaining = as_completed(futures)
+        last_check = time.monotonic()
+        workerless_since: float | None = None
+        while not remaining.is_empty():
+            batch = remaining.next_batch(block=False)
+            if batch:
+                yield from batch
+                continue
+            time.sleep(poll)
+            now = time.monotonic()
+            if now - last_check < 1.0:
+                continue
+            last_check = now
+            try:
+                n_workers = len(client.nthreads())
+            except Exception as exc:
+                raise ClusterError(f"lost the connection to {where} ({_first_line(exc)})") from None
+            if n_workers:
+                workerless_since = None
+            elif workerless_since is None:
+                workerless_since = now
+            elif now - workerless_since >= worker_timeout:
+                raise ClusterError(f"{where} lost all its workers and none came back within "
+                                   f"{worker_timeout:g} s; no results")
 
 
 def map(func: Callable[..., Any], tasks: Iterable[Task], *, backend: Backend | str = "serial",

@@ -16,10 +16,11 @@ The flow of ``docs/DESIGN`` and nothing else; every statistic lives in its own m
 6. the alpha rule per path (:mod:`fidelitymed.stats.nested`), the reciprocal hierarchical
    regressions (:mod:`fidelitymed.stats.regression`), the direct fidelity -> outcome effects,
    Tables 1 and 2 (:mod:`fidelitymed.descriptives`) and the missing-data shares;
-7. the manifest (package versions, seed, config hash, input file hashes; no timestamps) and
-   the outputs, written into a temporary folder renamed into place
-   (:func:`fidelitymed.study.io.atomic_directory`): ``results.json``, tidy CSVs,
-   ``results.xlsx`` and the HTML report.
+7. the manifest (package versions, seed, config hash, input file hashes keyed by their paths
+   relative to the study folder; no timestamps, no absolute paths) and the outputs, written
+   into a temporary folder that is checked, locked and created before step 1 and renamed into
+   place at the end (:class:`fidelitymed.study.writers.OutputFolder`): ``results.json``, tidy
+   CSVs, ``results.xlsx``, the HTML report and the ``.fidelitymed-output`` marker.
 
 One seed gives a byte-identical ``results.json`` on every backend except for
 ``manifest.executor``, which records where the run happened.
@@ -31,6 +32,7 @@ import contextlib
 import dataclasses
 from importlib import metadata as importlib_metadata
 import math
+import os
 import platform
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,8 +42,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from . import parallel
+from . import blas, parallel
 from .errors import ConfigError
+from .study.writers import OutputFolder, neutralise_frame
 
 if TYPE_CHECKING:
     from .frame import ModelColumns
@@ -51,6 +54,9 @@ __all__ = ["PreparedFrames", "RESULT_KEYS", "StudyResults", "prepare_frames", "r
 #: top-level keys of results.json, in order (docs/results-schema.md)
 RESULT_KEYS = ("mediation", "icc", "alpha_decisions", "hierarchical", "direct_effects", "descriptives", "missing",
                "imputation", "manifest")
+
+#: the kind recorded in the marker of a run's output folder (see fidelitymed.study.writers)
+OUTPUT_KIND = "study results"
 
 _PACKAGES = ("numpy", "scipy", "pandas", "statsmodels", "pydantic", "dask", "distributed")
 _OUTCOME_LABELS = {"qoli20": "QOLI-20", "pgi": "PGI", "hope": "THS", "mcas": "MCAS", "rprs": "RPRS"}
@@ -348,6 +354,7 @@ def prepare_frames(study, *, seed: int | None = None, exposure: pd.DataFrame | N
 
 # ================================================================================== the run
 
+@blas.single_thread()  # every statistic of the run on one BLAS thread: the same digits on any machine
 def run_study(path: str | Any, *, out: str | None = None, force: bool = False,
               executor: parallel.Executor | str | Mapping[str, Any] | None = None,
               progress: bool | Callable[[str, int, int], None] | None = None,
@@ -360,10 +367,13 @@ def run_study(path: str | Any, *, out: str | None = None, force: bool = False,
     path
         Study folder (or its ``study.yaml``), see ``docs/study-format.md``.
     out
-        Output folder; written only when given. An existing folder needs ``force=True``; the
-        input folder is never written.
+        Output folder; written only when given (rules: :class:`fidelitymed.study.writers.OutputFolder`).
+        It must not be, contain or lie inside the study folder or the folder of any input file;
+        an empty folder is used; an existing one is replaced only with ``force=True`` and only
+        if fidelitymed wrote it. It is checked, locked and its parent created before the
+        analysis starts.
     force
-        Replace an existing ``out``.
+        Replace an existing ``out`` that fidelitymed wrote (never anything else).
     executor
         A :class:`fidelitymed.parallel.Executor` (kept open), a backend name
         (``"serial"``, ``"processes"``, ``"dask"``), a mapping of Executor arguments, or
@@ -380,6 +390,18 @@ def run_study(path: str | Any, *, out: str | None = None, force: bool = False,
     -------
     StudyResults
     """
+    # the output folder's lock and temporary folder live as long as the run
+    with contextlib.ExitStack() as output_guard:
+        return _run_study(path, out=out, force=force, executor=executor, progress=progress, impute=impute,
+                          imputations=imputations, n_boot=n_boot, seed=seed, pooling=pooling, report=report,
+                          output_guard=output_guard)
+
+
+def _run_study(path: str | Any, *, out: str | None, force: bool,
+               executor: parallel.Executor | str | Mapping[str, Any] | None,
+               progress: bool | Callable[[str, int, int], None] | None, impute: bool | None,
+               imputations: int | None, n_boot: int | None, seed: int | None, pooling: str | None, report: bool,
+               output_guard: contextlib.ExitStack) -> StudyResults:
     import time
 
     from .descriptives import table1, table2
@@ -398,18 +420,14 @@ def run_study(path: str | Any, *, out: str | None = None, force: bool = False,
         timings[name] = timings.get(name, 0.0) + now - clock
         clock = now
 
+    study = load_study(path, impute=impute)   # feasibility checked for the analysis actually run
+    target = None
     if out is not None:
-        out_path = Path(out).resolve()
-        if out_path.exists() and not force:
-            raise ConfigError(f"output folder {str(out)!r} exists; use --force (force=True) to replace it")
-    study = load_study(path)
+        # before any analysis: refused targets, an unwritable parent or a concurrent run fail at once
+        target = output_guard.enter_context(OutputFolder(out, force=force, protected=_input_folders(study),
+                                                         kind=OUTPUT_KIND))
     config = _override(study.config, impute=impute, imputations=imputations, n_boot=n_boot, seed=seed,
                        pooling=pooling)
-    if out is not None:
-        root = Path(study.root).resolve()
-        if out_path == root or root in out_path.parents:
-            raise ConfigError(f"output folder {str(out)!r} lies inside the study folder {str(root)!r}; "
-                              f"the input folder is never written")
     study = dataclasses.replace(study, config=config)
     a = config.analysis
     from .seeding import child_sequence, root_sequence
@@ -534,7 +552,8 @@ def run_study(path: str | Any, *, out: str | None = None, force: bool = False,
         for outcome in a.outcomes:
             spec0 = next(s for s in specs if s.outcome == outcome and s.outcome_wave == float(prev.outcome))
             block2 = score_at(a.score_column(outcome), prev.outcome)
-            fits = [hierarchical_regression(f_full, y_col, [list(spec0.covariates), [block2]],
+            blocks = [list(spec0.covariates), [block2]] if spec0.covariates else [[block2]]   # no covariates: one block
+            fits = [hierarchical_regression(f_full, y_col, blocks,
                                             categorical=list(spec0.categorical), conf=a.conf)
                     for f_full in frames]
             res = pool_hierarchical(fits) if len(fits) > 1 else fits[0]
@@ -583,13 +602,11 @@ def run_study(path: str | Any, *, out: str | None = None, force: bool = False,
     # --- manifest ---------------------------------------------------------------------------
     from . import __version__
 
-    inputs = {}
-    for name, p in study.files.items():
-        inputs[Path(p).name] = study.hashes.get(name)
+    inputs = _input_records(study)
     manifest = {
         "study": config.name, "fidelitymed": __version__, "python": platform.python_version(),
         "packages": _versions(), "seed": seed_value, "config_hash": config.hash(),
-        "config": config.model_dump(mode="json"), "inputs": inputs, "executor": ex.describe(),
+        "config": _manifest_config(config, study), "inputs": inputs, "executor": ex.describe(),
         "settings": {"impute": do_impute, "imputations": m if do_impute else None, "imputation_scheme":
                      imputation_scheme, "pooling": scheme, "n_boot": a.n_boot, "conf": a.conf, "ci": a.ci,
                      "windows": list(config.exposure.windows), "primary_window": config.exposure.primary_window,
@@ -602,8 +619,8 @@ def run_study(path: str | Any, *, out: str | None = None, force: bool = False,
                            alpha_decisions=tuple(decision_records), hierarchical=tuple(hier_records),
                            direct_effects=tuple(direct_records), descriptives=descriptives, missing=missing_info,
                            imputation=imputation_info, manifest=manifest, timings=timings)
-    if out is not None:
-        results = _write_outputs(results, out_path, force=force, study=study, report=report)
+    if target is not None:
+        results = _write_outputs(results, target, study=study, report=report)
         lap("outputs")
     return dataclasses.replace(results, timings=dict(timings))
 
@@ -659,20 +676,51 @@ def _tidy_tables(results: StudyResults) -> dict[str, pd.DataFrame]:
     }
 
 
-def _write_outputs(results: StudyResults, out: Path, *, force: bool, study, report: bool) -> StudyResults:
-    from .study.io import atomic_directory, write_json
+def _input_folders(study) -> list[tuple[str, Path]]:
+    """(label, folder) of every folder holding an input: the study folder and each input file's folder."""
+    root = Path(study.root).resolve()
+    folders: list[tuple[str, Path]] = [("the study folder", root)]
+    for name, p in study.files.items():
+        folder = Path(p).resolve().parent
+        if folder != root:
+            folders.append((f"the folder of the input file {_relative_to_study(p, study)!r}", folder))
+    return folders
 
-    report_path = None
-    with atomic_directory(out, force=force) as tmp:
-        write_json(tmp / "results.json", results.to_dict())
-        tables = _tidy_tables(results)
+
+def _relative_to_study(p: str | Path, study) -> str:
+    """An input's path relative to the study folder, ``/``-separated (``../shared/clients.csv`` if outside)."""
+    return Path(os.path.relpath(os.path.abspath(p), os.path.abspath(study.root))).as_posix()
+
+
+def _input_records(study) -> dict[str, str | None]:
+    """manifest.inputs: each input's path relative to the study folder -> its SHA-256 (no absolute paths)."""
+    return {_relative_to_study(p, study): study.hashes.get(name) for name, p in study.files.items()}
+
+
+def _manifest_config(config, study) -> dict[str, Any]:
+    """The config as run, with ``files`` relative to the study folder (an absolute path in study.yaml is not recorded)."""
+    data = config.model_dump(mode="json")
+    for name in list(data.get("files") or {}):
+        if name in study.files:
+            data["files"][name] = _relative_to_study(study.files[name], study)
+    return data
+
+
+def _write_outputs(results: StudyResults, target: OutputFolder, *, study, report: bool) -> StudyResults:
+    """Write results.json, the tidy CSVs, results.xlsx and the report into ``target`` and put it in place."""
+    from .study.writers import write_json
+
+    tmp = target.tmp
+    write_json(tmp / "results.json", results.to_dict())
+    # text cells a spreadsheet would run as formulas (a site called "=HYPERLINK(...)") are neutralised
+    tables = {name: neutralise_frame(frame) for name, frame in _tidy_tables(results).items()}
+    for name, frame in tables.items():
+        frame.to_csv(tmp / f"{name}.csv", index=False, lineterminator="\n")
+    with pd.ExcelWriter(tmp / "results.xlsx", engine="openpyxl") as xlsx:
         for name, frame in tables.items():
-            frame.to_csv(tmp / f"{name}.csv", index=False, lineterminator="\n")
-        with pd.ExcelWriter(tmp / "results.xlsx", engine="openpyxl") as xlsx:
-            for name, frame in tables.items():
-                frame.to_excel(xlsx, sheet_name=name[:31], index=False)
-        if report:
-            report_path = _render_report(results, tmp, study)
+            frame.to_excel(xlsx, sheet_name=name[:31], index=False)
+    report_path = _render_report(results, tmp, study) if report else None
+    out = target.commit()
     if report_path is not None:
         report_path = out / report_path.relative_to(tmp)
     return dataclasses.replace(results, out=out, report=report_path)

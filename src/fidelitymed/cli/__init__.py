@@ -3,14 +3,19 @@
 Each ``cli/cmd_*.py`` module registers its commands on :data:`app`; they are discovered here,
 so commands can be added without editing this file. User errors
 (:class:`~fidelitymed.errors.FidelityMedError`) print one line and exit 2; bugs keep their
-traceback.
+traceback. Ctrl-C and SIGTERM (what ``timeout``, ``kill`` and batch schedulers send) unwind the
+same way -- every temporary output is removed -- print one line and exit 130 and 143.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import pkgutil
+import signal
 import sys
+import threading
 
 import typer
 
@@ -39,6 +44,57 @@ def _root(ctx: typer.Context,
         raise typer.Exit(0)
 
 
+class Interrupted(BaseException):
+    """Ctrl-C (SIGINT) or SIGTERM while a command runs.
+
+    A ``BaseException`` like ``KeyboardInterrupt``: every ``finally`` and ``with`` block unwinds
+    (temporary outputs are removed) and no ``except Exception`` swallows it; unlike
+    ``KeyboardInterrupt`` it passes through typer/click, which would turn it into a silent exit.
+    """
+
+    def __init__(self, signum: int, note: str = "no output written") -> None:
+        super().__init__(signum, note)
+        self.signum = signum
+        self.note = note
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    if os.getpid() != _MAIN_PID:
+        # a child forked with this handler (not ours to clean up): die of the signal as usual
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    raise Interrupted(signum)
+
+
+_MAIN_PID = os.getpid()
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _signals_as_interrupted():
+    """Turn SIGINT and SIGTERM into :class:`Interrupted` while the command runs (main thread; restored after)."""
+    global _MAIN_PID
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _MAIN_PID = os.getpid()
+    previous = {s: signal.signal(s, _raise_interrupted) for s in _SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _interrupted(exc: Interrupted) -> int:
+    """One line; exit status 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM), as a shell reports it."""
+    name = "" if exc.signum == signal.SIGINT else f" ({signal.Signals(exc.signum).name})"
+    sys.stderr.write(f"interrupted{name}: {exc.note}\n")
+    return 128 + int(exc.signum)
+
+
+# the commands: after Interrupted, which cmd_run uses
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.startswith("cmd_")):
     importlib.import_module(f"{__name__}.{_module}")
 
@@ -46,7 +102,10 @@ for _module in sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.s
 def main(argv: list[str] | None = None) -> int:
     """Console entry point."""
     try:
-        returned = app(args=argv, standalone_mode=False)
+        with _signals_as_interrupted():
+            returned = app(args=argv, standalone_mode=False)
+    except Interrupted as exc:
+        return _interrupted(exc)
     except FidelityMedError as exc:
         message = str(exc)
         sys.stderr.write(f"error: {message}\n")

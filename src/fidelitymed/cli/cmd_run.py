@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from . import app
+from . import Interrupted, app
 
 
 def _print_results(results, quiet: bool) -> None:
@@ -37,17 +37,25 @@ def _run(study: Path, out: Path, *, force: bool, no_impute: bool, backend: str |
                     "scheduler": scheduler}
     results = run_study(study, out=str(out), force=force, executor=executor, progress=not quiet,
                         impute=False if no_impute else None, imputations=imputations, n_boot=n_boot, seed=seed)
-    _print_results(results, quiet)
+    try:
+        _print_results(results, quiet)
+    except Interrupted as exc:
+        # the outputs are complete and in place: say so instead of "no output written"
+        raise Interrupted(exc.signum, f"the outputs were written to {results.out}") from None
 
 
+_OUT_HELP = ("Output folder (results.json, CSV, XLSX, report.html): new, empty, or one fidelitymed wrote "
+             "(with --force); never the study folder or an input's folder.")
+_FORCE_HELP = ("Replace an existing output folder that fidelitymed wrote (it carries a .fidelitymed-output "
+               "marker); any other folder, file or link is never replaced.")
 _BACKEND_HELP = "Where the model tasks run: serial, processes or dask (default: analysis.executor of study.yaml)."
 
 
 @app.command("run")
 def run(
     study: Path = typer.Argument(..., help="Study folder (or its study.yaml); see docs/study-format.md."),
-    out: Path = typer.Option(..., "--out", help="Output folder (results.json, CSV, XLSX, report.html)."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
+    out: Path = typer.Option(..., "--out", help=_OUT_HELP),
+    force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
     no_impute: bool = typer.Option(False, "--no-impute", help="Listwise deletion instead of multiple imputation."),
     backend: str | None = typer.Option(None, "--backend", help=_BACKEND_HELP),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Worker processes (default: CPU count)."),
@@ -66,8 +74,8 @@ def run(
 
 @app.command("demo")
 def demo(
-    out: Path = typer.Option(Path("demo-report"), "--out", help="Output folder."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
+    out: Path = typer.Option(Path("demo-report"), "--out", help=_OUT_HELP),
+    force: bool = typer.Option(False, "--force", help=_FORCE_HELP),
     backend: str | None = typer.Option(None, "--backend", help=_BACKEND_HELP),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Worker processes (default: CPU count)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars and no results table."),

@@ -19,8 +19,13 @@ def template(directory: Path = typer.Argument(..., help="New (or empty) folder t
 
 
 @app.command("validate")
-def validate(path: Path = typer.Argument(..., help="Study folder (or its study.yaml).")) -> None:
-    """Check a study folder: print every problem (file, row, column, value, expected) and exit 2, or a summary."""
+def validate(path: Path = typer.Argument(..., help="Study folder (or its study.yaml)."),
+             no_impute: bool = typer.Option(False, "--no-impute",
+                                            help="Check for a listwise run (fidelitymed run --no-impute).")) -> None:
+    """Check a study folder: print every problem (file, row, column, value, expected) and exit 2, or a summary.
+
+    Beyond the tables' rules it checks that `fidelitymed run` can fit every configured model.
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -28,7 +33,7 @@ def validate(path: Path = typer.Argument(..., help="Study folder (or its study.y
     from ..study.schema import load_study
 
     try:
-        study = load_study(path)
+        study = load_study(path, impute=False if no_impute else None)
     except StudyDataError as exc:
         typer.echo(f"{len(exc.issues)} problem{'s' if len(exc.issues) != 1 else ''} in {path} "
                    "(rows counted as in a spreadsheet: header = row 1):")

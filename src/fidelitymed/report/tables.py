@@ -323,41 +323,17 @@ def _get(d: Any, *keys: Any) -> Any:
 def suppress_small_cells(table1: list[dict[str, Any]], min_cell: int = DEFAULT_MIN_CELL) -> list[dict[str, Any]]:
     """Suppress Table 1 counts below ``min_cell`` (statistical disclosure control).
 
-    Primary suppression: a categorical cell with ``0 < n < min_cell`` clients (its n and
-    percent), and the mean/SD of a continuous row based on fewer than ``min_cell`` clients.
-    Zero counts are shown: they describe no person.
-
-    Complementary suppression: if exactly one cell of a characteristic is suppressed, the
-    characteristic's total (the sum of its cells, or the sample size) would give it back by
-    subtraction, so the smallest other non-zero cell of that characteristic is suppressed too.
-    This is the cheap, standard rule for one-way tables; it does not defend against
-    differencing across separately published tables.
-
-    Rows flagged ``suppressed`` by the producer stay suppressed. Returns new dicts with a
-    ``suppressed`` flag and ``suppression`` in {None, "primary", "complementary"}.
+    The rule of :func:`fidelitymed.descriptives.suppress_rows`, applied to the rows of
+    results.json as a reader sees them: cells the pipeline hid stay hidden with their status
+    (``suppression`` "primary" = under the threshold, "complementary" = hidden so that no hidden
+    count can be worked out from the shown cells, the characteristic's n and N); a larger
+    ``min_cell`` hides more. Zero counts are shown: they describe no person.
     """
+    from ..descriptives import suppress_rows
+
     if min_cell < 0:
         raise ValueError(f"min_cell must be a non-negative integer (0 = no suppression); got {min_cell!r}")
-    rows = [dict(r) for r in table1]
-    for r in rows:
-        n = r.get("n")
-        categorical = not _is_missing(r.get("level")) and _is_missing(r.get("mean"))
-        small = min_cell > 0 and not _is_missing(n) and (
-            0 < float(n) < min_cell if categorical else float(n) < min_cell)
-        r["suppression"] = "primary" if (bool(r.get("suppressed")) or small) else None
-    by_char: dict[Any, list[dict[str, Any]]] = {}
-    for r in rows:
-        if not _is_missing(r.get("level")) and _is_missing(r.get("mean")):
-            by_char.setdefault(r.get("characteristic"), []).append(r)
-    for cells in by_char.values():
-        hidden = [r for r in cells if r["suppression"]]
-        if len(hidden) == 1 and len(cells) > 1:
-            shown = [r for r in cells if not r["suppression"] and not _is_missing(r.get("n")) and float(r["n"]) > 0]
-            if shown:
-                min(shown, key=lambda r: float(r["n"]))["suppression"] = "complementary"
-    for r in rows:
-        r["suppressed"] = r["suppression"] is not None
-    return rows
+    return suppress_rows(table1, min_cell)
 
 
 def table1(results: dict[str, Any], *, min_cell: int = DEFAULT_MIN_CELL) -> ReportTable:
@@ -378,11 +354,13 @@ def table1(results: dict[str, Any], *, min_cell: int = DEFAULT_MIN_CELL) -> Repo
             r = {**r, "characteristic": L.readable_text(char)}
         previous = char
         if r["suppressed"]:
-            categorical = not _is_missing(level) and _is_missing(r.get("mean"))
+            # "<5" only for a cell under the threshold; a complementary cell is "suppressed"
+            label = hidden_text if r["suppression"] == "primary" else "suppressed"
+            moments = not _is_missing(r.get("mean"))    # a continuous n hidden for its few missing
             b.add({"Characteristic": r.get("characteristic"), "Level": "" if _is_missing(level) else level,
-                   "n": hidden_text if categorical else (r.get("n"), pointer(*base, "n")),
-                   "%": hidden_text if categorical else None,
-                   "M": None if categorical else "suppressed", "SD": None})
+                   "n": label, "%": None if _is_missing(level) else label,
+                   "M": (r.get("mean"), pointer(*base, "mean")) if moments else None,
+                   "SD": (r.get("sd"), pointer(*base, "sd")) if moments else None})
             continue
         b.add({"Characteristic": r.get("characteristic"), "Level": "" if _is_missing(level) else level,
                "n": (r.get("n"), pointer(*base, "n")), "%": (r.get("percent"), pointer(*base, "percent")),
@@ -394,8 +372,8 @@ def table1(results: dict[str, Any], *, min_cell: int = DEFAULT_MIN_CELL) -> Repo
     n_primary = sum(r["suppression"] == "primary" for r in rows)
     n_compl = sum(r["suppression"] == "complementary" for r in rows)
     note = (f"Cells describing fewer than {min_cell} clients are shown as <{min_cell} "
-            f"({n_primary} cell(s)); {n_compl} further cell(s) were suppressed so that a hidden count "
-            "cannot be recovered by subtraction from the total.")
+            f"({n_primary} cell(s)); {n_compl} further cell(s), shown as suppressed, were hidden so that no "
+            "hidden count can be worked out from the other cells, the characteristic's n and the total N.")
     return ReportTable("table1", "Table 1", "Participant characteristics", frame, columns, b.sources, note)
 
 

@@ -20,14 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from ..study.io import atomic_path
+from ..study.writers import neutralise_formula_text  # text cells never run as formulas
 from .office import reproducible_zip
 from .tables import DASH, XLSX_FORMATS, ReportTable, _is_missing, resolve_pointer
-
-try:  # spreadsheet formula injection: text cells starting with = + - @ are neutralised (issue 12)
-    from ..study.writers import neutralise_formula_text
-except ImportError:  # pragma: no cover - until study/writers.py is merged
-    def neutralise_formula_text(text: str) -> str:
-        return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 _NUMBER_TEXT = re.compile(r"^-?\d+(?:\.\d+)?$")
 _SUBHEADERS = {"[{0}, {1}]": ("LL", "UL"), "{0}, {1}": ("df1", "df2"), "{0}; {1}": ("a", "b, c\u2032")}

@@ -24,6 +24,11 @@ Hayes, A. F. (2022). *Introduction to Mediation, Moderation, and Conditional Pro
 (3rd ed.). Guilford.
 Hayes, A. F., & Cai, L. (2007). Using heteroskedasticity-consistent standard error estimators in
 OLS regression. *Behavior Research Methods, 39*, 709-722.
+Bell, R. M., & McCaffrey, D. F. (2002). Bias reduction in standard errors for linear regression
+with multi-stage samples. *Survey Methodology, 28*, 169-181.
+Pustejovsky, J. E., & Tipton, E. (2018). Small-sample methods for cluster-robust variance
+estimation and hypothesis testing in fixed effects models. *Journal of Business & Economic
+Statistics, 36*, 672-683.
 Cameron, A. C., & Miller, D. L. (2015). A practitioner's guide to cluster-robust inference.
 *Journal of Human Resources, 50*, 317-372.
 Odeh, R. E., & Evans, J. O. (1974). Algorithm AS 70: The percentage points of the normal
@@ -41,7 +46,7 @@ from scipy import stats
 
 from ..errors import ConfigError, FidelityMedError
 
-__all__ = ["COV_TYPES", "OLSResult", "fit_ols", "process_t_quantile", "t_quantile"]
+__all__ = ["COV_TYPES", "OLSResult", "cluster_robust_cr2", "fit_ols", "process_t_quantile", "t_quantile"]
 
 COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "HC4", "CR1")
 
@@ -324,3 +329,78 @@ def fit_ols(
                      conf=float(conf), df_resid=int(df_resid), ssr=ssr, tss=tss,
                      tval=t_quantile(conf, df_resid, process_compat), n_clusters=n_clusters,
                      process_compat=process_compat, resid=_readonly(resid))
+
+
+def cluster_robust_cr2(X: np.ndarray, resid: np.ndarray, clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bell-McCaffrey CR2 cluster-robust covariance of OLS coefficients with Satterthwaite df.
+
+    ``V = M [sum_g X_g' A_g e_g e_g' A_g X_g] M`` with ``M = (X'X)^-1`` and the adjustment
+    ``A_g = (I - H_gg)^(-1/2)`` (symmetric inverse square root; eigenvalues <= 1e-12 count as 0),
+    the "working independence" CR2 of R's ``clubSandwich::vcovCR(lm_fit, cluster, type = "CR2")``.
+    The df of coefficient ``k`` is the Satterthwaite approximation ``2 E^2 / Var`` of
+    ``c' V c`` under a working model of independent homoscedastic errors (Bell & McCaffrey 2002;
+    Pustejovsky & Tipton 2018, eq. 11), as ``clubSandwich::coef_test(..., test = "Satterthwaite")``:
+    with ``u_g = A_g X_g M c`` and ``w_g = X_g' u_g`` the Gram matrix of the cluster terms is
+    ``diag(u_g' u_g) - W M W'`` and ``df = trace^2 / sum of squares``.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, p)
+        Design matrix of the OLS fit (full column rank).
+    resid : ndarray, shape (n,)
+        OLS residuals.
+    clusters : ndarray, shape (n,)
+        Cluster labels (any hashable values; at least 2 clusters).
+
+    Returns
+    -------
+    cov : ndarray, shape (p, p)
+    df : ndarray, shape (p,)
+
+    Notes
+    -----
+    All clusters are processed at once: cluster blocks are zero-padded to the largest cluster
+    size (a zero row of ``X`` gives an identity block of ``I - H_gg`` that the adjustment leaves
+    alone), so the eigendecompositions run as one batched call.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    e = np.asarray(resid, dtype=np.float64).ravel()
+    n, p = X.shape
+    codes, uniques = pd.factorize(pd.Series(np.asarray(clusters)), use_na_sentinel=True)
+    if (codes < 0).any():
+        raise FidelityMedError("cluster labels contain missing values")
+    G = len(uniques)
+    if G < 2:
+        raise FidelityMedError("cluster-robust standard errors need at least 2 clusters")
+    order = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes, minlength=G)
+    n_max = int(sizes.max())
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    slot = np.arange(n) - np.repeat(starts, sizes)  # position of each sorted row inside its cluster
+    Xp = np.zeros((G, n_max, p))
+    ep = np.zeros((G, n_max))
+    Xp[codes[order], slot] = X[order]
+    ep[codes[order], slot] = e[order]
+
+    M = np.linalg.inv(X.T @ X)
+    M = (M + M.T) / 2.0
+    B = np.eye(n_max) - Xp @ M @ Xp.transpose(0, 2, 1)  # I - H_gg, identity on the padding
+    lam, vec = np.linalg.eigh(B)
+    inv_sqrt = np.where(lam > 1e-12, 1.0 / np.sqrt(np.where(lam > 1e-12, lam, 1.0)), 0.0)
+    A = (vec * inv_sqrt[:, None, :]) @ vec.transpose(0, 2, 1)
+
+    AX = A @ Xp  # (G, n_max, p): A_g X_g
+    scores = np.einsum("gip,gi->gp", AX, ep)  # X_g' A_g e_g
+    cov = M @ (scores.T @ scores) @ M
+    cov = (cov + cov.T) / 2.0
+
+    U = AX @ M  # (G, n_max, p): column k is u_g for coefficient k
+    own = np.einsum("gik,gik->gk", U, U)  # u_g' u_g
+    W = np.einsum("gip,gik->gpk", Xp, U)  # w_g = X_g' u_g, per coefficient k
+    cross = np.einsum("gpk,pq,hqk->kgh", W, M, W)  # w_g' M w_h
+    gram = -cross
+    idx = np.arange(G)
+    gram[:, idx, idx] += own.T
+    trace = np.einsum("kgg->k", gram)
+    df = trace ** 2 / np.einsum("kgh,kgh->k", gram, gram)
+    return cov, df

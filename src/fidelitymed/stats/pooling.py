@@ -71,6 +71,22 @@ _RUBIN_KEYS = ("df", "ubar", "b", "t_var", "riv", "lambda", "fmi")
 
 
 # ====================================================================================== Rubin
+def _shifted_moments(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sample covariance (ddof 1) over rows, computed about the first row.
+
+    Shifting by a data value (the "shifted data" algorithm; Chan, Golub & LeVeque 1983) leaves
+    both statistics unchanged in exact arithmetic, makes them exact when every row is the same
+    (complete data: every imputation's estimate is bitwise equal, so ``B`` is exactly 0 and
+    ``Qbar`` exactly that estimate -- ``np.var`` gives ~1e-33 from the rounded mean) and avoids
+    cancellation when the spread is small relative to the values.
+    """
+    ref = q[0]
+    d = q - ref
+    shift = d.mean(axis=0)
+    dev = d - shift
+    return ref + shift, dev.T @ dev / (q.shape[0] - 1)
+
+
 def barnard_rubin_df(m: int, b, t, dfcom=np.inf) -> np.ndarray:
     """Barnard & Rubin (1999) degrees of freedom, as ``mice:::barnard.rubin``.
 
@@ -157,9 +173,9 @@ def rubin(estimates, variances, dfcom=np.inf, conf: float = 0.95) -> RubinPooled
     m = q.shape[0]
     if m < 2:
         raise ConfigError(f"Rubin's rules need at least 2 imputations; got {m}")
-    qbar = q.mean(axis=0)
+    qbar, between = _shifted_moments(q)
     ubar = u.mean(axis=0)
-    b = q.var(axis=0, ddof=1)
+    b = np.diagonal(between).copy()
     t = ubar + (1.0 + 1.0 / m) * b
     dfcom = np.broadcast_to(np.asarray(dfcom, dtype=float), qbar.shape).copy()
     df = barnard_rubin_df(m, b, t, dfcom)
@@ -185,9 +201,8 @@ def pool_wald(coefs, vcovs, dfcom: float | None = None) -> dict[str, float]:
     q = np.asarray(coefs, dtype=float)
     v = np.asarray(vcovs, dtype=float)
     m, k = q.shape
-    qbar = q.mean(axis=0)
+    qbar, b = _shifted_moments(q)
     ubar = v.mean(axis=0)
-    b = np.atleast_2d(np.cov(q, rowvar=False, ddof=1))
     r1 = float((1.0 + 1.0 / m) * np.trace(b @ np.linalg.inv(ubar)) / k)
     d1 = float(qbar @ np.linalg.solve((1.0 + r1) * ubar, qbar) / k)
     t = k * (m - 1)
@@ -390,8 +405,8 @@ def rubin_mc_draws(results: Sequence[Any], n_draws: int, seed: SeedLike,
             fit, idx = parts[name]
             ab[i, j] = fit.coef[idx]
             u[i, j] = fit.vcov[idx, idx]
-    qbar = ab.mean(axis=0)
-    t_cov = np.diag(u.mean(axis=0)) + (1.0 + 1.0 / m) * np.cov(ab, rowvar=False, ddof=1)
+    qbar, between = _shifted_moments(ab)
+    t_cov = np.diag(u.mean(axis=0)) + (1.0 + 1.0 / m) * between
     z = generator(seed, key).standard_normal((int(n_draws), 2))
     return qbar + z @ np.linalg.cholesky(t_cov).T, qbar, t_cov
 

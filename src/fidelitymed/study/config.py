@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import reprlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -37,6 +39,20 @@ from ..errors import ConfigError
 from ..instruments.codebook import load_codebook
 
 InstrumentName = Literal["rprs", "qoli20", "pgi", "hope", "mcas", "ace"]
+
+#: upper bounds that keep a run finite (issue 10): larger values are typing errors, not designs
+MAX_N_BOOT = 1_000_000
+MAX_IMPUTATIONS = 1_000
+MAX_WINDOW_DAYS = 3_650
+#: a study.yaml is a few KB; these bound what a hostile or broken file can make us build
+MAX_CONFIG_BYTES = 1_000_000
+MAX_YAML_NODES = 100_000
+#: id columns of the tables: they identify rows and nest clients, they are never covariates
+KEY_COLUMNS = ("client", "team", "case_manager")
+
+WindowDays = Annotated[int, Field(ge=1, le=MAX_WINDOW_DAYS)]
+#: months since baseline; NaN/inf are refused (a wave must be a real month)
+Month = Annotated[float, Field(allow_inf_nan=False)]
 
 _CB = load_codebook()
 
@@ -52,12 +68,22 @@ def _default(instrument: str, key: str) -> Any:
 
 # --------------------------------------------------------------------------------------- files
 class FilesConfig(_Model):
-    """Table files, relative to the study folder (CSV, XLSX, SAV or DTA)."""
+    """Table files, relative to the study folder (CSV, XLSX, SAV or DTA), and how CSV cells are read."""
 
     teams: str = "teams.csv"
     fidelity: str = "fidelity.csv"
     clients: str = "clients.csv"
     interviews: str = "interviews.csv"
+    #: extra spellings of a missing CSV/XLSX text cell besides the empty cell, e.g. ["NA", "-99"]
+    #: (default none: a team called "NA" stays "NA"; pandas' own NA list is never used)
+    na_values: list[str] = Field(default_factory=list)
+
+    @field_validator("na_values")
+    @classmethod
+    def _na_values(cls, value: list[str]) -> list[str]:
+        if any(not v.strip() for v in value):
+            raise ValueError("empty cells are always missing; list only non-empty spellings")
+        return value
 
 
 # ------------------------------------------------------------------------------------- scoring
@@ -233,8 +259,8 @@ class ExposureConfig(_Model):
     """Fidelity exposure (:mod:`fidelitymed.exposure`)."""
 
     #: window lengths in days; the paper: 180 primary, 90 and 270 as sensitivity analyses
-    windows: list[int] = Field(default_factory=lambda: [90, 180, 270])
-    primary_window: int = 180
+    windows: list[WindowDays] = Field(default_factory=lambda: [90, 180, 270])
+    primary_window: WindowDays = 180
     #: days before a team's first / after its last assessment: "carry" the nearest score and
     #: flag the exposure, or "exclude" (the exposure is missing when its window reaches them)
     outside_assessments: Literal["carry", "exclude"] = "carry"
@@ -265,8 +291,8 @@ class ExposureConfig(_Model):
 class WavePair(_Model):
     """An outcome wave and the alliance (mediator) wave matched to it."""
 
-    outcome: float
-    mediator: float
+    outcome: Month
+    mediator: Month
 
 
 class AlphaRule(_Model):
@@ -286,7 +312,7 @@ class ExecutorConfig(_Model):
 
     backend: Literal["serial", "processes", "dask"] = "serial"
     #: worker count (None = number of CPUs)
-    workers: int | None = Field(None, ge=1)
+    workers: int | None = Field(None, ge=1, le=4096)
     #: address of an existing dask scheduler, e.g. tcp://host:8786 (None = a LocalCluster)
     scheduler: str | None = None
 
@@ -301,21 +327,22 @@ DERIVED_COVARIATES = ("ace", "site", "baseline")
 class AnalysisConfig(_Model):
     """What the pipeline analyses (issue 5 item 1); defaults reproduce the paper."""
 
-    outcomes: list[InstrumentName] = Field(default_factory=lambda: ["qoli20", "pgi", "hope", "mcas"])
+    outcomes: list[InstrumentName] = Field(default_factory=lambda: ["qoli20", "pgi", "hope", "mcas"], min_length=1)
     #: which score of each instrument is analysed (score names of fidelitymed.instruments.scoring)
     scores: dict[InstrumentName, str] = Field(default_factory=lambda: dict(DEFAULT_SCORES))
     mediator: InstrumentName = "rprs"
     #: outcome wave <- mediator wave (months); the paper: 9 <- 4.5, 18 <- 13.5
     waves: list[WavePair] = Field(default_factory=lambda: [WavePair(outcome=9, mediator=4.5),
-                                                           WavePair(outcome=18, mediator=13.5)])
-    baseline_wave: float = 0
+                                                           WavePair(outcome=18, mediator=13.5)],
+                                  min_length=1)
+    baseline_wave: Month = 0
     covariates: list[str] = Field(default_factory=lambda: ["age", "gender", "housing", "employment", "education",
                                                            "ace", "site", "long_hospitalization", "baseline"])
     categorical: list[str] = Field(default_factory=lambda: ["site"])
     impute: bool = True
-    imputations: int = Field(20, ge=1)
+    imputations: int = Field(20, ge=1, le=MAX_IMPUTATIONS)
     pooling: Literal["stacked", "boot_mi", "rubin_mc"] = "stacked"
-    n_boot: int = Field(5000, ge=1)
+    n_boot: int = Field(5000, ge=1, le=MAX_N_BOOT)
     conf: float = Field(0.95, gt=0, lt=1)
     ci: Literal["percentile", "bca"] = "percentile"
     seed: int | None = Field(20241126, ge=0)
@@ -323,6 +350,15 @@ class AnalysisConfig(_Model):
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     #: table cells with fewer clients than this are suppressed in reports
     small_cell_threshold: int = Field(5, ge=0)
+
+    @field_validator("covariates")
+    @classmethod
+    def _no_key_columns(cls, value: list[str]) -> list[str]:
+        keys = [c for c in value if c in KEY_COLUMNS]
+        if keys:
+            raise ValueError(f"covariates {keys} are id columns (they identify clients, teams and case "
+                             f"managers and set the nesting); they cannot be covariates")
+        return value
 
     @field_validator("scores")
     @classmethod
@@ -358,7 +394,7 @@ class StudyConfig(_Model):
     name: str = "SMCM fidelity study"
     files: FilesConfig = Field(default_factory=FilesConfig)
     #: wave in months -> instruments given at that wave
-    schedule: dict[float, list[InstrumentName]] = Field(default_factory=_default_schedule)
+    schedule: dict[Month, list[InstrumentName]] = Field(default_factory=_default_schedule)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     exposure: ExposureConfig = Field(default_factory=ExposureConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
@@ -482,6 +518,21 @@ def _render_path(loc: tuple) -> str:
     return path or "(top level)"
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 2, 4, 4, 4
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 50, 50, 40
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr`` of a value cut to ``limit`` characters without ever rendering all of it.
+
+    ``reprlib`` stops at a fixed depth and length, so a value built by nested YAML aliases
+    (billions of elements once expanded) is shown in microseconds.
+    """
+    shown = _REPR.repr(value)
+    return shown if len(shown) <= limit else shown[:limit - 3] + "..."
+
+
 def _format_error(err: dict[str, Any]) -> str:
     loc = tuple(err.get("loc", ()))
     path = _render_path(loc)
@@ -494,12 +545,13 @@ def _format_error(err: dict[str, Any]) -> str:
     msg = err.get("msg", "invalid value")
     if kind == "missing":
         return f"{path}: required key is missing"
+    if kind == "too_short":
+        least = (err.get("ctx") or {}).get("min_length", 1)
+        return f"{path}: expected at least {least} item{'s' if least != 1 else ''}; got {short_repr(value)}"
     if kind == "value_error":
         msg = msg.removeprefix("Value error, ")
         return f"{path}: {msg}"
-    shown = repr(value) if not isinstance(value, dict) else "a mapping"
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
+    shown = short_repr(value) if not isinstance(value, dict) else "a mapping"
     return f"{path}: expected {msg[0].lower() + msg[1:]}; got {shown}" if msg.startswith(("Input should", "input should")) \
         else f"{path}: {msg}; got {shown}"
 
@@ -547,14 +599,133 @@ def load_config(path: str | os.PathLike) -> StudyConfig:
         path = path / "study.yaml"
     if not path.is_file():
         raise ConfigError(f"{path}: no such file; expected a study.yaml (run `fidelitymed template DIR` for one)")
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {size:,} bytes; expected a study.yaml of at most {MAX_CONFIG_BYTES:,} bytes")
+    raw = path.read_bytes()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: 0x{raw[exc.start]:02x}); "
+                          f"save study.yaml as UTF-8") from None
+    return parse_config(parse_yaml(text, source=str(path)), source=str(path))
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with duplicate keys refused and alias expansion bounded.
+
+    PyYAML resolves ``*alias`` to the anchored node itself, so nested aliases ("billion
+    laughs") cost nothing to parse but expand to billions of elements in anything that walks
+    the result (validation, error messages). :func:`parse_yaml` therefore counts the nodes of
+    the expanded tree before constructing Python objects.
+    """
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError) as exc:
+            # e.g. a timestamp-like scalar that is no date (2014-13-01): name it and its line
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{short_repr(getattr(node, 'value', ''))} is not a valid value ({exc})",
+                node.start_mark) from None
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _value in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:
+                    continue  # an unhashable key: the base class reports it
+                line = key_node.start_mark.line + 1
+                if first is not None:
+                    raise _DuplicateKey(f"line {line}: duplicate key {short_repr(key)} "
+                                        f"(first at line {first}); each key may appear once")
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _expanded_size(root: yaml.Node, limit: int) -> int:
+    """Nodes of the tree once every alias is expanded, stopping as soon as ``limit`` is passed."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in on_path:
+            raise _TooLarge("refused: a YAML alias refers to a node that contains it (a recursive alias)")
+        on_path.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        else:
+            children = []
+        for child in children:
+            total += size(child)
+            if total > limit:
+                raise _TooLarge(f"refused: the YAML holds more than {limit:,} values once its aliases are "
+                                f"expanded; a study.yaml needs a few hundred")
+        on_path.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(root)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def parse_yaml(text: str, *, source: str = "study.yaml") -> Any:
+    """Parse YAML text safely: duplicate keys and alias bombs are :class:`ConfigError`.
+
+    Raises
+    ------
+    ConfigError
+        One line: invalid YAML (with line and column), a duplicate key (with its line), or a
+        document that expands to more than ``MAX_YAML_NODES`` values.
+    """
+    loader = None
+    try:
+        loader = _BoundedLoader(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node, MAX_YAML_NODES)
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}:{where}: not valid YAML ({reason})") from None
-    return parse_config(data, source=str(path))
+        if mark is not None:
+            where = f" line {mark.line + 1}, column {mark.column + 1}:"
+        elif isinstance(exc, yaml.reader.ReaderError):
+            line = text.count("\n", 0, exc.position) + 1
+            where = f" line {line}, column {exc.position - (text.rfind(chr(10), 0, exc.position) + 1) + 1}:"
+        else:
+            where = ""
+        reason = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc).splitlines()[0]
+        if isinstance(exc, yaml.reader.ReaderError):
+            reason = f"character U+{exc.character:04X} is not allowed in YAML"
+        raise ConfigError(f"{source}:{where} not valid YAML ({reason})") from None
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    except _TooLarge as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: refused: the YAML is nested too deeply") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
 
 
 def default_config() -> StudyConfig:

@@ -12,27 +12,119 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ..errors import FidelityMedError, StudyDataError
+from ..errors import DataIssue, FidelityMedError, StudyDataError
 
 TABLE_SUFFIXES = (".csv", ".xlsx", ".sav", ".dta")
 
 
-def read_table(path: str | os.PathLike) -> pd.DataFrame:
+def _duplicate_header_issues(file: str, names: list[Any]) -> list[DataIssue]:
+    """One issue per repeated column name of a raw header (pandas would rename it ``x.1``)."""
+    from openpyxl.utils import get_column_letter
+
+    seen: dict[str, list[int]] = {}
+    for position, name in enumerate(names):
+        if name is None:
+            continue
+        text = str(name).strip()
+        if text:
+            seen.setdefault(text, []).append(position)
+    return [DataIssue(file, 1, name, None,
+                      f"a unique column name (the header has {name!r} {len(where)} times: columns "
+                      + ", ".join(get_column_letter(p + 1) for p in where) + ")")
+            for name, where in seen.items() if len(where) > 1]
+
+
+def _csv_header(path: Path) -> list[str]:
+    import csv
+
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        return next(csv.reader(fh, skipinitialspace=True), [])
+
+
+def _xlsx_checks(path: Path, file: str) -> list[DataIssue]:
+    """Duplicate header names and formula cells without a cached result on the first sheet.
+
+    ``pandas.read_excel`` reads the cached result of a formula; a file written by a program
+    that does not compute formulas (a script, some exporters) stores none, and the cell would
+    silently read as empty. Such cells are errors naming the cell.
+    """
+    import openpyxl
+    from openpyxl.utils import get_column_letter
+
+    formulas: dict[tuple[int, int], str] = {}
+    header: list[Any] = []
+    book = openpyxl.load_workbook(path, read_only=True, data_only=False)
+    try:
+        sheet = book.worksheets[0]
+        for r, row in enumerate(sheet.iter_rows(), start=1):
+            for cell in row:
+                value = getattr(cell, "value", None)
+                if r == 1:
+                    header.append(value)
+                if getattr(cell, "data_type", None) == "f":
+                    formulas[(cell.row, cell.column)] = str(value)
+    finally:
+        book.close()
+    issues = _duplicate_header_issues(file, header)
+    if not formulas:
+        return issues
+    cached: dict[tuple[int, int], Any] = {}
+    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        sheet = book.worksheets[0]
+        last = max(r for r, _ in formulas)
+        for row in sheet.iter_rows(max_row=last):
+            for cell in row:
+                key = (getattr(cell, "row", None), getattr(cell, "column", None))
+                if key in formulas:
+                    cached[key] = cell.value
+    finally:
+        book.close()
+    for (r, c), formula in sorted(formulas.items()):
+        if cached.get((r, c)) is None:
+            column = header[c - 1] if c - 1 < len(header) and header[c - 1] is not None else get_column_letter(c)
+            where = f"cell {get_column_letter(c)}{r}"
+            issues.append(DataIssue(file, r, str(column), formula,
+                                    f"a value: {where} holds a formula with no cached result (the file was "
+                                    "saved by a program that does not compute formulas); open and save it in "
+                                    "Excel or LibreOffice, or type the value"))
+    return issues
+
+
+def _not_utf8(path: Path) -> DataIssue:
+    """Where a CSV stops being UTF-8: byte offset and the line (= spreadsheet row) holding it."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return DataIssue(str(path), raw.count(b"\n", 0, exc.start) + 1, None, None,
+                         f"UTF-8 text: byte {exc.start} (0x{raw[exc.start]:02x}) is not UTF-8; save the file as "
+                         "UTF-8 (in Excel: CSV UTF-8)")
+    return DataIssue(str(path), None, None, None, "UTF-8 text")
+
+
+def read_table(path: str | os.PathLike, *, na_values: Sequence[str] = ()) -> pd.DataFrame:
     """Read one data table from CSV, XLSX (first sheet), SPSS ``.sav`` or Stata ``.dta``.
 
-    SPSS/Stata value labels are not applied: the numeric codes are what the scoring rules
-    expect. Empty strings are read as missing.
+    Parsing is explicit: in CSV and XLSX only an empty cell and the spellings listed in
+    ``na_values`` (``files.na_values`` of study.yaml; default none) are missing -- pandas'
+    own list (``NA``, ``null``, ``#N/A``, ...) is not used, so a team called ``NA`` stays
+    ``"NA"``. A column name that appears twice in the header is an error (pandas would rename
+    the second ``x.1``), and so is an XLSX formula cell without a cached result (pandas would
+    read it as empty). SPSS/Stata value labels are not applied: the numeric codes are what the
+    scoring rules expect; their user-missing values are read as missing.
 
     Raises
     ------
     StudyDataError
-        If the file is missing, has an unsupported suffix or cannot be parsed.
+        If the file is missing, has an unsupported suffix, cannot be parsed, repeats a column
+        name or holds a formula without a value (every such cell listed).
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -41,11 +133,19 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     if suffix not in TABLE_SUFFIXES:
         raise StudyDataError(file=str(path), value=path.suffix,
                              expected="a table ending in " + ", ".join(TABLE_SUFFIXES))
+    missing = ["", *na_values]
     try:
         if suffix == ".csv":
-            frame = pd.read_csv(path, skipinitialspace=True)
+            issues = _duplicate_header_issues(str(path), _csv_header(path))
+            if issues:
+                raise StudyDataError(issues)
+            frame = pd.read_csv(path, skipinitialspace=True, keep_default_na=False, na_values=missing,
+                                encoding="utf-8-sig")
         elif suffix == ".xlsx":
-            frame = pd.read_excel(path, sheet_name=0, engine="openpyxl")
+            issues = _xlsx_checks(path, str(path))
+            if issues:
+                raise StudyDataError(issues)
+            frame = pd.read_excel(path, sheet_name=0, engine="openpyxl", keep_default_na=False, na_values=missing)
         else:
             import pyreadstat
 
@@ -53,115 +153,21 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
             frame, _meta = reader(str(path), apply_value_formats=False)
     except StudyDataError:
         raise
+    except UnicodeDecodeError:
+        raise StudyDataError(_not_utf8(path)) from None
     except Exception as exc:  # parser errors come in many types; the user needs the file named
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise StudyDataError(file=str(path), expected=f"a readable {suffix[1:].upper()} table ({reason})") from exc
+        raise StudyDataError(file=str(path), expected=f"a readable {suffix[1:].upper()} table ({reason[:200]})") from exc
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
 
 
-def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write ``frame`` to CSV, XLSX, SAV or DTA by suffix, atomically."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    with atomic_path(path) as tmp:
-        if suffix == ".csv":
-            frame.to_csv(tmp, index=False, lineterminator="\n")
-        elif suffix == ".xlsx":
-            frame.to_excel(tmp, index=False, engine="openpyxl")
-        elif suffix == ".sav":
-            import pyreadstat
-
-            pyreadstat.write_sav(frame, str(tmp))
-        elif suffix == ".dta":
-            import pyreadstat
-
-            pyreadstat.write_dta(frame, str(tmp))
-        else:
-            raise ValueError(f"unsupported table suffix {suffix!r}")
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path in the target's folder; rename it onto ``path`` on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix + ".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    # mkstemp creates 0600; the finished file should get the user's usual permissions.
-    os.chmod(tmp, 0o666 & ~_current_umask())
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def write_text(path: str | os.PathLike, text: str) -> None:
-    """Write text atomically (UTF-8, ``\\n`` line ends)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8", newline="\n")
-
-
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write JSON atomically, keys in insertion order, NaN written as ``null``."""
-    write_text(path, json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n")
-
-
-def json_safe(obj: Any) -> Any:
-    """``obj`` with numpy scalars/arrays as Python values and NaN/inf as ``None`` (JSON null)."""
-    import math
-
-    import numpy as np
-
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [json_safe(v) for v in obj.tolist()]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        value = float(obj)
-        return None if math.isnan(value) or math.isinf(value) else value
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, (pd.Timestamp,)):
-        return obj.isoformat()
-    return obj
-
-
-@contextlib.contextmanager
-def atomic_directory(target: str | os.PathLike, *, force: bool = False) -> Iterator[Path]:
-    """Build an output folder in a temporary sibling and rename it onto ``target`` at the end.
-
-    An existing ``target`` is replaced only with ``force=True``; if the body raises, the
-    temporary folder is removed and ``target`` is untouched.
-    """
-    target = Path(target)
-    if target.exists() and not force:
-        raise FidelityMedError(f"output folder {str(target)!r} exists; use --force to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    os.chmod(tmp, 0o777 & ~_current_umask())
-    try:
-        yield tmp
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-            os.replace(target, old / target.name)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+# The writers live in :mod:`fidelitymed.study.writers`; re-exported so existing imports keep working.
+from .writers import (  # noqa: E402,F401
+    atomic_directory,
+    atomic_path,
+    json_safe,
+    write_json,
+    write_table,
+    write_text,
+)

@@ -17,11 +17,16 @@ Rules checked
   ``error``; by default two assessments on one day are averaged, see :mod:`fidelitymed.exposure`);
 * item values outside their scale and not a missing code; covariate codes outside their
   documented values;
-* dates unparseable (not ISO ``YYYY-MM-DD`` or a real date cell) or impossible (2015-02-30;
-  before 1900 or after 2100); an interview row with items but no date;
+* dates unparseable (not ISO ``YYYY-MM-DD``, optionally with a midnight time part, or a real
+  date cell; a time-zone offset, ISO week dates and compact ``20141011`` dates are refused) or
+  impossible (2015-02-30; before 1900 or after 2100); an interview row with items but no date;
+* (in :func:`~fidelitymed.study.io.read_table`) duplicate header names, XLSX formulas without a
+  cached value; only empty cells and ``files.na_values`` are missing;
 * interviews before enrolment; wave dates not increasing with the wave; waves not in ``schedule``;
   items filled in at a wave where their instrument is not scheduled;
-* a team with no fidelity assessment.
+* a team with no fidelity assessment;
+* once the tables are valid: whether ``run`` can fit the configured models
+  (:mod:`fidelitymed.study.feasibility`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,44 +177,69 @@ def normalize_ids(series: pd.Series) -> pd.Series:
     return series.map(one).astype(object)
 
 
+#: ISO calendar date, optionally with a midnight time part (what spreadsheets export for a date)
+_ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ]00:00(?::00(?:\.0+)?)?)?")
+_HAS_OFFSET = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2})")
+DATE_EXPECTED = "a real date YYYY-MM-DD between 1900-01-01 and 2100-12-31"
+_DATE_FORMAT = ("a date written YYYY-MM-DD (ISO week dates, compact dates like 20141011 and times "
+                "other than 00:00 are not read as dates)")
+
+
+def _date_cell(v: Any) -> pd.Timestamp | None | str:
+    """A date cell as a Timestamp, None (empty), or the reason it is not a date (a str)."""
+    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and np.isnan(v)):
+        return None
+    if isinstance(v, (pd.Timestamp, _dt.datetime)):
+        # a date cell of the file format itself (XLSX, SAV, DTA): its time of day is dropped
+        stamp = pd.Timestamp(v)
+        return stamp.tz_localize(None).normalize() if stamp.tz is not None else stamp.normalize()
+    if isinstance(v, _dt.date):
+        return pd.Timestamp(v)
+    if not isinstance(v, str):
+        return _DATE_FORMAT
+    text = v.strip()
+    if not text:
+        return None
+    if _HAS_OFFSET.fullmatch(text):
+        return "a date YYYY-MM-DD without a time zone offset (dates are calendar days)"
+    match = _ISO_DATE.fullmatch(text)
+    if match is None:
+        return _DATE_FORMAT
+    try:
+        return pd.Timestamp(_dt.date(*(int(g) for g in match.groups())))
+    except ValueError:
+        return DATE_EXPECTED
+
+
+def explain_dates(series: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse a date column; returns ``(dates, problems)``: ``problems`` holds, per cell, None or what was expected.
+
+    Accepted: the file format's own date/datetime cells (XLSX, SAV, DTA; the time of day is
+    dropped) and ISO ``YYYY-MM-DD`` text, optionally with a midnight time part
+    (``2014-10-11T00:00:00``). Refused: a time zone offset, another time of day, ISO week dates
+    (``2014-W41-5``), compact dates (``20141011``), dates that do not exist (2015-02-30) and
+    dates outside 1900-2100.
+    """
+    if pd.api.types.is_datetime64_any_dtype(series):
+        dates = series.dt.tz_localize(None) if getattr(series.dt, "tz", None) else series
+        parsed = list(dates.dt.normalize())
+    else:
+        parsed = [_date_cell(v) for v in series]
+    problems = [p if isinstance(p, str) else None for p in parsed]
+    stamps = pd.to_datetime(pd.Series([p if isinstance(p, pd.Timestamp) else pd.NaT for p in parsed],
+                                      index=series.index, dtype="datetime64[ns]"))
+    out_of_range = stamps.notna() & ((stamps < _MIN_DATE) | (stamps > _MAX_DATE))
+    problems = pd.Series(problems, index=series.index, dtype=object).where(~out_of_range, DATE_EXPECTED)
+    return stamps.where(~out_of_range).astype("datetime64[ns]"), problems
+
+
 def parse_dates(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Parse a date column; returns ``(dates, bad)`` where ``bad`` marks non-empty unparseable or impossible cells.
 
-    Accepted: date/datetime cells (XLSX, SAV, DTA) and ISO ``YYYY-MM-DD`` text (a time part is
-    allowed and dropped). Impossible: not a calendar date (2015-02-30) or outside 1900-2100.
+    The rules are those of :func:`explain_dates`.
     """
-    if pd.api.types.is_datetime64_any_dtype(series):
-        dates = pd.to_datetime(series).dt.tz_localize(None) if getattr(series.dt, "tz", None) else series
-        dates = dates.dt.normalize()
-        bad = dates.notna() & ((dates < _MIN_DATE) | (dates > _MAX_DATE))
-        return dates.where(~bad).astype("datetime64[ns]"), bad
-
-    def one(v: Any) -> Any:
-        if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and np.isnan(v)):
-            return None
-        if isinstance(v, (pd.Timestamp, _dt.datetime)):
-            return pd.Timestamp(v).tz_localize(None).normalize() if pd.Timestamp(v).tz else pd.Timestamp(v).normalize()
-        if isinstance(v, _dt.date):
-            return pd.Timestamp(v)
-        if isinstance(v, str):
-            text = v.strip()
-            if not text:
-                return None
-            try:
-                if len(text) == 10:
-                    return pd.Timestamp(_dt.date.fromisoformat(text))
-                return pd.Timestamp(_dt.datetime.fromisoformat(text)).normalize()
-            except ValueError:
-                return "bad"
-        return "bad"
-
-    parsed = series.map(one)
-    bad = parsed.map(lambda v: isinstance(v, str))
-    good = parsed.where(~bad, None)
-    dates = pd.to_datetime(good.map(lambda v: v if v is not None else pd.NaT), errors="coerce")
-    out_of_range = dates.notna() & ((dates < _MIN_DATE) | (dates > _MAX_DATE))
-    bad = bad | out_of_range
-    return dates.where(~out_of_range).astype("datetime64[ns]"), bad.astype(bool)
+    dates, problems = explain_dates(series)
+    return dates, problems.notna()
 
 
 def _numeric(series: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -259,7 +290,7 @@ class _Check:
     # -------------------------------------------------------------------------- reading
     def read(self, table: str, required: list[str]) -> pd.DataFrame | None:
         try:
-            frame = read_table(self.paths[table])
+            frame = read_table(self.paths[table], na_values=self.config.files.na_values)
         except StudyDataError as exc:
             for issue in exc.issues:
                 self.issues.append(DataIssue(getattr(self.config.files, table), issue.row, issue.column,
@@ -295,10 +326,10 @@ class _Check:
                      f"a unique {what} (already at row {_row(first[r])})")
 
     def dates(self, table: str, frame: pd.DataFrame, column: str, *, required: bool) -> pd.Series:
-        dates, bad = parse_dates(frame[column])
+        dates, problems = explain_dates(frame[column])
+        bad = problems.notna()
         for pos in np.flatnonzero(bad.to_numpy()):
-            self.add(table, pos, column, frame[column].iloc[pos],
-                     "a real date YYYY-MM-DD between 1900-01-01 and 2100-12-31")
+            self.add(table, pos, column, frame[column].iloc[pos], problems.iloc[pos])
         if required:
             for pos in np.flatnonzero((frame[column].isna() & ~bad).to_numpy()):
                 self.add(table, pos, column, None, "a date (the cell is empty)")
@@ -387,7 +418,16 @@ class _Check:
                 continue
             rule = COVARIATE_CODES.get(column)
             if rule is None:
-                continue  # a study-specific covariate: its coding is the study's business
+                # a study-specific covariate: its coding is the study's business, but a non-categorical
+                # one enters the models as a number, so it must be one (inf would poison every fit)
+                if column not in self.config.analysis.categorical:
+                    values, text_bad = _numeric(frame[column])
+                    bad = text_bad | (values.notna() & ~np.isfinite(values))
+                    for pos in np.flatnonzero(bad.to_numpy()):
+                        self.add("clients", pos, column, frame[column].iloc[pos],
+                                 "a finite number (or list the covariate in analysis.categorical)")
+                    frame[column] = values.where(~bad)
+                continue
             if rule[0] == "range":
                 frame[column] = self.values("clients", frame, column, rule[1], rule[2], integer=False)
             else:
@@ -479,29 +519,43 @@ class _Check:
                          f"({previous.iloc[idx].date().isoformat()}): dates must increase with the wave")
 
 
-def _run(path: str | os.PathLike) -> tuple[_Check, Path, Path]:
+def _run(path: str | os.PathLike, impute: bool | None = None) -> tuple[_Check, StudyData | None]:
+    """Check the tables, then (when they are valid) whether the configured models can be fitted."""
+    from .feasibility import feasibility_issues
+
     path = Path(path)
     yaml_path = path / "study.yaml" if path.is_dir() else path
     root = yaml_path.parent
     config = load_config(yaml_path)
+    if impute is not None and bool(impute) != config.analysis.impute:
+        config = config.model_copy(update={"analysis": config.analysis.model_copy(update={"impute": bool(impute)})})
     check = _Check(root, config)
     check.teams()
     check.fidelity()
     check.clients()
     check.interviews()
     check.cross()
-    return check, root, yaml_path
+    if check.issues:
+        # feasibility needs scores and exposures, which only valid tables give
+        return check, None
+    study = _study_data(check, root, yaml_path)
+    check.issues.extend(feasibility_issues(study))
+    return check, study
 
 
-def validate_study(path: str | os.PathLike) -> list[DataIssue]:
+def validate_study(path: str | os.PathLike, *, impute: bool | None = None) -> list[DataIssue]:
     """Every problem of the study folder (or its ``study.yaml``) in one pass; empty when valid.
+
+    Besides the tables' rules, the checks of :mod:`fidelitymed.study.feasibility` (can the
+    configured models be fitted?) run once the tables are valid. ``impute`` overrides
+    ``analysis.impute`` for them (``False``: check for a listwise run).
 
     Raises
     ------
     ConfigError
         If ``study.yaml`` itself is invalid (its message lists every key problem).
     """
-    check, _root, _yaml = _run(path)
+    check, _study = _run(path, impute)
     return _sorted(check.issues)
 
 
@@ -514,8 +568,11 @@ def _sorted(issues: list[DataIssue]) -> list[DataIssue]:
     return sorted(issues, key=lambda i: (files.index(i.file), -1 if i.row is None else i.row))
 
 
-def load_study(path: str | os.PathLike) -> StudyData:
+def load_study(path: str | os.PathLike, *, impute: bool | None = None) -> StudyData:
     """Read, validate and normalise a study folder (or its ``study.yaml``).
+
+    The study must also be analysable (:mod:`fidelitymed.study.feasibility`), for
+    ``analysis.impute`` or, when given, ``impute`` (the returned ``config`` then carries it).
 
     Raises
     ------
@@ -529,9 +586,13 @@ def load_study(path: str | os.PathLike) -> StudyData:
     >>> study = load_study("my-study")            # doctest: +SKIP
     >>> study.scored_interviews()                 # doctest: +SKIP
     """
-    check, root, yaml_path = _run(path)
-    if check.issues:
+    check, study = _run(path, impute)
+    if check.issues or study is None:
         raise StudyDataError(_sorted(check.issues))
+    return study
+
+
+def _study_data(check: _Check, root: Path, yaml_path: Path) -> StudyData:
     t = check.tables
     teams = t["teams"].copy()
     for col in ("organization", "province"):
