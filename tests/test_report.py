@@ -245,7 +245,7 @@ def test_tables_numbered_main_then_supplement(results):
 def test_table2_comparison_columns(results):
     t = T.table2(results)
     shown = t.formatted()
-    assert {"vs. month", "n pairs", "M diff.", "t", "df", "p", "d_z"} <= set(shown.columns)
+    assert {"n pairs", "M diff.", "t", "df", "p", "d_z"} <= set(shown.columns)
     row = results["descriptives"]["table2"][1]
     assert t.frame.loc[1, "comparison_t"] == row["comparison"]["t"]
     assert shown.loc[0, "t"] == "\u2014"  # first wave: no comparison

@@ -32,7 +32,8 @@ TITLE_PT = 10.0  # table number and title
 PAGE_W_IN, PAGE_H_IN = 8.5, 11.0  # US Letter, as most journals' submission templates
 MARGIN_IN = 1.0
 CELL_PAD_PT = 4.0  # left and right cell margin
-KEEP_TOGETHER_ROWS = 40  # tables up to this many rows are kept on one page
+KEEP_TOGETHER_ROWS = 40
+PORTRAIT_WRAP_SHARE = 0.7  # portrait if no column must shrink below this share of its one-line width  # tables up to this many rows are kept on one page
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,9 @@ def plan_layout(header_rows: Sequence[Sequence[tuple[str, int]]], body: Sequence
                 numeric: Sequence[bool]) -> TableLayout:
     """Portrait when the table fits the portrait text width, else landscape (a smaller font if needed)."""
     widths, fits = column_widths(header_rows, body, numeric, portrait_width_pt(), BODY_PT)
-    natural = sum(column_widths(header_rows, body, numeric, 1e9, BODY_PT)[0])
-    if natural <= portrait_width_pt():
+    natural = column_widths(header_rows, body, numeric, 1e9, BODY_PT)[0]
+    modest = all(w >= PORTRAIT_WRAP_SHARE * n for w, n in zip(widths, natural))
+    if fits and modest:  # portrait, a text column wrapping a little: no section break, fewer pages
         return TableLayout(tuple(widths), False, BODY_PT)
     for size in (BODY_PT, BODY_PT - 1):
         widths, fits = column_widths(header_rows, body, numeric, landscape_width_pt(), size)
@@ -254,7 +256,7 @@ def _add_table(document: Any, t: Any, header_rows: list[list[tuple[str, int]]], 
         last = i == len(body) - 1
         for j, (cell, text) in enumerate(zip(cells, values)):
             put(cell, text, align=WD_ALIGN_PARAGRAPH.RIGHT if numeric[j] else WD_ALIGN_PARAGRAPH.LEFT,
-                keep_next=keep and not last)
+                keep_next=keep and (not last or bool(t.note)))  # a short table stays with its note
     for k, row in enumerate(rows):
         _row_flags(row, header=k < n_head)
     for cell in rows[0].cells:

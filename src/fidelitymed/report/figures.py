@@ -484,7 +484,7 @@ def figure_catalog(results: dict[str, Any], *, assessments: Any = None, covariat
     for k, (key, title, caption, alt, fig) in enumerate(main, start=1):
         out.append(NumberedFigure(f"figure{k}_{key}" if k > 1 else key, f"Figure {k}", title, caption, alt, fig))
     for k, (key, title, caption, alt, fig) in enumerate(supplement, start=1):
-        out.append(NumberedFigure(f"figureS{k}_{key}", f"Figure S{k}", title, caption, alt, fig))
+        out.append(NumberedFigure(f"figureS{k:02d}_{key}", f"Figure S{k}", title, caption, alt, fig))
     return out
 
 

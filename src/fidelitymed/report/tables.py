@@ -381,7 +381,8 @@ def table1(results: dict[str, Any], *, min_cell: int = DEFAULT_MIN_CELL) -> Repo
 
 # comparison fields shown in Table 2, in this order; other scalar fields follow (except these)
 _COMPARISON_ORDER = ("vs_month", "n_pairs", "mean_diff", "t", "df", "p", "d_z")
-_COMPARISON_HIDDEN = ("test", "sd_diff", "suppressed")
+# (vs_month is always the variable's first wave, which the spanning header already says)
+_COMPARISON_HIDDEN = ("test", "sd_diff", "suppressed", "vs_month")
 
 
 def table2(results: dict[str, Any]) -> ReportTable:
