@@ -16,7 +16,15 @@ OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, when set on this machine for old OpenBLAS 
 current numpy; this script re-executes itself without them (its own process only) and reports the
 BLAS in use.
 
+A second table (``--variants``; ``--variants-only`` runs it alone) times the Model 4 variants of
+issue 12 against pyprocessmacro (the one peer with parallel mediators and a logistic Y): k = 1, 2, 3
+parallel mediators and a dichotomous Y (two mediators), at n = 311 and 3,110, 5,000 percentile
+resamples.  Each row runs ours, the peer, and ours again in the same run and keeps our best, so the
+ratio is what counts on a machine shared with other jobs (absolute seconds are not comparable
+between runs).
+
 Usage:  .venv/bin/python benchmarks/bench_mediation.py [--no-peers | --ours-only] [--boot 5000] [--reps 20]
+                                                      [--variants | --variants-only]
 """
 
 from __future__ import annotations
@@ -139,17 +147,84 @@ def blas_info() -> str:
             return "unknown"
 
 
+def variant_data(n: int) -> pd.DataFrame:
+    """study_like(n) plus two more mediators (hope, support) and a dichotomous outcome (employed_9m)."""
+    df = study_like(n, missing=False)
+    rng = np.random.default_rng(7)
+    z = (df["alliance"] - df["alliance"].mean()) / df["alliance"].std()
+    df["hope"] = 2 + 0.08 * df["fidelity"] + 0.3 * z + rng.normal(size=n)
+    df["support"] = 1 + 0.05 * df["fidelity"] + rng.normal(size=n)
+    eta = -0.5 + 0.6 * z + 0.2 * (df["hope"] - df["hope"].mean())
+    df["employed_9m"] = (rng.uniform(size=n) < 1 / (1 + np.exp(-eta))).astype(int)
+    return df
+
+
+VARIANTS = (("k=1", ["alliance"], "qol"), ("k=2", ["alliance", "hope"], "qol"),
+            ("k=3", ["alliance", "hope", "support"], "qol"), ("binary Y, k=2", ["alliance", "hope"], "employed_9m"))
+
+
+def variants(peers_py: Path | None, B: int, reps: int) -> list[dict]:
+    """Ours vs pyprocessmacro on parallel mediators and a logistic Y (ratios from one interleaved run)."""
+    rows = []
+    for n in (311, 3110):
+        df = variant_data(n)
+        for label, meds, y in VARIANTS:
+            kw = dict(covariates=COVS, categorical=["site"], n_boot=B, seed=1)
+            res = fm.mediate(df, "fidelity", meds, y, **kw)
+            specific = ([res.indirect["effect"]] if len(meds) == 1 else [res.indirect[m]["effect"] for m in meds])
+            run_ours = lambda: fm.mediate(df, "fidelity", meds, y, **kw)  # noqa: E731
+            ours_reps = max(2, reps // (4 if n == 3110 else 1))
+            t1, _ = best_of(run_ours, ours_reps)
+            row = {"n": n, "variant": label, "ours_s": t1, "ab": specific, "failed": res.n_boot_failed}
+            if peers_py is not None:
+                cols = ["fidelity", *meds, y, *COVS]
+                data = pd.get_dummies(df[cols], columns=["site"], drop_first=True, dtype=float)
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = Path(tmp) / "data.csv"
+                    data.to_csv(path, index=False)
+                    proc = subprocess.run([str(peers_py), str(HERE / "peers_mediation.py"), "--variant", str(path),
+                                           str(B), "1", ",".join(meds), y, "1" if y == "employed_9m" else "0"],
+                                          capture_output=True, text=True, check=True)
+                row["peer"] = json.loads(proc.stdout.strip().splitlines()[-1])["pyprocessmacro"]
+                t2, _ = best_of(run_ours, ours_reps)
+                row["ours_s"] = min(t1, t2)
+            rows.append(row)
+    print()
+    print(f"PROCESS Model 4 variants, {B} percentile bootstrap resamples, 8 covariates + 5 site dummies in every "
+          "equation; ours = best of runs before and after the peer in the same run")
+    head = f"{'n':>6} {'model':<15} {'fidelitymed s':>13} {'pyprocessmacro s':>17} {'ratio':>8} {'max |diff ab|':>14}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        peer = r.get("peer")
+        if peer:
+            diff = max(abs(a - b) for a, b in zip(r["ab"], peer["ab"]))
+            print(f"{r['n']:>6} {r['variant']:<15} {r['ours_s']:>13.4f} {peer['seconds']:>17.4f} "
+                  f"{peer['seconds'] / r['ours_s']:>7.1f}x {diff:>14.2e}")
+        else:
+            print(f"{r['n']:>6} {r['variant']:<15} {r['ours_s']:>13.4f}")
+    print("ratio = pyprocessmacro time / fidelitymed time (one run each for the peer); |diff ab| compares the")
+    print("point estimates of the specific indirect effects (for the logistic Y: a x b on the logit scale).")
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-peers", "--ours-only", dest="no_peers", action="store_true",
                     help="skip the peers (the floor is still measured)")
     ap.add_argument("--boot", type=int, default=5000)
     ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--variants", action="store_true", help="also time the Model 4 variants (k = 1-3, binary Y)")
+    ap.add_argument("--variants-only", action="store_true", help="time only the Model 4 variants")
     args = ap.parse_args()
     B = args.boot
     peers_py = None if args.no_peers else ensure_peers()
     print(f"numpy {np.__version__}, pandas {pd.__version__}, BLAS: {blas_info()}, cores: {os.cpu_count()}, "
           f"OPENBLAS_CORETYPE unset: {'OPENBLAS_CORETYPE' not in os.environ}")
+    if args.variants_only:
+        rows = variants(peers_py, B, args.reps)
+        (HERE / "bench_mediation_variants_last.json").write_text(json.dumps(rows, indent=2) + "\n")
+        return
     rows = []
     for n in (311, 3110):
         df = study_like(n, missing=False)
@@ -230,6 +305,9 @@ def main() -> None:
     print("statsmodels' Mediation reports the mean of the bootstrap ACMEs, hence its small |diff|.")
     out = HERE / "bench_mediation_last.json"
     out.write_text(json.dumps(rows, indent=2) + "\n")
+    if args.variants:
+        var_rows = variants(peers_py, B, args.reps)
+        (HERE / "bench_mediation_variants_last.json").write_text(json.dumps(var_rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":

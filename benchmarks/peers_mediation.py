@@ -2,6 +2,9 @@
 
 Runs in its own virtualenv (benchmarks/.venv-peers) because the peers pin older stacks.  Usage:
     .venv-peers/bin/python peers_mediation.py DATA.csv N_BOOT REPS [SLOW_BOOT]
+    .venv-peers/bin/python peers_mediation.py --variant DATA.csv N_BOOT REPS M1,M2,... Y LOGIT(0|1)
+The second form times pyprocessmacro alone on one Model 4 variant (parallel mediators, logistic Y)
+and prints the indirect effects it estimates, one per mediator.
 pingouin and statsmodels' Mediation refit per resample (linear cost in resamples); with SLOW_BOOT they
 run that many resamples and their time is scaled to N_BOOT (reported as extrapolated).
 The CSV has columns fidelity, alliance, qol and the already dummy-coded covariates (all others).
@@ -29,7 +32,25 @@ def best_of(fn, reps):
     return min(times), value
 
 
+def variant(path: str, n_boot: int, reps: int, mediators: list[str], y: str, logit: bool) -> None:
+    d = pd.read_csv(path)
+    covs = [c for c in d.columns if c not in ("fidelity", y, *mediators) and not c.startswith("_")]
+    from pyprocessmacro import Process
+
+    def run():
+        p = Process(data=d, model=4, x="fidelity", m=mediators if len(mediators) > 1 else mediators[0], y=y,
+                    controls=covs, boot=n_boot, seed=1, suppr_init=True, logit=logit, percent=True)
+        return [float(v) for v in np.ravel(p.indirect_model.estimation_results["effect"])]
+
+    t, ab = best_of(run, reps)
+    print(json.dumps({"pyprocessmacro": {"seconds": t, "ab": ab, "reps": reps}}))
+
+
 def main() -> None:
+    if sys.argv[1] == "--variant":
+        _, _, path, n_boot, reps, meds, y, logit = sys.argv
+        variant(path, int(n_boot), int(reps), meds.split(","), y, logit == "1")
+        return
     path, n_boot, reps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     sm_boot = int(sys.argv[4]) if len(sys.argv) > 4 else n_boot
     pg_boot = sm_boot

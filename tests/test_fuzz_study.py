@@ -30,12 +30,13 @@ KEEP_TEAMS = {"T01", "T02", "T03"}
 
 
 def _read(path: Path) -> list[list[str]]:
-    with open(path, newline="", encoding="utf-8") as fh:
+    # surrogateescape: a table an earlier mutation saved as Latin-1 keeps its bytes
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as fh:
         return list(csv.reader(fh))
 
 
 def _write(path: Path, rows: list[list[str]], encoding: str = "utf-8") -> None:
-    with open(path, "w", newline="", encoding=encoding, errors="replace") as fh:
+    with open(path, "w", newline="", encoding=encoding, errors="surrogateescape") as fh:
         csv.writer(fh, lineterminator="\n").writerows(rows)
 
 
@@ -121,7 +122,10 @@ def apply(root: Path, change: tuple) -> None:
         body.insert(i % len(body), list(body[(i + j) % len(body)]))
     elif kind == "latin1" and body:   # a file saved in a legacy encoding
         body[i % len(body)][col] = "caf\u00e9"
-        _write(path, [header, *body], encoding="latin-1")
+        # what Latin-1 cannot hold becomes "?", as a legacy "save as" does; escaped bytes stay
+        legacy = [["".join(c if ord(c) < 256 or 0xDC80 <= ord(c) <= 0xDCFF else "?" for c in cell) for cell in r]
+                  for r in [header, *body]]
+        _write(path, legacy, encoding="latin-1")
         return
     _write(path, [header, *body])
 

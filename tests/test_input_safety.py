@@ -344,12 +344,11 @@ def test_no_covariates_is_analysable(tmp_path, capsys):
     # validate accepts it, so run must analyse it: the hierarchical regressions then have one block
     root = write_study(tmp_path / "s", yaml_text="analysis: {covariates: [], categorical: []}\n")
     assert validate_study(root) == []
-    out = tmp_path / "out"
-    assert main(["run", str(root), "--out", str(out), "--quiet", "--no-impute", "--n-boot", "20"]) == 0
-    import json
+    from fidelitymed.pipeline import run_study
 
-    hier = json.loads((out / "results.json").read_text())["hierarchical"]
-    assert hier and all(len(r["blocks"]) == 1 for r in hier)
+    results = run_study(root, impute=False, n_boot=20, report=False)
+    assert results.hierarchical and all(len(r["blocks"]) == 1 for r in results.hierarchical)
+    assert len(results.mediation) == 4 * 2 * 3 and all(r["covariates"] == [] for r in results.mediation)
 
 
 def test_a_constant_exposure_cannot_be_a_predictor(tmp_path, capsys):
@@ -370,3 +369,14 @@ def test_a_table_not_in_utf8_names_file_row_and_byte(tmp_path, capsys):
     offset = text.index("org2") + 3
     assert listed == [f"teams.csv, row 4; expected UTF-8 text: byte {offset} (0xe9) is not UTF-8; save the file "
                       "as UTF-8 (in Excel: CSV UTF-8)"]
+
+
+def test_a_cut_list_of_problems_keeps_the_true_count():
+    from fidelitymed.errors import DataIssue
+
+    issues = [DataIssue(None, r, "x", "a", "a number") for r in range(2, 7)]
+    err = StudyDataError(issues, total=7)
+    assert err.total == 7 and len(err.issues) == 5
+    assert str(err).splitlines()[0] == "7 problems in the data (the first 5 listed):"
+    assert str(StudyDataError(issues)).splitlines()[0] == "5 problems in the data:"
+    assert StudyDataError(issues[:1]).total == 1 and str(StudyDataError(issues[:1])) == str(issues[0])

@@ -243,6 +243,20 @@ def test_non_numeric_names_row(example):
     assert info.value.column == "qol" and info.value.value == "n/a?" and info.value.row == 11
 
 
+def test_non_numeric_cells_counted_in_full(example):
+    data = example.copy()
+    data["qol"] = data["qol"].astype(object)
+    bad_rows = [3, 9, 14, 20, 27, 33, 41]
+    for i in bad_rows:
+        data.loc[i, "qol"] = "n/a"
+    with pytest.raises(StudyDataError) as info:
+        mediate(data, "fidelity", "alliance", "qol", n_boot=0)
+    message = str(info.value)
+    assert message.startswith("7 problems in the data:") and message.endswith("... and 2 more")
+    assert [issue.row for issue in info.value.issues] == [i + 2 for i in bad_rows]
+    assert message.count("expected a number") == 5
+
+
 def test_too_few_rows(example):
     with pytest.raises(FidelityMedError, match="more rows than parameters"):
         mediate(example.iloc[:12], "fidelity", "alliance", "qol", covariates=COVS, categorical=["site"], n_boot=0)

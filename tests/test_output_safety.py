@@ -1,5 +1,9 @@
-"""Output safety of ``fidelitymed run`` / ``demo`` (issue 10, item 1): nothing the user named is removed
-unless fidelitymed wrote it; every refusal is one line, exit 2, inputs byte-identical.
+"""Output safety of ``fidelitymed run`` / ``demo`` (issue 10, the output side of items 1 and 2).
+
+Nothing the user named is removed unless fidelitymed wrote it (protected input folders, the
+marker, the lock, the parent checked first, signals, stale temporary folders); no live formula
+in a CSV or XLSX; no absolute path in results.json. Every refusal is one line and exit 2, and
+the inputs are byte-identical afterwards.
 
 All runs go through the real CLI entry (:func:`fidelitymed.cli.main`, or the installed
 ``fidelitymed`` script in a subprocess for the signal cases) on a copy of the demo study with

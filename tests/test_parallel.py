@@ -299,3 +299,14 @@ def test_pool_workers_exit_when_the_owner_is_killed(tmp_path):
         for pid in pids if "pids" in locals() else []:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_cli_scheduler_with_another_backend_is_one_line_exit_2(tmp_path, capsys):
+    from fidelitymed.cli import main
+    from fidelitymed.simulate import demo_study_path
+
+    code = main(["run", str(demo_study_path()), "--out", str(tmp_path / "out"), "--backend", "serial",
+                 "--scheduler", "tcp://127.0.0.1:8786", "--no-impute", "--n-boot", "50", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "needs the dask backend" in err
+    assert not (tmp_path / "out").exists()

@@ -32,9 +32,9 @@ REFERENCE = Path(__file__).parent / "reference" / "power_regression.json"
 def test_gpower_manual_example():
     res = fidelitymed.power_regression(f2=0.1111, n=110, n_predictors=5, n_tested=5)
     assert (res.df1, res.df2) == (5, 104)
-    assert round(res.noncentrality, 4) == 12.2210
-    assert round(res.f_critical, 4) == 2.3017
-    assert round(res.power, 4) == 0.7518
+    assert res.noncentrality == pytest.approx(12.2210, abs=5e-05)
+    assert res.f_critical == pytest.approx(2.3017, abs=5e-05)
+    assert res.power == pytest.approx(0.7518, abs=5e-05)
     assert "0.7518" in res.summary()
     assert res.to_dict()["power"] == pytest.approx(0.7518, abs=5e-5)
     assert list(res.to_frame().columns)[:3] == ["f2", "n", "n_predictors"]

@@ -20,6 +20,8 @@ _EXPORTS: dict[str, str] = {
     "mediate": "fidelitymed.stats.mediation",
     "MediationResult": "fidelitymed.stats.mediation",
     "icc": "fidelitymed.stats.nested",
+    "mediate_multilevel": "fidelitymed.stats.multilevel",
+    "MultilevelMediationResult": "fidelitymed.stats.multilevel",
     "hierarchical_regression": "fidelitymed.stats.regression",
     "power_regression": "fidelitymed.stats.power",
     "sample_size_regression": "fidelitymed.stats.power",

@@ -42,24 +42,33 @@ class DataIssue:
 
 
 class StudyDataError(FidelityMedError):
-    """Invalid data. Carries every :class:`DataIssue` found, not only the first."""
+    """Invalid data. Carries every :class:`DataIssue` found, not only the first.
+
+    ``total`` is the number of problems when only the first ``len(issues)`` are listed (a
+    caller that stops listing after a few); the message then says so, and ``total`` keeps the
+    true count.
+    """
 
     def __init__(self, issues: list[DataIssue] | DataIssue | None = None, *, file=None, row=None,
-                 column=None, value=None, expected: str = "") -> None:
+                 column=None, value=None, expected: str = "", total: int | None = None) -> None:
         if issues is None:
             issues = [DataIssue(file, row, column, value, expected)]
         elif isinstance(issues, DataIssue):
             issues = [issues]
         self.issues: list[DataIssue] = list(issues)
+        self.total: int = max(len(self.issues), int(total or 0))
         first = self.issues[0]
         self.file, self.row, self.column, self.value, self.expected = (
             first.file, first.row, first.column, first.value, first.expected)
         super().__init__(self._message())
 
     def _message(self) -> str:
-        if len(self.issues) == 1:
+        if self.total > len(self.issues):
+            lines = [f"{self.total} problems in the data (the first {len(self.issues)} listed):"]
+        elif len(self.issues) == 1:
             return str(self.issues[0])
-        lines = [f"{len(self.issues)} problems in the data:"]
+        else:
+            lines = [f"{len(self.issues)} problems in the data:"]
         lines += [f"  - {issue}" for issue in self.issues]
         return "\n".join(lines)
 

@@ -312,6 +312,17 @@ class Executor:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def start(self) -> Executor:
+        """Connect to the Dask scheduler (and wait for a worker) or start the local cluster now.
+
+        :meth:`map` does this itself on first use; calling it early makes an unreachable or
+        workerless cluster fail before any work is done. A no-op for ``"serial"`` and for
+        ``"processes"`` (whose pool starts with its shared context at the first map).
+        """
+        if self.backend == "dask":
+            self._ensure_client()
+        return self
+
     def close(self) -> None:
         """Shut down the pool / client / local cluster (idempotent)."""
         if self._pool is not None:

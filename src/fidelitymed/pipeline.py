@@ -52,8 +52,8 @@ if TYPE_CHECKING:
 __all__ = ["PreparedFrames", "RESULT_KEYS", "StudyResults", "prepare_frames", "run_study"]
 
 #: top-level keys of results.json, in order (docs/results-schema.md)
-RESULT_KEYS = ("mediation", "icc", "alpha_decisions", "hierarchical", "direct_effects", "descriptives", "missing",
-               "imputation", "manifest")
+RESULT_KEYS = ("mediation", "multilevel", "icc", "alpha_decisions", "hierarchical", "direct_effects", "descriptives",
+               "missing", "imputation", "manifest")
 
 #: the kind recorded in the marker of a run's output folder (see fidelitymed.study.writers)
 OUTPUT_KIND = "study results"
@@ -82,13 +82,16 @@ class StudyResults:
     missing: dict[str, Any]
     imputation: dict[str, Any] | None
     manifest: dict[str, Any]
+    #: multilevel mediation records (analysis.multilevel.enabled), one per mediation model
+    multilevel: tuple[dict[str, Any], ...] = ()
     out: Path | None = None
     report: Path | None = None
     timings: dict[str, float] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``results.json`` dict (JSON-safe; no identifiers, no timestamps)."""
-        return {"mediation": [dict(r) for r in self.mediation], "icc": [dict(r) for r in self.icc],
+        return {"mediation": [dict(r) for r in self.mediation], "multilevel": [dict(r) for r in self.multilevel],
+                "icc": [dict(r) for r in self.icc],
                 "alpha_decisions": [dict(r) for r in self.alpha_decisions],
                 "hierarchical": [dict(r) for r in self.hierarchical],
                 "direct_effects": [dict(r) for r in self.direct_effects],
@@ -197,6 +200,16 @@ def _mediation_task(task: parallel.Task, context: Mapping[str, Any]) -> Any:
         # stacked pooling reads only the indirect-effect draws: half the bytes to ship back
         result = dataclasses.replace(result, boot_draws=result.boot_draws[["ab", "ab_ps", "ab_std"]])
     return result
+
+
+def _multilevel_task(task: parallel.Task, context: Mapping[str, Any]) -> Any:
+    """One model with nested random intercepts on one (imputed) data set (its own seed)."""
+    from .stats.multilevel import mediate_multilevel
+
+    spec, k, opts = task.payload
+    return mediate_multilevel(context["frames"][k], spec.x, spec.m, spec.y, covariates=list(spec.covariates),
+                              categorical=list(spec.categorical), groups=opts["groups"],
+                              decompose=opts["decompose"], conf=opts["conf"], n_mc=opts["n_mc"], seed=task.seed)
 
 
 def _icc_task(task: parallel.Task, context: Mapping[str, Any]) -> Any:
@@ -420,12 +433,14 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
         timings[name] = timings.get(name, 0.0) + now - clock
         clock = now
 
-    study = load_study(path, impute=impute)   # feasibility checked for the analysis actually run
     target = None
     if out is not None:
-        # before any analysis: refused targets, an unwritable parent or a concurrent run fail at once
-        target = output_guard.enter_context(OutputFolder(out, force=force, protected=_input_folders(study),
+        # before any reading or analysis (load_study's feasibility checks already score and compute
+        # exposures): refused targets, an unwritable parent or a concurrent run fail at once
+        root, inputs = _declared_inputs(path)
+        target = output_guard.enter_context(OutputFolder(out, force=force, protected=_input_folders(root, inputs),
                                                          kind=OUTPUT_KIND))
+    study = load_study(path, impute=impute)   # feasibility checked for the analysis actually run
     config = _override(study.config, impute=impute, imputations=imputations, n_boot=n_boot, seed=seed,
                        pooling=pooling)
     study = dataclasses.replace(study, config=config)
@@ -456,6 +471,7 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
 
     ex, owned = _executor(executor, config)
     try:
+        ex.start()  # an unreachable or workerless Dask cluster fails now, not after the imputation
         with _Progress(progress) as prog:
             # --- imputation --------------------------------------------------------------
             cb = prog.stage(f"imputing (m={m})" if do_impute else "analysis frame", 1)
@@ -466,7 +482,9 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
             imputation_info = prepared.imputation
             missing_info = prepared.missing
             lap("imputation")
-            keep = sorted({c for s in specs for c in (s.x, s.m, s.y, *s.covariates)} | {"client"})
+            ml = a.multilevel
+            keep = sorted({c for s in specs for c in (s.x, s.m, s.y, *s.covariates)} | {"client"}
+                          | (set(ml.groups) if ml.enabled else set()))
             frames = [f[keep] for f in frames]
 
             # --- model tasks -------------------------------------------------------------
@@ -483,6 +501,20 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
             for task, result in zip(tasks, fitted, strict=True):
                 by_model.setdefault(task.payload[0], []).append(result)
             lap("mediation models")
+
+            # --- the same models with nested random intercepts ------------------------------
+            ml_by_model: dict[ModelColumns, list[Any]] = {}
+            if ml.enabled:
+                # with imputations the CIs come from the pooled paths: per data set a token MC
+                ml_opts = {"groups": list(ml.groups), "decompose": ml.decompose, "conf": a.conf,
+                           "n_mc": 100 if m > 1 else ml.n_mc}
+                ml_tasks = parallel.make_tasks({("multilevel", s.outcome, f"{s.outcome_wave:g}", s.window, k):
+                                                (s, k, ml_opts) for s in specs for k in range(m)}, seed=root_seed)
+                ml_fitted = ex.map(_multilevel_task, ml_tasks, context=context,
+                                   progress=prog.stage(f"multilevel models ({len(specs)} x {m})", len(ml_tasks)))
+                for task, result in zip(ml_tasks, ml_fitted, strict=True):
+                    ml_by_model.setdefault(task.payload[0], []).append(result)
+                lap("multilevel models")
 
             # --- ICCs of every dependent variable (observed data) -------------------------
             levels = ["team", "case_manager"]
@@ -505,7 +537,7 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
 
     # --- pooling, alpha rule, direct effects -------------------------------------------
     imputation_scheme = f"item-level MICE-PMM, m={m}" if do_impute else "listwise"
-    mediation_records, decision_records, direct_records = [], [], []
+    mediation_records, decision_records, direct_records, multilevel_records = [], [], [], []
     for spec in specs:
         results = by_model[spec]
         if do_impute:
@@ -530,6 +562,18 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
                 "covariates": [_schema_covariate(c, spec, a) for c in spec.covariates]}
         record = {**head, **body, "alpha": dec.alpha, "significant": dec.significant}
         mediation_records.append(record)
+        if spec in ml_by_model:
+            fits = ml_by_model[spec]
+            if len(fits) > 1:
+                from .stats.multilevel.pooled import pool_multilevel
+
+                ml_body = pool_multilevel(fits, conf=a.conf, n_mc=a.multilevel.n_mc, report_seed=seed_value,
+                                          seed=child_sequence(root_seed, ("pool-multilevel", spec.outcome,
+                                                                          f"{spec.outcome_wave:g}", spec.window)))
+            else:
+                ml_body = {**fits[0].to_dict(), "imputations": None, "pooling": None}
+                ml_body.pop("coefficients", None)
+            multilevel_records.append({**head, **ml_body, "imputation_scheme": imputation_scheme})
         for d in dec.to_dict():
             decision_records.append({"outcome": spec.outcome, "outcome_month": _month(spec.outcome_wave),
                                      "mediator_month": _month(spec.mediator_wave), "window_days": spec.window, **d})
@@ -611,11 +655,13 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
                      imputation_scheme, "pooling": scheme, "n_boot": a.n_boot, "conf": a.conf, "ci": a.ci,
                      "windows": list(config.exposure.windows), "primary_window": config.exposure.primary_window,
                      "alpha_rule": rule.model_dump(mode="json"), "icc_levels": levels,
+                     "multilevel": a.multilevel.model_dump(mode="json"),
                      "icc_data": "observed scores, REML random-intercept models",
                      "direct_effects": "total-effect model c of each mediation model",
                      "task_seeds": "SeedSequence(seed) child keyed by ('mediation', outcome, wave, window, imputation)"},
     }
-    results = StudyResults(mediation=tuple(mediation_records), icc=tuple(icc_records),
+    results = StudyResults(mediation=tuple(mediation_records), multilevel=tuple(multilevel_records),
+                           icc=tuple(icc_records),
                            alpha_decisions=tuple(decision_records), hierarchical=tuple(hier_records),
                            direct_effects=tuple(direct_records), descriptives=descriptives, missing=missing_info,
                            imputation=imputation_info, manifest=manifest, timings=timings)
@@ -676,14 +722,27 @@ def _tidy_tables(results: StudyResults) -> dict[str, pd.DataFrame]:
     }
 
 
-def _input_folders(study) -> list[tuple[str, Path]]:
+def _declared_inputs(path: str | os.PathLike) -> tuple[Path, list[Path]]:
+    """The study folder and the input files ``study.yaml`` names, from the config alone (no table is read)."""
+    from .study.config import load_config
+    from .study.schema import TABLES
+
+    path = Path(path)
+    yaml_path = path / "study.yaml" if path.is_dir() else path
+    config = load_config(yaml_path)
+    root = yaml_path.parent
+    return root, [root / getattr(config.files, name) for name in TABLES]
+
+
+def _input_folders(root: str | os.PathLike, inputs: Sequence[str | os.PathLike]) -> list[tuple[str, Path]]:
     """(label, folder) of every folder holding an input: the study folder and each input file's folder."""
-    root = Path(study.root).resolve()
-    folders: list[tuple[str, Path]] = [("the study folder", root)]
-    for name, p in study.files.items():
+    resolved_root = Path(root).resolve()
+    folders: list[tuple[str, Path]] = [("the study folder", resolved_root)]
+    for p in inputs:
         folder = Path(p).resolve().parent
-        if folder != root:
-            folders.append((f"the folder of the input file {_relative_to_study(p, study)!r}", folder))
+        if folder != resolved_root:
+            relative = Path(os.path.relpath(os.path.abspath(p), os.path.abspath(root))).as_posix()
+            folders.append((f"the folder of the input file {relative!r}", folder))
     return folders
 
 

@@ -29,19 +29,26 @@ d$y_mid[sample(nrow(d), 25)] <- NA   # listwise handling of missing values
 write.csv(d, "tests/reference/icc_lme4.csv", row.names = FALSE, na = "")
 
 d <- read.csv("tests/reference/icc_lme4.csv", colClasses = c(team = "character", case_manager = "character"))
+# Tight optimizer tolerances: lme4's defaults (xtol_abs = ftol_abs = 1e-8) stop short of the REML
+# optimum by ~1e-4 relative in a variance component near 0; the default criterion is kept too.
+tight <- lmerControl(optimizer = "nloptwrap",
+                     optCtrl = list(xtol_abs = 1e-14, ftol_abs = 1e-15, xtol_rel = 0, ftol_rel = 0, maxeval = 1e5))
 out <- list()
 for (y in c("y_low", "y_mid", "y_high")) {
   dd <- d[!is.na(d[[y]]), ]
-  f1 <- lmer(as.formula(paste(y, "~ 1 + (1 | team)")), data = dd, REML = TRUE)
+  f1 <- lmer(as.formula(paste(y, "~ 1 + (1 | team)")), data = dd, REML = TRUE, control = tight)
+  f1_default <- lmer(as.formula(paste(y, "~ 1 + (1 | team)")), data = dd, REML = TRUE)
   v1 <- as.data.frame(VarCorr(f1))
-  f2 <- lmer(as.formula(paste(y, "~ 1 + (1 | team/case_manager)")), data = dd, REML = TRUE)
+  f2 <- lmer(as.formula(paste(y, "~ 1 + (1 | team/case_manager)")), data = dd, REML = TRUE, control = tight)
+  f2_default <- lmer(as.formula(paste(y, "~ 1 + (1 | team/case_manager)")), data = dd, REML = TRUE)
   v2 <- as.data.frame(VarCorr(f2))
   out[[y]] <- list(
     n = nrow(dd),
     team_only = list(team = v1$vcov[v1$grp == "team"], residual = v1$vcov[v1$grp == "Residual"],
-                     reml_criterion = unname(REMLcrit(f1))),
+                     reml_criterion = unname(REMLcrit(f1)), default_reml_criterion = unname(REMLcrit(f1_default))),
     nested = list(team = v2$vcov[v2$grp == "team"], case_manager = v2$vcov[v2$grp == "case_manager:team"],
-                  residual = v2$vcov[v2$grp == "Residual"], reml_criterion = unname(REMLcrit(f2)))
+                  residual = v2$vcov[v2$grp == "Residual"], reml_criterion = unname(REMLcrit(f2)),
+                  default_reml_criterion = unname(REMLcrit(f2_default)))
   )
 }
 out$meta <- list(R = R.version.string, lme4 = as.character(packageVersion("lme4")),

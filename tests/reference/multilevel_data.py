@@ -6,8 +6,8 @@ Run from the repository root:  python tests/reference/multilevel_data.py
 team, ids repeating across teams), 311 clients in unbalanced groups; ``fidelity`` is a team
 property (2-1-1 design), ``x_client`` a client-level predictor that varies within teams; the
 mediator ``alliance`` and outcome ``outcome`` have team and case-manager random intercepts.
-``multilevel_boundary.csv`` has no team or case-manager variance in ``m`` (lme4 fits a singular
-model: a variance on its boundary 0).
+``multilevel_boundary.csv`` has a mediator without team variance (lme4 fits a singular model:
+the team variance on its boundary 0).
 """
 
 from pathlib import Path
@@ -50,8 +50,11 @@ def main() -> None:
     rng = np.random.default_rng(20261202)
     study_like(rng).to_csv(HERE / "multilevel_study.csv", index=False)
     boundary = study_like(rng)
-    # overwrite the mediator by pure noise: no clustering at all -> both variances at 0 under REML
-    boundary["alliance"] = (40 + 0.5 * boundary["x_client"] + rng.normal(0, 5, len(boundary))).round(3)
+    # overwrite the mediator by noise centred within teams: the team means carry less variation
+    # than independent noise would, so REML puts the team variance on its boundary 0
+    noise = pd.Series(rng.normal(0, 5, len(boundary)))
+    noise -= noise.groupby(boundary["team"]).transform("mean")
+    boundary["alliance"] = (40 + 0.5 * boundary["x_client"] + noise).round(3)
     boundary.to_csv(HERE / "multilevel_boundary.csv", index=False)
 
 

@@ -35,13 +35,13 @@ def validate(path: Path = typer.Argument(..., help="Study folder (or its study.y
     try:
         study = load_study(path, impute=False if no_impute else None)
     except StudyDataError as exc:
-        typer.echo(f"{len(exc.issues)} problem{'s' if len(exc.issues) != 1 else ''} in {path} "
-                   "(rows counted as in a spreadsheet: header = row 1):")
+        count = f"{exc.total} problem{'s' if exc.total != 1 else ''}"
+        typer.echo(f"{count} in {path} (rows counted as in a spreadsheet: header = row 1):")
         for issue in exc.issues:
             typer.echo(str(issue))
+        listed = "listed above" if exc.total == len(exc.issues) else f"the first {len(exc.issues)} listed above"
         # a FidelityMedError (not typer.Exit) so that `main` turns it into exit status 2
-        raise FidelityMedError(f"{path}: {len(exc.issues)} problem{'s' if len(exc.issues) != 1 else ''} "
-                               "(listed above); fix them and validate again") from None
+        raise FidelityMedError(f"{path}: {count} ({listed}); fix them and validate again") from None
     d = study.to_dict()
     console = Console(highlight=False, soft_wrap=True)
     console.print(f"[bold]{d['name']}[/bold]: valid ({path})")

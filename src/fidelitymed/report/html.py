@@ -32,6 +32,7 @@ from .. import labels as L
 from . import figures as F
 from . import tables as T
 from .methods import config_dict, methods_text
+from .multilevel import multilevel_section
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
@@ -264,6 +265,7 @@ def render_report(results: dict[str, Any], out_dir: str | os.PathLike, *,
         "files": [f"figures/{p.name}" for p in sorted(fig_dir.glob("*.png"))] + ["tables.xlsx", "tables.docx"],
         "pct": lambda x: T.fmt_num(100 * x, 1) if x is not None else T.DASH,
         "labels": T.PATH_LABELS,
+        "multilevel": multilevel_section(results, fig_dir),
     }
     html = _environment().get_template("report.html.j2").render(**context)
     path = out_dir / "report.html"

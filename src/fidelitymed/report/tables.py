@@ -370,7 +370,7 @@ def table1(results: dict[str, Any], *, min_cell: int = DEFAULT_MIN_CELL) -> Repo
                Column("n", ("n",), "int"), Column("%", ("%",), "pct1"),
                Column("M", ("M",), "num2"), Column("SD", ("SD",), "num2"))
     n_primary = sum(r["suppression"] == "primary" for r in rows)
-    n_compl = sum(r["suppression"] == "complementary" for r in rows)
+    n_compl = sum(r["suppression"] in ("complementary", "withheld") for r in rows)
     note = (f"Cells describing fewer than {min_cell} clients are shown as <{min_cell} "
             f"({n_primary} cell(s)); {n_compl} further cell(s), shown as suppressed, were hidden so that no "
             "hidden count can be worked out from the other cells, the characteristic's n and the total N.")

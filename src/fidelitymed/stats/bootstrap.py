@@ -451,6 +451,7 @@ def run_bootstrap(
     *,
     chunk_size: int | None = None,
     return_indices: bool = False,
+    with_counts: bool = False,
 ) -> BootstrapRun:
     """Bootstrap a statistic of the moment matrix of ``Z`` without a loop over resamples.
 
@@ -475,6 +476,10 @@ def run_bootstrap(
         (3T x chunk).  Counts exist for one group at a time.  Does not change the result.
     return_indices : bool, default False
         Also return the (n_boot, n) indices used (memory-heavy; for tests).
+    with_counts : bool, default False
+        Call ``statistic(packed, index, counts)`` with the chunk's (b, n) resample counts too (for
+        statistics that are not functions of the moments, e.g. a weighted logistic fit).  The
+        counts of the whole chunk are then held at once: pass a ``chunk_size`` that bounds them.
 
     Returns
     -------
@@ -512,21 +517,28 @@ def run_bootstrap(
         lo = first * BLOCK_SIZE
         total = sum(sizes)
         packed = np.empty((outer_T.shape[0], total))  # (T, total): rows contiguous over resamples
-        counts = np.empty((min(total, unit * BLOCK_SIZE), n))  # one buffer for the chunk's groups
+        # one buffer for the chunk's groups (the whole chunk's counts when the statistic reads them)
+        chunk_counts = np.empty((total, n)) if with_counts else None
+        counts = np.empty((min(total, unit * BLOCK_SIZE), n)) if not with_counts else None
         for g in range(0, len(blocks), unit):
             g_lo = g * BLOCK_SIZE  # resample offset of the group within the chunk
+            buf = counts if chunk_counts is None else chunk_counts[g_lo:]
             row = 0
             for k, size in zip(blocks[g:g + unit], sizes[g:g + unit]):
-                _draw_block_counts(seed, k, size, n, counts[row:row + size],
+                _draw_block_counts(seed, k, size, n, buf[row:row + size],
                                    None if all_idx is None else all_idx[lo + g_lo + row:lo + g_lo + row + size])
                 row += size
             # one BLAS call per group, written in place into the chunk's packed moments
-            np.matmul(outer_T, counts[:row].T, out=packed[:, g_lo:g_lo + row])
+            np.matmul(outer_T, buf[:row].T, out=packed[:, g_lo:g_lo + row])
         # Freed before the statistic allocates its factor, so the heap can reuse the memory: a
         # larger peak makes malloc hand it back to the OS at the end of each call, and the next
         # call pays thousands of page faults (measured: ~4 ms of a 20 ms call at n = 311).
         del counts
-        values, ok = statistic(packed, tri)
+        if with_counts:
+            values, ok = statistic(packed, tri, chunk_counts)
+            del chunk_counts
+        else:
+            values, ok = statistic(packed, tri)
         values = np.array(values, dtype=np.float64)
         if out is None:
             out = np.empty((n_boot, values.shape[1]))
@@ -550,7 +562,12 @@ def run_bootstrap(
                     attempt += 1
                     if all_idx is not None:
                         new_idx = new.reshape(bad.size, n).astype(np.intp)
-                    new_vals, new_ok = statistic(_packed_moments(outer_T, new, n), tri)
+                    if with_counts:
+                        new_counts = np.empty((bad.size, n))
+                        _block_counts(new.copy(), n, new_counts)
+                        new_vals, new_ok = statistic(outer_T @ new_counts.T, tri, new_counts)
+                    else:
+                        new_vals, new_ok = statistic(_packed_moments(outer_T, new, n), tri)
                     values[bad[new_ok]] = new_vals[new_ok]
                     if all_idx is not None:
                         all_idx[lo + bad[new_ok]] = new_idx[new_ok]

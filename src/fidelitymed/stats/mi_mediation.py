@@ -3,7 +3,7 @@
 :func:`mediate_imputed` is what ``fidelitymed.mediate(..., impute=20, pool="stacked")`` and
 ``fidelitymed mediate DATA --impute 20 --pool stacked`` run: scale-level MICE-PMM of the
 analysis variables (:func:`fidelitymed.stats.impute.impute_frame`), PROCESS Model 4 on every
-completed data set (:func:`fidelitymed.stats.mediation.mediate`), Rubin's rules for the paths
+completed data set (:func:`fidelitymed.stats.process.mediate_complete`), Rubin's rules for the paths
 and one of three schemes for the indirect effect (:mod:`fidelitymed.stats.pooling`).
 
 Seeds (all keyed children of one root, so any backend gives the same numbers): imputation
@@ -24,6 +24,8 @@ from ..errors import ConfigError
 from ..seeding import SeedLike, child_sequence, generator, root_sequence
 from . import impute as _imp
 from .pooling import SCHEMES, PooledMediationResult, pool_mediation
+from .process import mediate_complete
+from .process.design import mediator_list
 
 __all__ = ["mediate_imputed", "BOOT_MI_RESAMPLES", "BOOT_MI_IMPUTATIONS"]
 
@@ -40,13 +42,13 @@ def _check_int(name: str, value, low: int) -> int:
     return int(value)
 
 
-def mediate_imputed(data: pd.DataFrame, x: str, m: str, y: str, covariates: Sequence[str] = (),
+def mediate_imputed(data: pd.DataFrame, x: str, m: str | Sequence[str], y: str, covariates: Sequence[str] = (),
                     categorical: Sequence[str] = (), impute: int = 20, pool: str = "stacked",
                     n_boot: int = 5000, conf: float = 0.95, seed: SeedLike = None, *,
                     auxiliary: Sequence[str] = (), iterations: int = 10, donors: int = _imp.DEFAULT_DONORS,
                     boot_mi_resamples: int | None = None, boot_mi_imputations: int = BOOT_MI_IMPUTATIONS,
                     hc: int | str | None = None, cluster: str | None = None,
-                    process_compat: bool = False) -> PooledMediationResult:
+                    process_compat: bool = False, contrast: bool | str = False) -> PooledMediationResult:
     """Simple mediation (PROCESS Model 4) with multiple imputation of missing values.
 
     Parameters
@@ -54,7 +56,8 @@ def mediate_imputed(data: pd.DataFrame, x: str, m: str, y: str, covariates: Sequ
     data : DataFrame
         One row per case, scored variables, missing values as NaN.
     x, m, y, covariates, categorical
-        As :func:`fidelitymed.stats.mediation.mediate`.
+        As :func:`fidelitymed.stats.mediation.mediate` (``m`` may list parallel mediators; then
+        ``pool`` is "stacked" or "rubin_mc").
     impute : int, default 20
         Number of imputations ``m`` (>= 2).
     pool : {"stacked", "boot_mi", "rubin_mc"}
@@ -75,6 +78,9 @@ def mediate_imputed(data: pd.DataFrame, x: str, m: str, y: str, covariates: Sequ
         MICE cycles and PMM donors.
     boot_mi_resamples, boot_mi_imputations
         ``boot_mi`` resamples R and imputations per resample M (defaults 1,000 and 2).
+    contrast : bool or "absolute"
+        With parallel mediators: pairwise contrasts of the specific indirect effects, pooled as
+        the indirect effects are.
     hc, cluster, process_compat
         Passed to :func:`~fidelitymed.stats.mediation.mediate` for every imputation. A
         ``cluster`` column must be complete; it does not enter the imputation model.
@@ -89,8 +95,6 @@ def mediate_imputed(data: pd.DataFrame, x: str, m: str, y: str, covariates: Sequ
     Rubin (1987); Barnard & Rubin (1999); Schomaker & Heumann (2018); Bartlett & Hughes (2020);
     van Buuren (2018). See :mod:`fidelitymed.stats.pooling`.
     """
-    from .mediation import mediate
-
     if pool not in SCHEMES:
         raise ConfigError(f"pool must be one of {', '.join(SCHEMES)}; got {pool!r}")
     m_imp = _check_int("impute (number of imputations)", impute, 2)
@@ -99,8 +103,12 @@ def mediate_imputed(data: pd.DataFrame, x: str, m: str, y: str, covariates: Sequ
         raise ConfigError(f"data must be a pandas DataFrame; got {type(data).__name__}")
     covariates = list(covariates)
     categorical = list(categorical)
-    auxiliary = [c for c in auxiliary if c not in (x, m, y, *covariates)]
-    variables = list(dict.fromkeys([x, m, y, *covariates, *auxiliary]))
+    mediators = mediator_list(m)
+    if len(mediators) > 1 and pool == "boot_mi":
+        raise ConfigError("pool='boot_mi' is available for one mediator; use 'stacked' or 'rubin_mc'")
+    m = mediators[0] if len(mediators) == 1 else list(mediators)
+    auxiliary = [c for c in auxiliary if c not in (x, *mediators, y, *covariates)]
+    variables = list(dict.fromkeys([x, *mediators, y, *covariates, *auxiliary]))
     unknown = [c for c in variables + ([cluster] if cluster else []) if c not in data.columns]
     if unknown:
         raise ConfigError(f"unknown column(s) {unknown}; the data have: " + ", ".join(map(str, data.columns[:30])))
@@ -118,9 +126,10 @@ def mediate_imputed(data: pd.DataFrame, x: str, m: str, y: str, covariates: Sequ
     per_boot = n_boot if pool == "stacked" else 0
     results = []
     for k, completed in enumerate(mi.datasets):
-        results.append(mediate(completed, x, m, y, covariates=covariates, categorical=categorical,
+        results.append(mediate_complete(completed, x, m, y, covariates=covariates, categorical=categorical,
                                n_boot=per_boot, conf=conf, seed=child_sequence(root, ("boot", k)), hc=hc,
-                               cluster=cluster, save_boot=save, process_compat=process_compat))
+                               cluster=cluster, save_boot=save, process_compat=process_compat,
+                               contrast=contrast, binary_y=False))
     notes = [f"{m_imp} imputations by MICE with predictive mean matching (d={donors}, {iterations} iterations) "
              f"of {', '.join(c for c in variables if data[c].isna().any()) or 'no incomplete variable'}"]
     if pool == "boot_mi":

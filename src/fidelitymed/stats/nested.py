@@ -7,10 +7,10 @@ Musca et al. 2011). This module computes those ICCs (:func:`icc`) and applies th
 path of a mediation model (:func:`alpha_decisions`).
 
 ICCs come from the variance components of an intercept-only linear mixed model fitted by
-restricted maximum likelihood (REML; statsmodels :class:`~statsmodels.regression.mixed_linear_model.MixedLM`),
-the same model as R's ``lme4::lmer(y ~ 1 + (1 | team))`` and
-``lmer(y ~ 1 + (1 | team/case_manager))`` (Raudenbush & Bryk 2002, ch. 2; Snijders & Bosker
-2012, sec. 3.3 and 4.9):
+restricted maximum likelihood at the REML optimum (the profiled nested random-intercept engine of
+:mod:`fidelitymed.stats.multilevel.lmm`, equal to lme4 to 1e-4 relative), the same model as R's
+``lme4::lmer(y ~ 1 + (1 | team))`` and ``lmer(y ~ 1 + (1 | team/case_manager))`` (Raudenbush &
+Bryk 2002, ch. 2; Snijders & Bosker 2012, sec. 3.3 and 4.9):
 
 * one level: ``icc_team = s2_team / (s2_team + s2_e)``;
 * two nested levels: ``icc_team = s2_team / T`` and ``icc_cm = s2_cm / T`` with
@@ -22,7 +22,6 @@ the same model as R's ``lme4::lmer(y ~ 1 + (1 | team))`` and
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
+from .multilevel.lmm import NestedGroups, fit_nested_lmm
 
 IccSource = Literal["team", "case_manager", "max"]
 PATHS: tuple[str, ...] = ("a", "b", "c_prime", "c")
@@ -134,42 +134,6 @@ class ICCResult:
         return "\n".join(lines)
 
 
-#: optimizers in the order tried; derivative-free Powell first (see _best_reml_fit)
-_OPTIMIZERS: tuple[str, ...] = ("powell", "nm", "lbfgs")
-
-
-def _best_reml_fit(model) -> tuple[Any, list[str]]:
-    """The REML fit: Powell, and when it does not converge cleanly also Nelder-Mead and L-BFGS.
-
-    statsmodels' default gradient optimizers often stop on the zero-variance boundary or fail
-    where lme4's bounded optimizer finds an interior REML maximum; derivative-free Powell finds
-    it (checked against lme4 in the tests). When Powell reports non-convergence or a boundary
-    estimate, the other optimizers are tried too and the highest restricted log-likelihood
-    wins, so the estimate is the REML estimate rather than an optimizer's accident.
-    """
-    best = None
-    for method in _OPTIMIZERS:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                fit = model.fit(reml=True, method=method)
-            except (np.linalg.LinAlgError, ValueError):
-                continue
-        llf = float(fit.llf)
-        if not math.isfinite(llf):
-            continue
-        messages = [str(w.message).split("\n")[0] for w in caught]
-        if best is None or llf > best[0] + 1e-9:
-            best = (llf, fit, [t for t in messages if "boundary" in t])
-        clean = bool(getattr(fit, "converged", False)) and not any(
-            "boundary" in t or "converge" in t for t in messages)
-        if method == _OPTIMIZERS[0] and clean:
-            break
-    if best is None:
-        raise ConfigError("icc: the mixed model could not be fitted by any optimizer")
-    return best[1], list(dict.fromkeys(best[2]))
-
-
 def icc(data: pd.DataFrame, y: str, levels: Sequence[str] = ("team",)) -> ICCResult:
     """Intraclass correlations of ``y`` from an intercept-only REML mixed model.
 
@@ -193,10 +157,9 @@ def icc(data: pd.DataFrame, y: str, levels: Sequence[str] = ("team",)) -> ICCRes
     Notes
     -----
     Rows missing ``y`` or a grouping id are dropped (counted in ``n_dropped``). A variance
-    estimated on its boundary (zero) gives an ICC of 0 and a note in ``warnings``. Fitted with
-    statsmodels ``MixedLM`` (REML): one level as ``groups=team``; two levels as
-    ``groups=team`` with a variance component ``0 + C(case_manager)`` within team, which is
-    lme4's ``(1 | team/case_manager)``.
+    estimated on its boundary (zero) gives an ICC of 0 and a note in ``warnings``. Fitted by
+    profiled REML with :func:`fidelitymed.stats.multilevel.lmm.fit_nested_lmm` (lme4's
+    ``(1 | team)`` or ``(1 | team/case_manager)``; Bates et al. 2015).
 
     References
     ----------
@@ -204,8 +167,6 @@ def icc(data: pd.DataFrame, y: str, levels: Sequence[str] = ("team",)) -> ICCRes
     and 4.9 (ICCs in three-level models). Raudenbush, S. W., & Bryk, A. S. (2002).
     *Hierarchical linear models* (2nd ed.), ch. 2.
     """
-    from statsmodels.regression.mixed_linear_model import MixedLM
-
     levels = list(levels)
     if not 1 <= len(levels) <= 2:
         raise ConfigError(f"icc: levels must name one or two nested grouping columns; got {levels!r}")
@@ -226,29 +187,18 @@ def icc(data: pd.DataFrame, y: str, levels: Sequence[str] = ("team",)) -> ICCRes
         raise ConfigError(f"icc: {y!r} needs at least 2 groups of {levels[0]!r} and 3 complete rows; "
                           f"got {n_top} groups, {n} rows")
     notes: list[str] = []
-    # Safe column names for the formula interface (dependent variables look like "rprs_4.5m").
-    work = pd.DataFrame({"y": frame[y].to_numpy(dtype=float), "g_top": top})
-    vc_formula = None
-    n_lower = 0
-    if len(levels) == 2:
-        # Lower units are identified within their top-level unit (nesting), as lme4's team/cm.
-        work["g_low"] = top + "\x1f" + frame[levels[1]].astype(str).to_numpy()
-        n_lower = int(work["g_low"].nunique())
-        vc_formula = {"g_low": "0 + C(g_low)"}
-    model = MixedLM.from_formula("y ~ 1", data=work, groups="g_top", re_formula="1", vc_formula=vc_formula)
-    fit, fit_notes = _best_reml_fit(model)
-    notes.extend(fit_notes)
-    converged = bool(getattr(fit, "converged", False))
-    var_top = max(float(np.asarray(fit.cov_re)[0, 0]), 0.0)
-    resid = float(fit.scale)
+    groups = NestedGroups.from_columns([frame[c].to_numpy() for c in levels], levels)
+    fit = fit_nested_lmm(frame[y].to_numpy(dtype=float), np.ones((n, 1)), groups, names=["(Intercept)"])
+    converged = bool(fit.converged)
+    var_top, resid = fit.variances[0], fit.residual_variance
     if len(levels) == 1:
         total = var_top + resid
         result_levels = (LevelICC(levels[0], var_top, var_top / total, n_top),)
     else:
-        var_low = max(float(np.asarray(fit.vcomp)[0]), 0.0)
+        var_low = fit.variances[1]
         total = var_top + var_low + resid
         result_levels = (LevelICC(levels[0], var_top, var_top / total, n_top),
-                         LevelICC(levels[1], var_low, var_low / total, n_lower,
+                         LevelICC(levels[1], var_low, var_low / total, groups.sizes[1],
                                   cumulative_icc=(var_top + var_low) / total))
     for lev in result_levels:
         if lev.variance < 1e-8 * max(total, 1e-300):

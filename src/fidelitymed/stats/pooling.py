@@ -269,34 +269,69 @@ class PooledMediationResult:
     draws: int                                # indirect-effect draws behind the CI
     results: tuple[Any, ...] = field(default=(), repr=False)
     notes: tuple[str, ...] = ()
+    #: parallel mediators (k >= 2): paths a/b and the indirect blocks are keyed by mediator, as in
+    #: MediationResult; ``contrasts`` as there
+    mediators: tuple[str, ...] = ()
+    contrasts: dict[str, dict[str, float]] | None = None
 
     @property
     def ab(self) -> float:
-        return float(self.indirect["effect"])
+        return float((self.indirect if len(self.mediators) < 2 else self.indirect["total"])["effect"])
+
+    def _flat_paths(self):
+        for name, d in self.paths.items():
+            if "coef" in d:
+                yield name, d
+            else:
+                for m, v in d.items():
+                    yield f"{name}:{m}", v
+
+    def _flat_indirect(self):
+        for name in ("indirect", "indirect_partially_std", "indirect_std"):
+            d = getattr(self, name)
+            if "effect" in d:
+                yield name, d
+            else:
+                for m, v in d.items():
+                    yield f"{name}:{m}", v
+        for name, v in (self.contrasts or {}).items():
+            yield f"contrast:{name}", v
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        def block(d):
+            if "effect" in d:
+                return {k: _jf(d[k]) for k in _INDIRECT_KEYS}
+            return {m: {k: _jf(v[k]) for k in _INDIRECT_KEYS} for m, v in d.items()}
+
+        def path(v):
+            if "coef" in v:
+                return {kk: _jf(vv) for kk, vv in v.items()}
+            return {m: {kk: _jf(vv) for kk, vv in pv.items()} for m, pv in v.items()}
+
+        out = {
             "n": int(self.n),
             "n_dropped": int(self.n_dropped),
-            "paths": {k: {kk: _jf(vv) for kk, vv in v.items()} for k, v in self.paths.items()},
+            "paths": {k: path(v) for k, v in self.paths.items()},
             "models": {k: {kk: (int(vv) if kk == "df1" else _jf(vv)) for kk, vv in v.items()}
                        for k, v in self.models.items()},
-            "indirect": {k: _jf(self.indirect[k]) for k in _INDIRECT_KEYS},
-            "indirect_partially_std": {k: _jf(self.indirect_partially_std[k]) for k in _INDIRECT_KEYS},
-            "indirect_std": {k: _jf(self.indirect_std[k]) for k in _INDIRECT_KEYS},
+            "indirect": block(self.indirect),
+            "indirect_partially_std": block(self.indirect_partially_std),
+            "indirect_std": block(self.indirect_std),
             "n_boot": int(self.n_boot),
             "n_boot_failed": int(self.n_boot_failed),
             "seed": self.seed,
             "imputations": int(self.imputations),
             "pooling": self.pooling,
         }
+        if self.contrasts is not None:
+            out["contrasts"] = {name: {k: _jf(v[k]) for k in _INDIRECT_KEYS} for name, v in self.contrasts.items()}
+        return out
 
     def to_frame(self) -> pd.DataFrame:
         rows = {}
-        for name, d in self.paths.items():
+        for name, d in self._flat_paths():
             rows[name] = [d["coef"], d["se"], d["t"], d["df"], d["p"], d["ci_low"], d["ci_high"], d["fmi"]]
-        for name in ("indirect", "indirect_partially_std", "indirect_std"):
-            d = getattr(self, name)
+        for name, d in self._flat_indirect():
             rows[name] = [d["effect"], d["boot_se"], np.nan, np.nan, np.nan, d["ci_low"], d["ci_high"], np.nan]
         frame = pd.DataFrame.from_dict(rows, orient="index",
                                        columns=["estimate", "se", "t", "df", "p", "ci_low", "ci_high", "fmi"])
@@ -313,7 +348,7 @@ class PooledMediationResult:
                       f"Indirect-effect pooling: {self.pooling}", "",
                   "Paths (Rubin's rules, Barnard-Rubin df):",
                   f"{'':10}{'coeff':>10}{'se':>10}{'t':>10}{'df':>9}{'p':>9}{'LLCI':>10}{'ULCI':>10}{'fmi':>8}"]
-        for name, d in self.paths.items():
+        for name, d in self._flat_paths():
             lines.append(f"{name:<10}{d['coef']:10.4f}{d['se']:10.4f}{d['t']:10.4f}{d['df']:9.1f}{d['p']:9.4f}"
                          f"{d['ci_low']:10.4f}{d['ci_high']:10.4f}{d['fmi']:8.3f}")
         lines += ["", "Model tests (D1, Li, Raghunathan & Rubin 1991; R2 pooled by Fisher z, Harel 2009):",
@@ -327,8 +362,14 @@ class PooledMediationResult:
 
         lines += ["", f"Indirect effect of X on Y through M ({self.pooling}; {self.draws} draws):",
                   f"{'':24}{'Effect':>10}{'BootSE':>10}{'BootLLCI':>10}{'BootULCI':>10}"]
-        for title, d in (("ab", self.indirect), ("partially standardized", self.indirect_partially_std),
-                         ("completely standardized", self.indirect_std)):
+        if len(self.mediators) < 2:
+            rows = (("ab", self.indirect), ("partially standardized", self.indirect_partially_std),
+                    ("completely standardized", self.indirect_std))
+        else:
+            labels = {"indirect": "ab", "indirect_partially_std": "ab_ps", "indirect_std": "ab_std"}
+            rows = [(f"{labels.get(n.split(':')[0], 'contrast')}:{n.split(':', 1)[1]}", d)
+                    for n, d in self._flat_indirect()]
+        for title, d in rows:
             lines.append(f"{title:<24}" + "".join(fmt(d[k]) for k in _INDIRECT_KEYS))
         lines += ["", f"Level of confidence for all confidence intervals: {conf_pct:.4f}"]
         for note in self.notes:
@@ -340,19 +381,25 @@ class PooledMediationResult:
 
 
 def _path_parts(res) -> dict[str, tuple[Any, int]]:
-    """Each path's (OLS fit, coefficient index) in a MediationResult."""
-    return {"a": (res.mediator_model, res.mediator_model.names.index(res.x)),
-            "b": (res.outcome_model, res.outcome_model.names.index(res.m)),
-            "c_prime": (res.outcome_model, res.outcome_model.names.index(res.x)),
-            "c": (res.total_model, res.total_model.names.index(res.x))}
+    """Each path's (OLS fit, coefficient index) in a MediationResult (``a:<m>``, ``b:<m>`` for k >= 2)."""
+    if getattr(res, "k", 1) == 1:
+        return {"a": (res.mediator_model, res.mediator_model.names.index(res.x)),
+                "b": (res.outcome_model, res.outcome_model.names.index(res.m)),
+                "c_prime": (res.outcome_model, res.outcome_model.names.index(res.x)),
+                "c": (res.total_model, res.total_model.names.index(res.x))}
+    parts = {f"a:{m}": (f, f.names.index(res.x)) for m, f in zip(res.mediators, res.mediator_models)}
+    parts.update({f"b:{m}": (res.outcome_model, res.outcome_model.names.index(m)) for m in res.mediators})
+    parts.update(c_prime=(res.outcome_model, res.outcome_model.names.index(res.x)),
+                 c=(res.total_model, res.total_model.names.index(res.x)))
+    return parts
 
 
 def pool_paths(results: Sequence[Any], conf: float) -> tuple[dict[str, dict[str, float]], RubinPooled]:
-    """Rubin-pooled ``a, b, c_prime, c`` of per-imputation MediationResults."""
-    names = ("a", "b", "c_prime", "c")
-    est = np.empty((len(results), 4))
-    var = np.empty((len(results), 4))
-    dfcom = np.empty(4)
+    """Rubin-pooled ``a, b, c_prime, c`` (``a:<m>``, ``b:<m>``, ... with parallel mediators) of MediationResults."""
+    names = tuple(_path_parts(results[0]))
+    est = np.empty((len(results), len(names)))
+    var = np.empty((len(results), len(names)))
+    dfcom = np.empty(len(names))
     for i, res in enumerate(results):
         parts = _path_parts(res)
         for j, name in enumerate(names):
@@ -375,8 +422,13 @@ def pool_paths(results: Sequence[Any], conf: float) -> tuple[dict[str, dict[str,
 def pool_models(results: Sequence[Any]) -> dict[str, dict[str, float]]:
     """Pooled model summaries: R2 (Harel), MSE (mean), F test of all slopes (D1, Reiter df)."""
     out = {}
-    for key, attr in (("mediator", "mediator_model"), ("outcome", "outcome_model"), ("total", "total_model")):
-        fits = [getattr(r, attr) for r in results]
+    first = results[0]
+    if getattr(first, "k", 1) == 1:
+        equations = [("mediator", [r.mediator_model for r in results])]
+    else:
+        equations = [(m, [r.mediator_models[j] for r in results]) for j, m in enumerate(first.mediators)]
+    equations += [("outcome", [r.outcome_model for r in results]), ("total", [r.total_model for r in results])]
+    for key, fits in equations:
         r2 = pool_r2([f.r2 for f in fits])
         wald = pool_wald(np.stack([f.coef[1:] for f in fits]), np.stack([f.vcov[1:, 1:] for f in fits]),
                          dfcom=float(fits[0].df_resid))
@@ -415,6 +467,20 @@ def _interval(draws: np.ndarray, conf: float) -> tuple[np.ndarray, np.ndarray]:
     alpha = 1.0 - conf
     q = np.quantile(draws, [alpha / 2.0, 1.0 - alpha / 2.0], axis=0, method="linear")
     return q[0], q[1]
+
+
+def _stacked(results, columns, n_boot, n_boot_failed, notes) -> tuple[np.ndarray, int, int]:
+    """The ``stacked`` draws of ``columns`` over all imputations, the reported n_boot and failures (adds the note)."""
+    missing = [i for i, r in enumerate(results) if r.boot_draws is None]
+    if missing:
+        raise ConfigError("pool='stacked' needs the bootstrap draws of every imputation: fit them with "
+                          f"mediate(..., save_boot=True, n_boot>0) (imputations {missing} have none)")
+    first = results[0]
+    draws = np.concatenate([r.boot_draws[list(columns)].to_numpy() for r in results])
+    notes.append(f"indirect effects: percentile limits over the {draws.shape[0]} stacked bootstrap draws "
+                 f"({len(results)} imputations x {first.n_boot}); estimate = mean over imputations")
+    n_failed = int(sum(r.n_boot_failed for r in results)) + int(n_boot_failed)
+    return draws, int(first.n_boot if n_boot is None else n_boot), n_failed
 
 
 def _sd_scale(results: Sequence[Any]) -> tuple[float, float]:
@@ -456,23 +522,21 @@ def pool_mediation(results: Sequence[Any], pool: str = "stacked", *, n_boot: int
     if len(results) < 2:
         raise ConfigError(f"pooling needs at least 2 imputations; got {len(results)}")
     first = results[0]
+    if getattr(first, "binary_y", False):
+        raise ConfigError("pooling across imputations is for continuous outcomes; a dichotomous Y "
+                          "(logistic equations) is not pooled yet")
+    if getattr(first, "k", 1) > 1:
+        return _pool_parallel(results, pool, n_boot=n_boot, seed=seed, conf=conf, n_boot_failed=n_boot_failed,
+                              notes=notes, report_seed=report_seed)
     conf = float(first.conf if conf is None else conf)
     paths, _ = pool_paths(results, conf)
     models = pool_models(results)
     sd_x, sd_y = _sd_scale(results)
     notes = list(notes)
     if pool == "stacked":
-        missing = [i for i, r in enumerate(results) if r.boot_draws is None]
-        if missing:
-            raise ConfigError("pool='stacked' needs the bootstrap draws of every imputation: fit them with "
-                              f"mediate(..., save_boot=True, n_boot>0) (imputations {missing} have none)")
-        draws = np.concatenate([r.boot_draws[["ab", "ab_ps", "ab_std"]].to_numpy() for r in results])
+        draws, n_boot_rep, n_failed = _stacked(results, ["ab", "ab_ps", "ab_std"], n_boot, n_boot_failed, notes)
         point = np.array([[r.indirect["effect"], r.indirect_partially_std["effect"], r.indirect_std["effect"]]
                           for r in results]).mean(axis=0)
-        n_boot_rep = int(first.n_boot if n_boot is None else n_boot)
-        n_failed = int(sum(r.n_boot_failed for r in results)) + int(n_boot_failed)
-        notes.append(f"indirect effects: percentile limits over the {draws.shape[0]} stacked bootstrap draws "
-                     f"({len(results)} imputations x {first.n_boot}); estimate = mean over imputations")
     elif pool == "rubin_mc":
         n_mc = int(n_boot if n_boot is not None else (first.n_boot or 5000))
         ab_draws, qbar, _ = rubin_mc_draws(results, n_mc, seed)
@@ -505,3 +569,94 @@ def pool_mediation(results: Sequence[Any], pool: str = "stacked", *, n_boot: int
         seed=report_seed if report_seed is not None else (seed if isinstance(seed, (int, np.integer)) else None),
         draws=int(draws.shape[0]),
         results=tuple(results), notes=tuple(notes))
+
+
+def _nest(flat: dict[str, Any], mediators: Sequence[str], prefix: str) -> dict[str, Any]:
+    return {"total": flat[prefix], **{m: flat[f"{prefix}:{m}"] for m in mediators}}
+
+
+def _parallel_mc_draws(results: Sequence[Any], n_draws: int, seed: SeedLike,
+                       key: Sequence[int | str] = ("rubin_mc",)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Draws of ``(a_1..a_k, b_1..b_k)`` from ``N(Qbar, Ubar + (1 + 1/m) B)`` (parallel mediators).
+
+    Within an imputation, the ``a`` of different mediators covary through the mediators'
+    residual correlation (``corr(e_j, e_l) se_j se_l``: exact for classical SEs, whose mediator
+    equations share one design), the ``b`` block is the outcome fit's covariance, and ``a`` and
+    ``b`` are uncorrelated; ``B`` is the between-imputation covariance of the 2k estimates.
+    """
+    m = len(results)
+    k = results[0].k
+    q = np.empty((m, 2 * k))
+    U = np.zeros((2 * k, 2 * k))
+    for i, res in enumerate(results):
+        q[i, :k] = [f.coef[1] for f in res.mediator_models]
+        idx = [res.outcome_model.names.index(name) for name in res.mediators]
+        q[i, k:] = np.asarray(res.outcome_model.coef)[idx]
+        se_a = np.array([np.sqrt(f.vcov[1, 1]) for f in res.mediator_models])
+        corr = np.corrcoef(np.column_stack([f.resid for f in res.mediator_models]), rowvar=False)
+        U[:k, :k] += corr * np.outer(se_a, se_a) / m
+        U[k:, k:] += np.asarray(res.outcome_model.vcov)[np.ix_(idx, idx)] / m
+    qbar, between = _shifted_moments(q)
+    t_cov = U + (1.0 + 1.0 / m) * between
+    z = generator(seed, key).standard_normal((int(n_draws), 2 * k))
+    w, V = np.linalg.eigh(t_cov)
+    return qbar + z @ (V * np.sqrt(np.clip(w, 0.0, None))).T, qbar, t_cov
+
+
+def _pool_parallel(results, pool, *, n_boot, seed, conf, n_boot_failed, notes, report_seed) -> PooledMediationResult:
+    """:func:`pool_mediation` for parallel mediators (k >= 2): the same schemes, every indirect effect."""
+    from .process.linear import boot_columns, indirect_columns
+
+    first = results[0]
+    mediators = tuple(first.mediators)
+    k = len(mediators)
+    conf = float(first.conf if conf is None else conf)
+    flat, _ = pool_paths(results, conf)
+    paths = {"a": {m: flat[f"a:{m}"] for m in mediators}, "b": {m: flat[f"b:{m}"] for m in mediators},
+             "c_prime": flat["c_prime"], "c": flat["c"]}
+    models = pool_models(results)
+    sd_x, sd_y = _sd_scale(results)
+    columns = [c for c in boot_columns(mediators, first.contrast) if c.startswith(("ab", "contrast:"))]
+    notes = list(notes)
+
+    def points(res):
+        d = res.to_dict()
+        out = {}
+        for kind, block in (("ab", "indirect"), ("ab_ps", "indirect_partially_std"), ("ab_std", "indirect_std")):
+            out[kind] = d[block]["total"]["effect"]
+            out.update({f"{kind}:{m}": d[block][m]["effect"] for m in mediators})
+        out.update({f"contrast:{name}": v["effect"] for name, v in (d.get("contrasts") or {}).items()})
+        return np.array([out[c] for c in columns])
+
+    if pool == "stacked":
+        draws, n_boot_rep, n_failed = _stacked(results, columns, n_boot, n_boot_failed, notes)
+        point = np.mean([points(r) for r in results], axis=0)
+    elif pool == "rubin_mc":
+        n_mc = int(n_boot if n_boot is not None else (first.n_boot or 5000))
+        ab_draws, qbar, _ = _parallel_mc_draws(results, n_mc, seed)
+        full = boot_columns(mediators, first.contrast)
+        keep = [full.index(c) for c in columns]
+        draws = indirect_columns(ab_draws[:, :k].T, ab_draws[:, k:].T, np.zeros(n_mc), sd_x, sd_y,
+                                 first.contrast)[:, keep]
+        point = indirect_columns(qbar[:k, None], qbar[k:, None], np.zeros(1), sd_x, sd_y, first.contrast)[0, keep]
+        n_boot_rep = n_mc
+        n_failed = int(n_boot_failed)
+        notes.append(f"indirect effects: Monte Carlo CI from {n_mc} draws of (a_1..a_k, b_1..b_k) ~ N(pooled "
+                     "paths; Rubin covariance); estimates = products of the pooled paths")
+    else:
+        raise ConfigError("pool='boot_mi' is available for one mediator; use 'stacked' or 'rubin_mc'")
+    lo, hi = _interval(draws, conf)
+    se = draws.std(axis=0, ddof=1) if draws.shape[0] > 1 else np.full(len(columns), np.nan)
+    blocks = {c: {"effect": float(point[j]), "boot_se": float(se[j]), "ci_low": float(lo[j]),
+                  "ci_high": float(hi[j])} for j, c in enumerate(columns)}
+    contrasts = None
+    if first.contrast:
+        contrasts = {c.split(":", 1)[1]: blocks[c] for c in columns if c.startswith("contrast:")}
+    return PooledMediationResult(
+        x=first.x, m=first.m, y=first.y, covariates=tuple(first.covariates), n=int(first.n),
+        n_dropped=int(first.n_dropped), conf=conf, imputations=len(results), pooling=pool, paths=paths,
+        models=models, indirect=_nest(blocks, mediators, "ab"), indirect_partially_std=_nest(blocks, mediators, "ab_ps"),
+        indirect_std=_nest(blocks, mediators, "ab_std"), n_boot=n_boot_rep, n_boot_failed=n_failed,
+        seed=report_seed if report_seed is not None else (seed if isinstance(seed, (int, np.integer)) else None),
+        draws=int(draws.shape[0]), results=tuple(results), notes=tuple(notes), mediators=mediators,
+        contrasts=contrasts)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import reprlib
 from pathlib import Path
@@ -307,6 +306,25 @@ class AlphaRule(_Model):
     level: Literal["team", "case_manager", "max"] = "case_manager"
 
 
+class MultilevelConfig(_Model):
+    """Multilevel mediation next to the single-level models (``fidelitymed.mediate_multilevel``)."""
+
+    enabled: bool = False
+    #: nested grouping columns, outermost first: random intercepts (1 | team) + (1 | team:case_manager)
+    groups: list[Literal["team", "case_manager"]] = Field(default_factory=lambda: ["team", "case_manager"],
+                                                          min_length=1, max_length=2)
+    #: cluster-mean centring of X and M at the outermost group (between / within paths)
+    decompose: bool = True
+    #: Monte Carlo draws for the CIs of the indirect effects
+    n_mc: int = Field(20000, ge=100)
+
+    @model_validator(mode="after")
+    def _check(self) -> MultilevelConfig:
+        if len(set(self.groups)) != len(self.groups) or self.groups[0] != "team":
+            raise ValueError("groups must be [team] or [team, case_manager] (outermost first)")
+        return self
+
+
 class ExecutorConfig(_Model):
     """Where the independent model tasks run (:mod:`fidelitymed.parallel`)."""
 
@@ -347,6 +365,7 @@ class AnalysisConfig(_Model):
     ci: Literal["percentile", "bca"] = "percentile"
     seed: int | None = Field(20241126, ge=0)
     alpha_rule: AlphaRule = Field(default_factory=AlphaRule)
+    multilevel: MultilevelConfig = Field(default_factory=MultilevelConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     #: table cells with fewer clients than this are suppressed in reports
     small_cell_threshold: int = Field(5, ge=0)

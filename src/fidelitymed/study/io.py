@@ -1,4 +1,4 @@
-"""Reading tables (CSV, XLSX, SAV, DTA) and writing outputs atomically.
+"""Reading tables (CSV, XLSX, SAV, DTA); the writers are re-exported from :mod:`.writers`.
 
 Every reader returns a plain :class:`pandas.DataFrame`; every failure is a
 :class:`~fidelitymed.errors.StudyDataError` naming the file. Writers never leave a
@@ -7,18 +7,14 @@ half-written file: they write beside the target and rename into place.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ..errors import DataIssue, FidelityMedError, StudyDataError
+from ..errors import DataIssue, StudyDataError
 
 TABLE_SUFFIXES = (".csv", ".xlsx", ".sav", ".dta")
 
