@@ -347,7 +347,7 @@ def prepare_frames(study, *, seed: int | None = None, exposure: pd.DataFrame | N
     mediator_waves = sorted({float(p.mediator) for p in a.waves})
     aux_cols = [exposure_at(w, win) for w in mediator_waves for win in config.exposure.windows]
     auxiliary = observed[["client", "site", *aux_cols]]
-    imputed = impute_interviews(study.interviews, study.clients, config, m=m,
+    imputed = impute_interviews(study.interviews, study.clients, config, m=m, iterations=a.imputation_iterations,
                                 seed=a.seed if seed is None else seed, auxiliary=auxiliary)
     frames = []
     for k in range(m):
