@@ -65,7 +65,7 @@ def plot_trajectories(data, *, column: str = "fidelity_total", threshold: float 
         ax.plot(pts["date"], pts[column], "o", color="#1f5f8b", markersize=4, label="assessment")
         if threshold is not None:
             ax.axhline(threshold, color="#b03a2e", linestyle="--", linewidth=1, label=f"high fidelity ({threshold:g})")
-        ax.set_title(f"Team {team}", fontsize=9)
+        ax.set_title(f"team {team}", fontsize=9)
         ax.set_ylim(*ylim)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
