@@ -30,8 +30,6 @@ import pandas as pd
 from scipy import stats
 
 from .. import labels as L
-from ..study.io import atomic_path
-from .office import reproducible_zip
 
 MINUS = "\u2212"
 PRIME = "\u2032"
