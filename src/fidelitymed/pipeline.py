@@ -106,23 +106,54 @@ class StudyResults:
         return mediation_table(self.mediation)
 
     def summary(self) -> str:
+        """A short text table of every mediation model, with display labels (THS, not hope)."""
+        from .labels import instrument_label
+
+        PRIME_C = "c\u2032"  # noqa: N806
         frame = self.to_frame()
         settings = self.manifest.get("settings", {})
         scheme = settings.get("imputation_scheme", "")
         lines = [f"{self.manifest.get('study', 'study')}: {len(self.mediation)} mediation models ({scheme}; "
                  f"pooling: {settings.get('pooling') or 'none'}; {settings.get('n_boot')} resamples)",
-                 f"{'outcome':<8} {'month':>5} {'window':>6} {'a':>8} {'b':>8} {'c_prime':>8} {'ab':>8} "
+                 f"{'outcome':<8} {'month':>5} {'window':>6} {'a':>8} {'b':>8} {PRIME_C:>8} {'ab':>8} "
                  f"{'95% CI':>18}  significant"]
         for _, r in frame.iterrows():
             ci = f"[{r['indirect_ci_low']:.3f}, {r['indirect_ci_high']:.3f}]"
             sig = ",".join(p for p in ("a", "b", "c_prime", "indirect") if r.get(f"sig_{p}")) or "-"
-            lines.append(f"{r['outcome']:<8} {r['outcome_month']:>5g} {int(r['window_days']):>5}d {r['a']:>8.3f} "
-                         f"{r['b']:>8.3f} {r['c_prime']:>8.3f} {r['indirect']:>8.3f} {ci:>18}  {sig}")
+            sig = sig.replace("c_prime", "c\u2032").replace("indirect", "ab")
+            lines.append(f"{instrument_label(r['outcome']):<8} {r['outcome_month']:>5g} {int(r['window_days']):>5}d "
+                         f"{r['a']:>8.3f} {r['b']:>8.3f} {r['c_prime']:>8.3f} {r['indirect']:>8.3f} {ci:>18}  {sig}")
         if self.missing.get("overall_share") is not None:
             lines.append(f"missing at the scale level: {100 * self.missing['overall_share']:.1f}%")
         if self.out is not None:
             lines.append(f"outputs: {self.out}")
         return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        windows = sorted({int(r["window_days"]) for r in self.mediation if r.get("window_days") is not None})
+        scheme = self.manifest.get("settings", {}).get("imputation_scheme", "")
+        where = f", out={str(self.out)!r}" if self.out is not None else ""
+        return (f"<StudyResults {self.manifest.get('study', 'study')!r}: {len(self.mediation)} mediation models, "
+                f"windows {'/'.join(map(str, windows))} d, {scheme}{where}>")
+
+    def _repr_html_(self) -> str:
+        """The primary window's mediation table and the report's warnings, for notebooks."""
+        from html import escape
+
+        from .report.html import normalize_results, report_warnings
+        from .report.tables import mediation_table as apa_mediation_table
+        from .report.tables import primary_window
+
+        results = normalize_results(self)
+        window = primary_window(results)
+        parts = [f"<p><b>{escape(repr(self))}</b></p>"]
+        if window is not None:
+            table = apa_mediation_table(results, window)
+            parts.append(f"<p><i>{escape(table.title)}</i></p>")
+            parts.append(table.formatted().to_html(index=False, escape=True, border=0))
+            parts.append(f"<p><small><i>Note.</i> {escape(table.note)}</small></p>")
+        parts += [f"<p><b>Warning:</b> {escape(w)}</p>" for w in report_warnings(results)]
+        return "\n".join(parts)
 
 
 def mediation_table(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -319,6 +350,7 @@ def _imputation_task(task: parallel.Task, context: Mapping[str, Any]) -> tuple[l
 
     study = context["study"]
     imputed = impute_interviews(study.interviews, study.clients, study.config, m=context["m"], seed=context["seed"],
+                                iterations=study.config.analysis.imputation_iterations,
                                 auxiliary=context["auxiliary"], chains=task.payload)
     frames = completed_frames(study, imputed, context["exposure"])
     info = {k: v for k, v in imputed.to_dict().items() if k != "convergence"}

@@ -113,7 +113,7 @@ def boot_mi_task(task: parallel.Task, context: Mapping[str, Any]) -> np.ndarray:
     sample, exposure, auxiliary = resample_study(study, context["exposure"], context["auxiliary"], picks)
     # the chains draw from ("impute", j) of the task's stream, the clients from ("resample",)
     imputed = impute_interviews(sample.interviews, sample.clients, config, m=per, seed=task.seed,
-                                auxiliary=auxiliary)
+                                iterations=config.analysis.imputation_iterations, auxiliary=auxiliary)
     out = np.full((len(specs), per, len(PARAMETERS)), np.nan)
     for j, frame in enumerate(completed_frames(sample, imputed, exposure)):
         for i, spec in enumerate(specs):
