@@ -32,6 +32,7 @@ from .. import labels as L
 from . import figures as F
 from . import tables as T
 from .methods import config_dict, methods_text
+from .domains import domains_section_html
 from .multilevel import multilevel_section
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -266,6 +267,7 @@ def render_report(results: dict[str, Any], out_dir: str | os.PathLike, *,
         "pct": lambda x: T.fmt_num(100 * x, 1) if x is not None else T.DASH,
         "labels": T.PATH_LABELS,
         "multilevel": multilevel_section(results, fig_dir),
+        "domains_html": domains_section_html(results.get("domains")),
     }
     html = _environment().get_template("report.html.j2").render(**context)
     path = out_dir / "report.html"
