@@ -133,7 +133,8 @@ def test_boot_mi_matches_a_plain_reference_loop(small_study, serial_estimates):
         seed_r = child_sequence(SEED, ("boot_mi", r))
         picks = generator(seed_r, ("resample",)).integers(0, n, size=n)
         sample, expo, aux = _resample_by_hand(study, exposure, auxiliary, picks)
-        imputed = impute_interviews(sample.interviews, sample.clients, config, m=M, seed=seed_r, auxiliary=aux)
+        imputed = impute_interviews(sample.interviews, sample.clients, config, m=M, seed=seed_r,
+                                   iterations=config.analysis.imputation_iterations, auxiliary=aux)
         for j in range(M):
             scores = score_interviews(imputed[j], config.scoring, schedule=config.schedule)
             frame = analysis_frame(sample, scores, exposure=expo, domains=False)
