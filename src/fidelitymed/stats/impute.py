@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..blas import single_thread
 from ..errors import ConfigError, StudyDataError, DataIssue
 from ..seeding import SeedLike, child_sequence, root_sequence
 
@@ -576,7 +577,8 @@ def _run_all(base, targets, passives, seed, ids, key, iterations, donors, ridge,
     seeds = [child_sequence(root_sequence(seed) if seed is not None else _fresh(seed), (*key, k)) for k in ids]
     n, q = base.shape
     parts, traces = [], []
-    with _single_threaded_blas():
+    # thousands of small (50 x 300) products: a multi-threaded BLAS only adds contention (and digits)
+    with single_thread():
         for sl in _chunks(len(ids), n, q):
             v, tr = _run_chains(base, targets, passives, seeds[sl], iterations=iterations, donors=donors,
                                 ridge=ridge, rows=None if rows is None else rows[sl], trace_groups=trace_groups)
@@ -585,19 +587,6 @@ def _run_all(base, targets, passives, seed, ids, key, iterations, donors, ridge,
     return np.concatenate(parts, axis=0), np.concatenate(traces, axis=2)
 
 
-def _single_threaded_blas():
-    """Thousands of small (50 x 300) products: a multi-threaded BLAS only adds contention.
-
-    Measured on the 2-core machine under load: 18 s with one BLAS thread, 141 s with two.
-    ``threadpoolctl`` (present with scikit-learn/dask installs) is used when available.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        from contextlib import nullcontext
-
-        return nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _fresh(seed):
