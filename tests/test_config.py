@@ -50,7 +50,7 @@ def test_every_problem_is_reported_with_its_key_path():
     msg = str(info.value)
     lines = [line for line in msg.splitlines() if line.startswith("  - ")]
     assert len(lines) == 7, msg
-    assert "foo: unknown key (allowed: name, files, schedule, scoring, exposure, analysis)" in msg
+    assert "foo: unknown key (allowed: name, files, schedule, scoring, exposure, analysis, instruments)" in msg
     assert "scoring.rprs.colour: unknown key (allowed: metric," in msg
     assert "scoring.rprs.metric: expected 'zero_to_100' or 'percent_of_max'; got 'z_scores'" in msg
     assert "scoring.hope.points: expected 4 or 8; got 5" in msg
@@ -68,7 +68,7 @@ def test_every_problem_is_reported_with_its_key_path():
     ({"scoring": {"qoli20": {"missing_codes": [7]}}}, "missing_codes [7] are valid scale points"),
     ({"scoring": {"mcas": {"subscales": {"x": ["mcas_99"]}}}}, "['mcas_99'] are not items"),
     ({"schedule": {"x": ["rprs"]}}, "schedule.x (key): expected a valid number"),
-    ({"schedule": {0: ["rprs", "bdi"]}}, "schedule.0[1]: expected 'rprs', 'qoli20'"),
+    ({"schedule": {0: ["rprs", "bdi"]}}, "schedule.0[1]: unknown instrument 'bdi'"),
     ({"analysis": {"categorical": ["region"]}}, "categorical ['region'] are not among covariates"),
     ({"analysis": {"impute": [1]}}, "analysis.impute: expected a valid boolean"),
     ({"analysis": {"seed": -3}}, "analysis.seed: expected greater than or equal to 0"),

@@ -167,3 +167,34 @@ def test_trajectory_figure_draws_points_line_and_threshold():
         ["2015-01-01", "2015-07-01", "2016-01-01"]
     assert ref.get_linestyle() == "--" and list(ref.get_ydata()) == [32, 32]
     fig.canvas.draw()  # renders headless (Agg)
+
+
+# ------------------------------------------------------------------ fidelity domain exposure
+@pytest.mark.parametrize("end", ["before", "on"])
+def test_every_domain_exposure_matches_a_plain_day_by_day_computation(end):
+    from fidelitymed.exposure import domain_exposure
+    from fidelitymed.instruments import score_fidelity
+    from fidelitymed.instruments.declaration import builtin_declaration
+
+    rng = np.random.default_rng(14)
+    decl = builtin_declaration("fidelity")
+    dates = {"A": ["2015-01-01", "2015-06-20", "2016-01-10", "2016-07-01"], "B": ["2015-03-01", "2015-11-15"]}
+    rows = [(team, d) for team, ds in dates.items() for d in ds]
+    items = pd.DataFrame(rng.integers(2, 11, size=(len(rows), len(decl.items))) / 2.0, columns=decl.items)
+    items.loc[1, [c for c in decl.domains["caseload"]]] = np.nan     # caseload not rated at A's 2nd assessment
+    scores = score_fidelity(items)
+    frame = pd.concat([pd.DataFrame(rows, columns=["team", "date"]).assign(date=lambda f: pd.to_datetime(f["date"])),
+                       scores], axis=1)
+    visits = pd.DataFrame({"team": ["A", "A", "A", "B", "B"],
+                           "date": pd.to_datetime(["2015-02-01", "2015-12-24", "2016-09-30", "2015-04-01",
+                                                   "2016-02-29"])})
+    windows = [30, 90, 180]
+    out = domain_exposure(frame, visits, decl.domains, windows=windows, window_end=end)
+    assert list(out.columns) == [f"fidelity_{d}_{w}d" for w in windows for d in decl.domains]
+    for i, visit in visits.iterrows():
+        for domain in decl.domains:
+            pts = [(d.date(), v) for t, d, v in frame[["team", "date", f"fidelity_{domain}"]].itertuples(index=False)
+                   if t == visit["team"] and not np.isnan(v)]
+            for n in windows:
+                expected, _ = plain_window(visit["date"].date(), n, pts, end=end)
+                assert out.loc[i, f"fidelity_{domain}_{n}d"] == pytest.approx(expected, rel=1e-12)

@@ -10,7 +10,7 @@ import statsmodels.api as sm
 from fidelitymed import parallel
 from fidelitymed.errors import ConfigError, StudyDataError
 from fidelitymed.instruments.scoring import item_ranges, score_interviews
-from fidelitymed.stats.impute import impute_frame, impute_interviews, impute_items
+from fidelitymed.stats.impute import ConvergenceTrace, chain_groups, impute_frame, impute_interviews, impute_items
 from fidelitymed.study.config import default_config
 
 from impute_fixture import make_study
@@ -90,6 +90,33 @@ def test_deterministic_and_chain_subsets_identical(study, imputed):
     other = impute_interviews(interviews, clients, m=4, iterations=4, seed=12, auxiliary=aux, chains=[0])
     assert not other[0].equals(imputed[0])
     assert not imputed[0].equals(imputed[1])
+
+
+@pytest.mark.parametrize("groups", [[[0], [1], [2], [3]], [[0, 1], [2, 3]], [[0, 1, 2], [3]], [[3, 1], [0, 2]]])
+def test_chain_groups_give_bit_identical_imputations(study, imputed, groups):
+    """m = 4 in one vectorized group vs in groups (as on workers): the same arrays, exactly."""
+    clients, interviews, aux = study
+    parts = [impute_interviews(interviews, clients, m=4, iterations=4, seed=11, auxiliary=aux, chains=g)
+             for g in groups]
+    by_chain = {c: (p[i], p.auxiliary[i]) for p in parts for i, c in enumerate(p.chains)}
+    for k in range(4):
+        items = [c for c in imputed[k].columns if c.startswith(ITEM_PREFIXES)]
+        # exact equality is the claim: the chain's draws and arithmetic do not depend on its group
+        np.testing.assert_array_equal(by_chain[k][0][items].to_numpy(dtype=float),
+                                      imputed[k][items].to_numpy(dtype=float))
+        pd.testing.assert_frame_equal(by_chain[k][1], imputed.auxiliary[k], check_exact=True)
+    if [c for g in groups for c in g] == [0, 1, 2, 3]:
+        merged = ConvergenceTrace.combine([p.convergence for p in parts], groups)
+        pd.testing.assert_frame_equal(merged.means, imputed.convergence.means, check_exact=True)
+        pd.testing.assert_frame_equal(merged.rhat, imputed.convergence.rhat, check_exact=True)
+
+
+def test_chain_groups_split_evenly():
+    assert chain_groups(20, 2) == [list(range(10)), list(range(10, 20))]
+    assert chain_groups(5, 3) == [[0, 1], [2, 3], [4]]
+    assert chain_groups(2, 8) == [[0], [1]]
+    with pytest.raises(ConfigError):
+        chain_groups(4, 0)
 
 
 def _one_chain(task, context):
@@ -225,3 +252,23 @@ def test_mar_pooled_slope_unbiased_and_covers(reps):
     assert coverage >= (0.85 if reps < 100 else 0.90)
     # the complete-case mean of y is biased down (high-z cases missing); MI recovers E[y] = 1
     assert abs(np.mean(means) - 1.0) < abs(np.mean(cc_means) - 1.0) / 3
+
+
+def test_pipeline_imputation_stage_same_frames_on_two_processes():
+    """prepare_frames: the m chains in one serial group or in one group per process worker."""
+    from fidelitymed.pipeline import prepare_frames
+    from fidelitymed.simulate import demo_study_path
+    from fidelitymed.study.schema import load_study
+
+    demo = load_study(demo_study_path())
+    serial = prepare_frames(demo, seed=5, impute=True, m=3)
+    done = []
+    with parallel.Executor("processes", workers=2) as ex:
+        spread = prepare_frames(demo, seed=5, impute=True, m=3, executor=ex,
+                                progress=lambda d, t, key: done.append((d, t)))
+    assert done[-1] == (2, 2)
+    assert len(spread.frames) == 3
+    for a, b in zip(serial.frames, spread.frames, strict=True):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert serial.imputation == spread.imputation
+    assert serial.missing == spread.missing

@@ -270,13 +270,17 @@ def stopped_cleanly(run: subprocess.Popen, signum: int, out: Path, status: int, 
 
 
 def no_analysis(monkeypatch) -> None:
-    """Make the analysis's first step fail loudly: a refusal must come before it."""
-    import fidelitymed.exposure
+    """Make the analysis (the imputation and the models) fail loudly: a refusal must come before it.
+
+    Loading the study (parsing, validation, feasibility) comes first and may take its time;
+    the output folder is checked right after it.
+    """
+    import fidelitymed.pipeline
 
     def fail(*args, **kwargs):
         raise AssertionError("the analysis started before the output folder was checked")
 
-    monkeypatch.setattr(fidelitymed.exposure, "study_exposure", fail)
+    monkeypatch.setattr(fidelitymed.pipeline, "prepare_frames", fail)
 
 
 def test_a_second_run_into_the_same_target_fails_at_once_and_sigterm_cleans_up(parent, capsys, monkeypatch):
@@ -354,14 +358,17 @@ def test_an_unwritable_parent_is_refused_before_the_analysis(parent, capsys, mon
 
 
 def test_parents_made_for_a_run_that_fails_are_removed(parent, capsys, monkeypatch, tmp_path):
+    import fidelitymed.pipeline
     from fidelitymed.errors import ConfigError
-    import fidelitymed.exposure
+
+    out = tmp_path / "new" / "deeper" / "out"
 
     def fails(*args, **kwargs):
-        raise ConfigError("exposure: a failure after the output folder was prepared")
+        assert temp_folders(out), "the output folder should be prepared by now"
+        raise ConfigError("imputation: a failure after the output folder was prepared")
 
-    monkeypatch.setattr(fidelitymed.exposure, "study_exposure", fails)
-    refused(["run", str(parent / "study"), "--out", str(tmp_path / "new" / "deeper" / "out"), *FAST], capsys,
+    monkeypatch.setattr(fidelitymed.pipeline, "prepare_frames", fails)
+    refused(["run", str(parent / "study"), "--out", str(out), *FAST], capsys,
             match="a failure after the output folder was prepared")
     assert not (tmp_path / "new").exists()
 

@@ -88,6 +88,8 @@ def shown_matches(text: str, kind: str, value) -> bool:
     if kind == "p" and text.startswith("<"):
         return float(value) < float(text.lstrip("< ").strip())
     shown = float(text)
+    if kind == "sig3":  # significant digits: the precision is what the text shows
+        return abs(shown - float(value)) <= 0.5 * 10 ** -len(text.partition(".")[2]) + 1e-9
     if kind == "share_pct":
         value = 100 * float(value)
     tol = 0.5 * 10 ** -DECIMALS[kind] + 1e-9
@@ -243,7 +245,7 @@ def test_tables_numbered_main_then_supplement(results):
 def test_table2_comparison_columns(results):
     t = T.table2(results)
     shown = t.formatted()
-    assert {"vs. month", "n pairs", "M diff.", "t", "df", "p", "d_z"} <= set(shown.columns)
+    assert {"n pairs", "M diff.", "t", "df", "p", "d_z"} <= set(shown.columns)
     row = results["descriptives"]["table2"][1]
     assert t.frame.loc[1, "comparison_t"] == row["comparison"]["t"]
     assert shown.loc[0, "t"] == "\u2014"  # first wave: no comparison
@@ -271,16 +273,18 @@ def test_office_files_carry_no_timestamp(rendered):
 
 def test_xlsx_and_docx_written(rendered):
     results, _, out = rendered
-    book = pd.read_excel(out / "tables.xlsx", sheet_name=None, header=3)
-    assert {"table1", "table2", "icc", "mediation_180d", "mediation_90d", "mediation_270d", "hierarchical",
-            "alpha_decisions", "missing"} <= set(book)
-    med = book["mediation_180d"].dropna(subset=["a_coef"])
+    book = pd.read_excel(out / "tables.xlsx", sheet_name=None)
+    numbers = [t.number for t in T.all_tables(results)]
+    assert list(book) == [*numbers, "data"]
+    data = book["data"]
+    med = data[data["json_pointer"].str.fullmatch(r"/mediation/\d+/paths/a/coef") & (data["window_days"] == 180)]
+    med = med.drop_duplicates("json_pointer")
     expected = sorted(r["paths"]["a"]["coef"] for r in results["mediation"] if r["window_days"] == 180)
-    np.testing.assert_allclose(sorted(med["a_coef"].astype(float)), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(sorted(med["value"].astype(float)), expected, rtol=0, atol=1e-12)
     import docx
 
     doc = docx.Document(str(out / "tables.docx"))
-    assert len(doc.tables) == len(book)
+    assert len(doc.tables) == len(numbers)
     texts = ["".join(c.text for c in row.cells) for t in doc.tables for row in t.rows]
     assert any("<5" in t for t in texts)
 
@@ -290,17 +294,20 @@ def test_xlsx_and_docx_written(rendered):
 def test_figures_for_every_model(rendered):
     results, _, out = rendered
     for rec in results["mediation"]:
-        stem = out / "figures" / F.figure_key(rec)
         for suffix in (".png", ".svg"):
-            assert stem.with_name(stem.name + suffix).stat().st_size > 1000, stem
-    for name in ("figure1_model", "forest_indirect_std", "outcome_means", "fidelity_trajectories"):
-        assert (out / "figures" / f"{name}.png").exists() and (out / "figures" / f"{name}.svg").exists()
+            (found,) = (out / "figures").glob(f"figureS*_{F.figure_key(rec)}{suffix}")
+            assert found.stat().st_size > 1000, found
+    for name in ("figure1_model", "figureS*_forest_indirect_std", "figureS*_outcome_means",
+                 "figureS*_fidelity_trajectories"):
+        assert len(list((out / "figures").glob(f"{name}.png"))) == 1
+        assert len(list((out / "figures").glob(f"{name}.svg"))) == 1
 
 
 def test_diagram_shows_coefficients_and_significance(rendered):
     results, _, out = rendered
     for rec in results["mediation"][:8]:
-        svg = (out / "figures" / f"{F.figure_key(rec)}.svg").read_text(encoding="utf-8")
+        (path,) = (out / "figures").glob(f"figureS*_{F.figure_key(rec)}.svg")
+        svg = path.read_text(encoding="utf-8")
         for key, name in (("a", "a"), ("b", "b")):
             coef = f"{rec['paths'][key]['coef']:.2f}".replace("-", "\u2212")
             star = "*" if rec["significant"][key] else ""
@@ -366,8 +373,12 @@ def test_html_numbers_equal_results_json(rendered):
     # every mediation model's paths, indirect effects and CIs are shown
     for i, rec in enumerate(results["mediation"]):
         for key in ("a", "b", "c_prime"):
-            for f in ("coef", "ci_low", "ci_high", "p"):
+            for f in ("coef", "p"):
                 assert f"/mediation/{i}/paths/{key}/{f}" in shown
+            # the stored 95% CI is shown where alpha = .05; at alpha = .01 the 99% CI (test_publication)
+            stored = abs(rec["alpha"][key] - 0.05) < 1e-12
+            for f in ("ci_low", "ci_high"):
+                assert (f"/mediation/{i}/paths/{key}/{f}" in shown) == stored
         for key in ("indirect", "indirect_std"):
             for f in ("effect", "ci_low", "ci_high"):
                 assert f"/mediation/{i}/{key}/{f}" in shown
@@ -394,7 +405,9 @@ def test_html_sections_and_self_contained(rendered):
         assert sid in p.ids, sid
     assert "script" not in p.tags and "link" not in p.tags and "iframe" not in p.tags
     assert all(s.startswith("data:image/png;base64,") for s in p.srcs)
-    assert len(p.srcs) == len(results["mediation"]) + 4
+    # every figure written is also inline: model, per-model diagrams, one panel figure per window x wave, 3 others
+    assert len(p.srcs) == len(list((path.parent / "figures").glob("*.png")))
+    assert len(p.srcs) == 1 + len(results["mediation"]) + len(results["mediation"]) // 4 + 3
     assert all(h.startswith("#") for h in p.hrefs), [h for h in p.hrefs if not h.startswith("#")]
     assert not re.search(r"https?://", html)
     assert "@import" not in html and not re.search(r"url\((?!data:)", html)
@@ -536,10 +549,10 @@ def test_demo_report_numbers_equal_results_json(demo_run):
         assert f"/mediation/{i}/indirect/effect" in shown and f"/mediation/{i}/indirect_std/effect" in shown
         assert rec["imputation_scheme"] != "listwise" and rec["pooling"]
         for suffix in (".png", ".svg"):
-            assert (out / "figures" / f"{F.figure_key(rec)}{suffix}").stat().st_size > 1000
+            assert next((out / "figures").glob(f"figureS*_{F.figure_key(rec)}{suffix}")).stat().st_size > 1000
     assert (out / "tables.xlsx").exists() and (out / "tables.docx").exists()
     assert "/imputation/convergence/max_rhat" in shown
-    assert (out / "figures" / "fidelity_trajectories.png").exists()
+    assert len(list((out / "figures").glob("figureS*_fidelity_trajectories.png"))) == 1
 
 
 def test_demo_report_has_no_client_or_case_manager_id(demo_run):

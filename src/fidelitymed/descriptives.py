@@ -24,9 +24,9 @@ Why paired t tests rather than a mixed model: it is the comparison the paper's T
 each row says exactly which clients it rests on (``n_pairs``). A mixed model would use the
 clients seen at only one wave (valid under MAR), but the study's missing-data handling is the
 multiple imputation of the main analysis, and Table 2 is descriptive. The values are on the
-observed scores (not imputed). Note that the fidelity exposure is a team-level value shared
-by the clients of a team, so its paired test treats dependent values as independent: read it
-as descriptive.
+observed scores (not imputed). The fidelity exposure is a team-level value shared by the
+clients of a team, so it is reduced to one value per team and wave (its clients' mean
+exposure) and tested across teams (paired t test, n = number of teams), not across clients.
 """
 
 from __future__ import annotations
@@ -448,7 +448,8 @@ class Table2:
         return pd.DataFrame(flat)
 
     def summary(self) -> str:
-        lines = ["Table 2. Study variables by wave (paired t tests against the first wave, complete pairs)",
+        lines = ["Table 2. Study variables by wave (paired t tests against the first wave, complete pairs; "
+                 "team-level variables across teams)",
                  f"{'variable':<26} {'month':>5} {'n':>4} {'mean':>8} {'sd':>8}   comparison"]
         for r in self.rows:
             comp = r["comparison"]
@@ -478,9 +479,28 @@ def _paired(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
     return {"n_pairs": k, "mean_diff": mean, "sd_diff": sd, "t": t, "df": k - 1, "p": p, "d_z": mean / sd}
 
 
+#: variables measured on teams, not clients: Table 2 describes and tests them across teams
+TEAM_LEVEL_VARIABLES: tuple[str, ...] = ("fidelity",)
+
+
+def _team_means(data: pd.DataFrame, column: str, team_column: str) -> pd.Series:
+    """Each team's mean of ``column`` over its clients with a value (one value per team)."""
+    values = pd.to_numeric(data[column], errors="coerce")
+    return values.groupby(data[team_column]).mean().dropna()
+
+
 def table2(data: pd.DataFrame, measures: Mapping[str, Mapping[float, str]], *,
-           labels: Mapping[str, str] | None = None, threshold: int = 0) -> Table2:
+           labels: Mapping[str, str] | None = None, threshold: int = 0, team_column: str = "team",
+           team_level: Sequence[str] = TEAM_LEVEL_VARIABLES) -> Table2:
     """Table 2: mean and SD of each variable at each wave; paired t test of each later wave vs the first.
+
+    Client variables are described and tested over clients (paired t test on the clients
+    observed at both waves). A team-level variable (``team_level``, SMCM fidelity by default)
+    varies only between teams, so a client-level test would count each team's value once per
+    client and overstate the evidence (a t of 19 on 267 df for 14 teams). When ``data`` has
+    ``team_column``, such a variable is first reduced to one value per team and wave (the mean
+    of its clients' exposures) and described and tested **across teams**: a paired t test of
+    the teams observed at both waves (``unit`` = "teams", ``n`` = number of teams).
 
     Parameters
     ----------
@@ -491,14 +511,18 @@ def table2(data: pd.DataFrame, measures: Mapping[str, Mapping[float, str]], *,
     labels
         Display names (default :data:`DEFAULT_LABELS`).
     threshold
-        Means/SDs/tests resting on ``0 < n < threshold`` clients are suppressed.
+        Means/SDs/tests resting on ``0 < n < threshold`` clients are suppressed (teams are not
+        people: team-level rows are never suppressed).
+    team_column, team_level
+        The team identifier column and the variables analysed at the team level.
 
     Returns
     -------
     Table2
-        Rows ``{variable, label, month, column, n, mean, sd, comparison}``; ``comparison`` is
-        ``None`` at the first wave, else ``{test: "paired t", vs_month, n_pairs, mean_diff,
-        sd_diff, t, df, p, d_z}`` (difference = this wave − first wave).
+        Rows ``{variable, label, month, column, unit, n, mean, sd, comparison}``; ``comparison``
+        is ``None`` at the first wave, else ``{test, vs_month, n_pairs, mean_diff, sd_diff, t,
+        df, p, d_z}`` (difference = this wave − first wave; ``test`` is "paired t" or "paired
+        t across teams").
     """
     labels = {**DEFAULT_LABELS, **(labels or {})}
     rows: list[dict[str, Any]] = []
@@ -506,24 +530,31 @@ def table2(data: pd.DataFrame, measures: Mapping[str, Mapping[float, str]], *,
         missing = [c for c in waves.values() if c not in data.columns]
         if missing:
             raise ConfigError(f"table2: column(s) {missing} of {var!r} not in the data")
+        by_team = var in team_level and team_column in data.columns
+        if by_team:
+            frame = pd.DataFrame({col: _team_means(data, col, team_column) for col in waves.values()})
+            test, unit, limit = "paired t across teams", "teams", 0
+        else:
+            frame, test, unit, limit = data, "paired t", "clients", threshold
         months = sorted(waves)
         first = months[0]
-        base = pd.to_numeric(data[waves[first]], errors="coerce")
+        base = pd.to_numeric(frame[waves[first]], errors="coerce")
         for month in months:
             col = waves[month]
-            values = pd.to_numeric(data[col], errors="coerce")
+            values = pd.to_numeric(frame[col], errors="coerce")
             obs = values.dropna()
             k = len(obs)
-            hide = 0 < k < threshold
+            hide = 0 < k < limit
             comparison = None
             if month != first:
                 both = base.notna() & values.notna()
-                comparison = {"test": "paired t", "vs_month": float(first),
+                comparison = {"test": test, "vs_month": float(first),
                               **_paired(base[both].to_numpy(float), values[both].to_numpy(float))}
-                if 0 < comparison["n_pairs"] < threshold:
-                    comparison = {"test": "paired t", "vs_month": float(first), "n_pairs": None, "suppressed": True}
+                if 0 < comparison["n_pairs"] < limit:
+                    comparison = {"test": test, "vs_month": float(first), "n_pairs": None, "suppressed": True}
             rows.append({"variable": var, "label": labels.get(var, var), "month": float(month), "column": col,
-                         "n": None if hide else k, "mean": None if hide or k == 0 else float(obs.mean()),
+                         "unit": unit, "n": None if hide else k,
+                         "mean": None if hide or k == 0 else float(obs.mean()),
                          "sd": None if hide or k < 2 else float(obs.std(ddof=1)), "comparison": comparison})
     return Table2(rows=tuple(rows), threshold=threshold)
 
@@ -540,16 +571,12 @@ def missing_by_scale(scores: pd.DataFrame, clients: Sequence[Any] | pd.Series, c
     "at the scale level, 11.6% of the data were missing"). The same definition as the
     imputation engine's diagnostics, for listwise runs.
     """
-    from .instruments.codebook import CLIENT_INSTRUMENTS
-
     ids = pd.Index(pd.unique(pd.Series(clients)))
     n = len(ids)
     rows = []
     for wave in sorted(config.schedule):
         at = scores[scores["wave"].astype(float) == float(wave)].drop_duplicates("client").set_index("client")
-        for inst in config.schedule[wave]:
-            if inst not in CLIENT_INSTRUMENTS:
-                continue
+        for inst in config.schedule[wave]:   # every scheduled instrument is a client one (built-in or declared)
             col = config.analysis.score_column(inst)
             values = at[col].reindex(ids) if col in at.columns else pd.Series(np.nan, index=ids)
             k = int(values.isna().sum())

@@ -176,6 +176,28 @@ def fidelity_exposure(scored: pd.DataFrame, visits: pd.DataFrame, *, windows: It
     return result
 
 
+def domain_columns(domains: Iterable[str]) -> list[str]:
+    """Score columns of fidelity domains: ``caseload`` -> ``fidelity_caseload``."""
+    return [f"{SCORE_PREFIX}{d}" for d in domains]
+
+
+def domain_exposure(scored: pd.DataFrame, visits: pd.DataFrame, domains: Iterable[str], *,
+                    windows: Iterable[int] = (90, 180, 270), outside: Literal["carry", "exclude"] = "carry",
+                    window_end: Literal["before", "on"] = "before") -> pd.DataFrame:
+    """Exposure of each fidelity domain: ``fidelity_<domain>_<N>d`` for every domain and window.
+
+    Each domain score is interpolated by day on its own (over the assessments that rated it)
+    and averaged over the same windows, with the same rules, as the total
+    (:func:`fidelity_exposure`); the analysis of fidelity domains
+    (:mod:`fidelitymed.stats.domains`) uses these as X. Excluded domains can be exposed too.
+    """
+    windows = [int(w) for w in windows]
+    columns = domain_columns(domains)
+    expo = fidelity_exposure(scored, visits, windows=windows, outside=outside, window_end=window_end,
+                             columns=columns)
+    return expo[[exposure_name(c, w) for w in windows for c in columns]]
+
+
 def study_exposure(study, *, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """Exposure of every interview of a :class:`~fidelitymed.study.schema.StudyData` with its settings.
 

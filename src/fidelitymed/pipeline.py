@@ -87,6 +87,8 @@ class StudyResults:
     out: Path | None = None
     report: Path | None = None
     timings: dict[str, float] = field(default_factory=dict, repr=False)
+    #: the fidelity-domain analysis (analysis.domains; fidelitymed.stats.domains), when enabled
+    domains: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The ``results.json`` dict (JSON-safe; no identifiers, no timestamps)."""
@@ -97,27 +99,32 @@ class StudyResults:
                 "direct_effects": [dict(r) for r in self.direct_effects],
                 "descriptives": dict(self.descriptives), "missing": dict(self.missing),
                 "imputation": None if self.imputation is None else dict(self.imputation),
-                "manifest": dict(self.manifest)}
+                "manifest": dict(self.manifest), **({} if self.domains is None else {"domains": self.domains})}
 
     def to_frame(self) -> pd.DataFrame:
         """One row per mediation model: paths, indirect effect and decisions."""
         return mediation_table(self.mediation)
 
     def summary(self) -> str:
+        """A short text table of every mediation model, with display labels (THS, not hope)."""
+        from .labels import instrument_label
+
+        PRIME_C = "c\u2032"  # noqa: N806
         frame = self.to_frame()
         settings = self.manifest.get("settings", {})
         scheme = settings.get("imputation_scheme", "")
         lines = [f"{self.manifest.get('study', 'study')}: {len(self.mediation)} mediation models ({scheme}; "
                  f"pooling: {settings.get('pooling') or 'none'}; {settings.get('n_boot')} resamples)",
-                 f"{'outcome':<8} {'month':>5} {'window':>6} {'a':>8} {'b':>8} {'c_prime':>8} {'ab':>8} "
+                 f"{'outcome':<8} {'month':>5} {'window':>6} {'a':>8} {'b':>8} {PRIME_C:>8} {'ab':>8} "
                  f"{'95% CI':>18}  significant"]
         if "indirect:total" in frame.columns:
             return self._parallel_summary(frame, lines[0])
         for _, r in frame.iterrows():
             ci = f"[{r['indirect_ci_low']:.3f}, {r['indirect_ci_high']:.3f}]"
             sig = ",".join(p for p in ("a", "b", "c_prime", "indirect") if r.get(f"sig_{p}")) or "-"
-            lines.append(f"{r['outcome']:<8} {r['outcome_month']:>5g} {int(r['window_days']):>5}d {r['a']:>8.3f} "
-                         f"{r['b']:>8.3f} {r['c_prime']:>8.3f} {r['indirect']:>8.3f} {ci:>18}  {sig}")
+            sig = sig.replace("c_prime", "c\u2032").replace("indirect", "ab")
+            lines.append(f"{instrument_label(r['outcome']):<8} {r['outcome_month']:>5g} {int(r['window_days']):>5}d "
+                         f"{r['a']:>8.3f} {r['b']:>8.3f} {r['c_prime']:>8.3f} {r['indirect']:>8.3f} {ci:>18}  {sig}")
         if self.missing.get("overall_share") is not None:
             lines.append(f"missing at the scale level: {100 * self.missing['overall_share']:.1f}%")
         if self.out is not None:
@@ -137,6 +144,32 @@ class StudyResults:
         if self.out is not None:
             lines.append(f"outputs: {self.out}")
         return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        windows = sorted({int(r["window_days"]) for r in self.mediation if r.get("window_days") is not None})
+        scheme = self.manifest.get("settings", {}).get("imputation_scheme", "")
+        where = f", out={str(self.out)!r}" if self.out is not None else ""
+        return (f"<StudyResults {self.manifest.get('study', 'study')!r}: {len(self.mediation)} mediation models, "
+                f"windows {'/'.join(map(str, windows))} d, {scheme}{where}>")
+
+    def _repr_html_(self) -> str:
+        """The primary window's mediation table and the report's warnings, for notebooks."""
+        from html import escape
+
+        from .report.html import normalize_results, report_warnings
+        from .report.tables import mediation_table as apa_mediation_table
+        from .report.tables import primary_window
+
+        results = normalize_results(self)
+        window = primary_window(results)
+        parts = [f"<p><b>{escape(repr(self))}</b></p>"]
+        if window is not None:
+            table = apa_mediation_table(results, window)
+            parts.append(f"<p><i>{escape(table.title)}</i></p>")
+            parts.append(table.formatted().to_html(index=False, escape=True, border=0))
+            parts.append(f"<p><small><i>Note.</i> {escape(table.note)}</small></p>")
+        parts += [f"<p><b>Warning:</b> {escape(w)}</p>" for w in report_warnings(results)]
+        return "\n".join(parts)
 
 
 def mediation_table(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -333,18 +366,6 @@ def _executor(executor, config) -> tuple[parallel.Executor, bool]:
     raise ConfigError(f"executor must be an Executor, a backend name or a mapping; got {executor!r}")
 
 
-def _fill_from_auxiliary(frame: pd.DataFrame, auxiliary: pd.DataFrame) -> pd.DataFrame:
-    """Fill the frame's missing client-level values (covariates, exposure) from the imputed auxiliary table."""
-    aux = auxiliary.set_index("client") if "client" in auxiliary.columns else auxiliary
-    frame = frame.copy()
-    index = frame["client"]
-    for col in aux.columns:
-        if col in frame.columns and frame[col].isna().any():
-            filled = index.map(aux[col])
-            frame[col] = frame[col].where(frame[col].notna(), filled)
-    return frame
-
-
 # ================================================================================== pooling
 
 def _pool_model(results: Sequence[Any], scheme: str, conf: float, seed: np.random.SeedSequence,
@@ -439,11 +460,33 @@ class PreparedFrames:
     frames: tuple[pd.DataFrame, ...]
     imputation: dict[str, Any] | None
     missing: dict[str, Any] | None
+    #: the client-level analysis variables the imputation used as auxiliaries (one row per client)
+    auxiliary: pd.DataFrame | None = None
+
+
+def _imputation_task(task: parallel.Task, context: Mapping[str, Any]) -> tuple[list[pd.DataFrame], Any, dict]:
+    """One group of imputation chains: impute, re-score, one analysis frame per chain.
+
+    Chain k draws only from its own keyed stream, so every grouping of the chains over tasks
+    gives the same frames; the completed interview tables stay on the worker (only the frames,
+    the convergence trace and the diagnostics travel back).
+    """
+    from .completed import completed_frames
+    from .stats.impute import impute_interviews
+
+    study = context["study"]
+    imputed = impute_interviews(study.interviews, study.clients, study.config, m=context["m"], seed=context["seed"],
+                                iterations=study.config.analysis.imputation_iterations,
+                                auxiliary=context["auxiliary"], chains=task.payload)
+    frames = completed_frames(study, imputed, context["exposure"])
+    info = {k: v for k, v in imputed.to_dict().items() if k != "convergence"}
+    return frames, imputed.convergence, info
 
 
 def prepare_frames(study, *, seed: int | None = None, exposure: pd.DataFrame | None = None,
                    observed_scores: pd.DataFrame | None = None, observed: pd.DataFrame | None = None,
-                   impute: bool | None = None, m: int | None = None) -> PreparedFrames:
+                   impute: bool | None = None, m: int | None = None, executor: parallel.Executor | None = None,
+                   progress: Callable[[int, int, tuple], None] | None = None) -> PreparedFrames:
     """Analysis frames of a study: item-level MI of the interviews, re-scored, one frame per imputation.
 
     Each completed interview table is re-scored with the study's scoring rules and turned into
@@ -451,9 +494,14 @@ def prepare_frames(study, *, seed: int | None = None, exposure: pd.DataFrame | N
     values that were missing (covariates, the fidelity exposure of a missed alliance interview)
     are taken from the imputation's completed auxiliary table. Without imputation the observed
     frame is the only one (each model then drops incomplete rows listwise).
+
+    With an ``executor`` of several workers the m chains are split into one group per worker,
+    each group a task (:func:`fidelitymed.stats.impute.chain_groups`); the frames are the same
+    for any number of groups (tested). Serially all chains run in one vectorized group.
     """
     from .exposure import study_exposure
     from .frame import analysis_frame, exposure_at
+    from .stats.impute import ConvergenceTrace, chain_groups
 
     config = study.config
     a = config.analysis
@@ -467,20 +515,20 @@ def prepare_frames(study, *, seed: int | None = None, exposure: pd.DataFrame | N
     m = int(a.imputations if m is None else m)
     if not impute:
         return PreparedFrames(observed, (observed,), None, None)
-    from .instruments.scoring import score_interviews
-    from .stats.impute import impute_interviews
 
     mediator_waves = sorted({float(p.mediator) for p in a.waves})
     aux_cols = [exposure_at(w, win) for w in mediator_waves for win in config.exposure.windows]
     auxiliary = observed[["client", "site", *aux_cols]]
-    imputed = impute_interviews(study.interviews, study.clients, config, m=m,
-                                seed=a.seed if seed is None else seed, auxiliary=auxiliary)
-    frames = []
-    for k in range(m):
-        scores_k = score_interviews(imputed[k], config.scoring, schedule=config.schedule)
-        frame_k = analysis_frame(study, scores_k, exposure=exposure, domains=False)
-        frames.append(_fill_from_auxiliary(frame_k, imputed.auxiliary[k]))
-    imp_dict = imputed.to_dict()
+    ex = executor if executor is not None else parallel.Executor("serial")
+    n_groups = 1 if ex.backend == "serial" else ex.workers
+    groups = chain_groups(m, n_groups)
+    tasks = parallel.make_tasks({("impute", g[0]): g for g in groups}, seeded=False)
+    context = {"study": study, "exposure": exposure, "auxiliary": auxiliary, "m": m,
+               "seed": a.seed if seed is None else seed}
+    parts = ex.map(_imputation_task, tasks, context=context, progress=progress)
+    frames = [f for part_frames, _, _ in parts for f in part_frames]
+    convergence = ConvergenceTrace.combine([c for _, c, _ in parts], groups)
+    imp_dict = {**parts[0][2], "chains": list(range(m)), "convergence": convergence.to_dict()}
     missing = {"by_scale": imp_dict["missing"]["by_scale"], "overall_share": imp_dict["missing"]["overall_share"],
                "by_item": imp_dict["missing"].get("by_item", [])}
     info = {k: v for k, v in imp_dict.items() if k not in ("missing", "convergence")}
@@ -488,7 +536,7 @@ def prepare_frames(study, *, seed: int | None = None, exposure: pd.DataFrame | N
     rhat = imp_dict.get("convergence", {}).get("rhat", [])
     finite = [r["rhat"] for r in rhat if isinstance(r.get("rhat"), (int, float)) and math.isfinite(r["rhat"])]
     info["convergence"] = {"rhat": rhat, "max_rhat": max(finite) if finite else None}
-    return PreparedFrames(observed, tuple(frames), info, missing)
+    return PreparedFrames(observed, tuple(frames), info, missing, auxiliary)
 
 
 # ================================================================================== the run
@@ -581,9 +629,6 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
                           f"(set analysis.impute: false, or --no-impute, for a listwise analysis)")
     m = a.imputations if do_impute else 1
     scheme = a.pooling if do_impute else None
-    if scheme == "boot_mi":
-        raise ConfigError("analysis.pooling: 'boot_mi' (impute within each bootstrap resample) is not run by the "
-                          "study pipeline; use 'stacked' or 'rubin_mc' (or fidelitymed.mediate(..., pool='boot_mi'))")
     lap("load")
 
     # --- exposure and the observed frame -------------------------------------------------
@@ -600,10 +645,12 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
         ex.start()  # an unreachable or workerless Dask cluster fails now, not after the imputation
         with _Progress(progress) as prog:
             # --- imputation --------------------------------------------------------------
-            cb = prog.stage(f"imputing (m={m})" if do_impute else "analysis frame", 1)
+            cb = prog.stage(f"imputing (m={m})" if do_impute else "analysis frame",
+                            1 if ex.backend == "serial" or not do_impute else min(m, ex.workers))
             prepared = prepare_frames(study, seed=seed_value, exposure=exposure, observed_scores=observed_scores,
-                                      observed=observed, impute=do_impute, m=m)
-            cb(1, 1, ("impute",))
+                                      observed=observed, impute=do_impute, m=m, executor=ex, progress=cb)
+            if not do_impute:
+                cb(1, 1, ("frame",))
             frames = list(prepared.frames)
             imputation_info = prepared.imputation
             missing_info = prepared.missing
@@ -614,7 +661,9 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
             frames = [f[keep] for f in frames]
 
             # --- model tasks -------------------------------------------------------------
-            opts = {"n_boot": a.n_boot, "conf": a.conf, "ci": a.ci, "save_boot": scheme == "stacked"}
+            # boot_mi takes the indirect-effect interval from its resamples: no bootstrap per imputation
+            opts = {"n_boot": 0 if scheme == "boot_mi" else a.n_boot, "conf": a.conf, "ci": a.ci,
+                    "save_boot": scheme == "stacked"}
             payloads = {("mediation", s.outcome, f"{s.outcome_wave:g}", s.window, k): (s, k, opts)
                         for s in specs for k in range(m)}
             tasks = parallel.make_tasks(payloads, seed=root_seed)
@@ -648,6 +697,18 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
                                             seeded=False)
             icc_results = ex.map(_icc_task, icc_tasks, context=context, progress=prog.stage("ICCs", len(icc_tasks)))
             lap("ICCs")
+
+            # --- item-level bootstrap-then-impute: one task per resample -------------------
+            boot_mi_estimates = None
+            if scheme == "boot_mi":
+                from .study_boot_mi import run_boot_mi
+
+                boot_mi_estimates = run_boot_mi(
+                    ex, study, exposure, prepared.auxiliary, specs, resamples=a.boot_mi_resamples,
+                    imputations=a.boot_mi_imputations, seed=root_seed,
+                    progress=prog.stage(f"boot-MI ({a.boot_mi_resamples} x {a.boot_mi_imputations})",
+                                        a.boot_mi_resamples))
+                lap("boot_mi")
     finally:
         if owned:
             ex.close()
@@ -664,9 +725,13 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
     # --- pooling, alpha rule, direct effects -------------------------------------------
     imputation_scheme = f"item-level MICE-PMM, m={m}" if do_impute else "listwise"
     mediation_records, decision_records, direct_records, multilevel_records = [], [], [], []
-    for spec in specs:
+    for i_spec, spec in enumerate(specs):
         results = by_model[spec]
-        if do_impute:
+        if boot_mi_estimates is not None:
+            from .study_boot_mi import pool_boot_mi_model
+
+            body = pool_boot_mi_model(results, boot_mi_estimates[:, i_spec], a.conf, seed_value)
+        elif do_impute:
             body = _pool_model(results, scheme, a.conf,
                                child_sequence(root_seed, ("pool", spec.outcome, f"{spec.outcome_wave:g}", spec.window)),
                                seed_value)
@@ -800,6 +865,13 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
                            alpha_decisions=tuple(decision_records), hierarchical=tuple(hier_records),
                            direct_effects=tuple(direct_records), descriptives=descriptives, missing=missing_info,
                            imputation=imputation_info, manifest=manifest, timings=timings)
+    # --- fidelity domains (analysis.domains, issue 14): one isolated stage ---------------------
+    from .stats.domains import study_domain_analysis
+
+    domain_results = study_domain_analysis(study, prepared.frames, seed=child_sequence(root_seed, ("domains",)))
+    if domain_results is not None:
+        results = dataclasses.replace(results, domains=domain_results.to_dict())
+        lap("fidelity domains")
     if target is not None:
         results = _write_outputs(results, target, study=study, report=report)
         lap("outputs")
@@ -863,13 +935,12 @@ def _tidy_tables(results: StudyResults) -> dict[str, pd.DataFrame]:
 def _declared_inputs(path: str | os.PathLike) -> tuple[Path, list[Path]]:
     """The study folder and the input files ``study.yaml`` names, from the config alone (no table is read)."""
     from .study.config import load_config
-    from .study.schema import TABLES
+    from .study.schema import input_paths
 
     path = Path(path)
     yaml_path = path / "study.yaml" if path.is_dir() else path
-    config = load_config(yaml_path)
     root = yaml_path.parent
-    return root, [root / getattr(config.files, name) for name in TABLES]
+    return root, list(input_paths(root, load_config(yaml_path)).values())
 
 
 def _input_folders(root: str | os.PathLike, inputs: Sequence[str | os.PathLike]) -> list[tuple[str, Path]]:

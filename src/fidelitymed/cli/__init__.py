@@ -18,8 +18,19 @@ import sys
 import threading
 
 import typer
+from typer.core import TyperOption
 
 from ..errors import FidelityMedError
+
+_display_type_rich = TyperOption.display_type_rich
+
+
+def _no_flag_placeholder(self: TyperOption, ctx):  # noqa: ANN001 - typer's signature
+    """Typer prints ``<bool>`` beside every flag in ``--help``; a flag takes no value, so show none."""
+    return None if self.is_flag else _display_type_rich(self, ctx)
+
+
+TyperOption.display_type_rich = _no_flag_placeholder
 
 app = typer.Typer(
     name="fidelitymed",

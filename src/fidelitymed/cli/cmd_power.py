@@ -21,6 +21,23 @@ power_app = typer.Typer(
 app.add_typer(power_app, name="power")
 
 
+def conf_fraction(conf: float) -> float:
+    """``--conf`` as a fraction, as study.yaml's ``analysis.conf``: 0.95 stays, 95 becomes 0.95 (with a note).
+
+    Raises
+    ------
+    ConfigError
+        When the value is neither a fraction in (0, 1) nor a percent in (1, 100).
+    """
+    if 0.0 < conf < 1.0:
+        return conf
+    if 1.0 < conf < 100.0:
+        typer.echo(f"note: --conf {conf:g} read as a percent: confidence level {conf / 100:g}", err=True)
+        return conf / 100.0
+    raise ConfigError(f"--conf: expected a confidence level as a fraction between 0 and 1 (e.g. 0.95) or a "
+                      f"percent between 1 and 100 (e.g. 95); got {conf:g}")
+
+
 @contextlib.contextmanager
 def _progress_bar(description: str, quiet: bool) -> Iterator[Any]:
     """A rich bar fed by ``callback(done, total)``; a no-op when quiet."""
@@ -121,7 +138,8 @@ def mediation(
                                help="percentile | bca | monte_carlo | joint."),
     n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap resamples (or Monte Carlo draws) per replicate."),
     n_rep: int = typer.Option(1000, "--n-rep", help="Simulated data sets (per N)."),
-    conf: float = typer.Option(0.95, "--conf", help="Confidence level of the CI."),
+    conf: float = typer.Option(0.95, "--conf", help="Confidence level of the CI, a fraction (0.95); a percent "
+                                                    "(95) is converted."),
     alpha: float = typer.Option(0.05, "--alpha", help="Level of the joint-significance tests."),
     seed: int | None = typer.Option(None, "--seed", min=0, help="Random seed (default: fresh entropy, reported)."),
     covariates_r2: float = typer.Option(0.0, "--covariates-r2", help="Variance of M and Y explained by covariates."),
@@ -143,6 +161,7 @@ def mediation(
     from ..stats.power import power_mediation, sample_size_mediation
 
     _check_plot(plot)
+    conf = conf_fraction(conf)
     common = dict(c_prime=c_prime, method=method, n_boot=n_boot, n_rep=n_rep, conf=conf,
                   alpha=alpha, covariates_r2=covariates_r2, n_covariates=n_covariates, icc=icc,
                   n_clusters=n_clusters, x_level=x_level, executor=backend, workers=workers,

@@ -1,6 +1,7 @@
 """The instrument codebook (``codebook.yaml``) and the item-handling rules shared by all scales.
 
-The codebook lists every instrument's items, valid values, reverse keying and scoring rule.
+The codebook declares every built-in instrument (items, valid values, reverse keying, scoring
+rule) in the same form a study declares its own (:mod:`fidelitymed.instruments.declaration`).
 The facts it marks I (inferred) or P (partly verified) are defaults of named settings in the
 ``scoring:`` section of ``study.yaml`` (:mod:`fidelitymed.study.config`); this module only
 loads the file and provides the vectorized helpers every scoring module uses:
@@ -36,6 +37,23 @@ def load_codebook() -> dict[str, Any]:
     """The shipped codebook as a (cached, treat-as-read-only) dict keyed by instrument."""
     text = resources.files("fidelitymed.instruments").joinpath("codebook.yaml").read_text(encoding="utf-8")
     return yaml.safe_load(text)
+
+
+def label(name: str, declarations: Mapping[str, Any] | None = None) -> str:
+    """Display label of an instrument (``qoli20`` -> ``QOLI-20``, ``hope`` -> ``THS``).
+
+    A study's declaration (``instruments.<name>.label``) wins over the codebook; an instrument
+    without a label is shown by its key. Stable API for tables and figures.
+    """
+    decl = (declarations or {}).get(name)
+    if decl is not None:
+        given = decl.get("label") if isinstance(decl, Mapping) else getattr(decl, "label", None)
+        if given:
+            return str(given)
+    entry = load_codebook().get(name)
+    if isinstance(entry, Mapping) and entry.get("label"):
+        return str(entry["label"])
+    return name
 
 
 def fidelity_items(domains: dict[str, int]) -> dict[str, list[str]]:

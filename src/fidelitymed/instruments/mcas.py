@@ -5,33 +5,20 @@ Total = sum, 17-85, prorated (mean of answered x 17) when at most 20% of the ite
 missing; each subscale (interference with functioning 5, adjustment to living 3, social
 competence 5, behavioral problems 4; item order I) the same with the rule applied per
 subscale.
+
+Declared in ``codebook.yaml`` (``mcas``) and scored by
+:func:`fidelitymed.instruments.scoring.score_declaration`; ``settings`` (``scoring.mcas`` of
+``study.yaml``) map onto the declaration (:func:`~fidelitymed.instruments.declaration.builtin_declaration`).
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from .codebook import item_matrix, load_codebook, prorated_scales
-
-
-def _settings(settings):
-    if settings is None:
-        from ..study.config import McasScoring
-
-        settings = McasScoring()
-    return settings
-
-
-def mcas_columns(settings=None) -> list[str]:
-    s = _settings(settings)
-    return ["mcas_total"] + [f"mcas_{name}" for name in s.subscales]
+from .declaration import builtin_declaration
+from .scoring import score_declaration
 
 
 def score_mcas(frame: pd.DataFrame, settings=None) -> pd.DataFrame:
     """``mcas_total`` and ``mcas_<subscale>`` per row of ``frame``."""
-    s = _settings(settings)
-    items = list(load_codebook()["mcas"]["items"])
-    block = item_matrix(frame, items, low=s.item_min, high=s.item_max, reverse=s.reverse, instrument="mcas")
-    scores = prorated_scales(block, items, s.subscales, max_missing_share=s.max_missing_share, total_stat="sum",
-                             subscale_stat="sum")
-    return pd.DataFrame({f"mcas_{name}": v for name, v in scores.items()}, index=frame.index)
+    return score_declaration("mcas", builtin_declaration("mcas", settings), frame)

@@ -4,35 +4,20 @@ Items use the 7-point Delighted-Terrible scale (1 terrible ... 7 delighted, V); 
 (don't know / not applicable, I) are missing. Total = sum of the 20 items, 20-140 (I;
 ``total: sum``), prorated as mean of answered x 20 when at most 20% are missing; subscale =
 mean of its items (I; ``subscale_stat``), with the same 20% rule per subscale.
+
+Declared in ``codebook.yaml`` (``qoli20``) and scored by
+:func:`fidelitymed.instruments.scoring.score_declaration`; ``settings`` (``scoring.qoli20`` of
+``study.yaml``) map onto the declaration (:func:`~fidelitymed.instruments.declaration.builtin_declaration`).
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from .codebook import item_matrix, load_codebook, prorated_scales
-
-
-def _settings(settings):
-    if settings is None:
-        from ..study.config import Qoli20Scoring
-
-        settings = Qoli20Scoring()
-    return settings
-
-
-def qoli20_columns(settings=None) -> list[str]:
-    s = _settings(settings)
-    return ["qoli20_total"] + [f"qoli20_{name}" for name in s.subscales]
+from .declaration import builtin_declaration
+from .scoring import score_declaration
 
 
 def score_qoli20(frame: pd.DataFrame, settings=None) -> pd.DataFrame:
     """``qoli20_total`` and ``qoli20_<subscale>`` per row of ``frame``."""
-    s = _settings(settings)
-    cb = load_codebook()["qoli20"]
-    items = list(cb["items"])
-    block = item_matrix(frame, items, low=cb["min"], high=cb["max"], missing_codes=s.missing_codes,
-                        reverse=s.reverse, instrument="qoli20")
-    scores = prorated_scales(block, items, s.subscales, max_missing_share=s.max_missing_share, total_stat=s.total,
-                             subscale_stat=s.subscale_stat)
-    return pd.DataFrame({f"qoli20_{name}": v for name, v in scores.items()}, index=frame.index)
+    return score_declaration("qoli20", builtin_declaration("qoli20", settings), frame)

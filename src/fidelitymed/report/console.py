@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .tables import OUTCOME_LABELS, PRIME, fmt_num, mediation_records, month_label, primary_window
+from .tables import PRIME, fmt_num, mediation_records, month_label, outcome_label, primary_window
 
 
 def summary_table(results: dict[str, Any]) -> Table:
@@ -39,12 +39,17 @@ def summary_table(results: dict[str, Any]) -> Table:
               f"{fmt_num(ind.get('ci_high'), 3)}]")
         if sig.get("indirect"):
             ab = f"[bold green]{ab}*[/bold green]"
-        table.add_row(r.get("outcome_label") or OUTCOME_LABELS.get(r.get("outcome"), str(r.get("outcome"))),
+        table.add_row(outcome_label(r),
                       month_label(r.get("outcome_month")), str(r.get("n", "")), coef("a"), coef("b"),
                       coef("c_prime"), ab, fmt_num(std.get("effect"), 3))
     return table
 
 
 def print_summary(results: dict[str, Any], console: Console | None = None) -> None:
-    """Print :func:`summary_table` to ``console`` (a new stdout console if None)."""
-    (console or Console()).print(summary_table(results))
+    """Print :func:`summary_table` and the report's warnings (few teams, R-hat ≥ 1.1) to ``console``."""
+    from .html import report_warnings
+
+    console = console or Console()
+    console.print(summary_table(results))
+    for warning in report_warnings(results):
+        console.print(f"[bold yellow]warning:[/bold yellow] {warning}", highlight=False)

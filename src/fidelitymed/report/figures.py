@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,21 +33,28 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from scipy import stats
 
 from ..study.io import atomic_path
+from .. import labels as L
 from .tables import (
-    PRIME,
     OUTCOME_LABELS,
+    PATH_LABELS,
+    PRIME,
+    ci_level_for,
     fmt_num,
     fmt_p,
     fmt_prop,
+    level_text,
     mediation_records,
     month_label,
+    outcome_label,
+    path_ci,
+    stored_conf,
     windows,
 )
 
 DEFAULT_COVARIATES = ("age", "gender", "housing", "employment", "education", "ace", "site",
                       "long_hospitalization", "baseline")
 COVARIATE_LABELS = {"age": "age", "gender": "gender", "housing": "housing status", "employment": "employment",
-                    "education": "education", "ace": "adverse childhood experiences", "site": "site",
+                    "education": "education", "ace": "adverse childhood experiences (ACE)", "site": "site",
                     "long_hospitalization": "hospitalized \u2265 6 months in past 5 years",
                     "baseline": "baseline score of the outcome"}
 
@@ -67,7 +75,10 @@ def _figure(width: float, height: float) -> Figure:
     return fig
 
 
-def save_figure(fig: Figure, path_without_suffix: str | os.PathLike, *, dpi: int = 150) -> tuple[Path, Path]:
+PRINT_DPI = 300  # journals ask for 300 dpi line art at the printed size
+
+
+def save_figure(fig: Figure, path_without_suffix: str | os.PathLike, *, dpi: int = PRINT_DPI) -> tuple[Path, Path]:
     """Write ``fig`` as ``<path>.png`` and ``<path>.svg`` (atomically); return both paths."""
     base = Path(path_without_suffix)
     png, svg = base.with_name(base.name + ".png"), base.with_name(base.name + ".svg")
@@ -96,12 +107,12 @@ _POS = {"X": (0.14, 0.30), "M": (0.50, 0.76), "Y": (0.86, 0.30)}
 _BOX_W, _BOX_H = 0.24, 0.17
 
 
-def _box(ax: Any, key: str, text: str) -> None:
+def _box(ax: Any, key: str, text: str, fontsize: float = 8.5) -> None:
     x, y = _POS[key]
     ax.add_patch(FancyBboxPatch((x - _BOX_W / 2, y - _BOX_H / 2), _BOX_W, _BOX_H,
                                 boxstyle="round,pad=0.008,rounding_size=0.015", linewidth=1.2,
                                 edgecolor=INK, facecolor="#f4f6f9", transform=ax.transAxes))
-    ax.text(x, y, text, ha="center", va="center", fontsize=8.5, color=INK, transform=ax.transAxes, wrap=True)
+    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, color=INK, transform=ax.transAxes)
 
 
 def _edge(src: str, dst: str) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -120,12 +131,12 @@ def _arrow(ax: Any, src: str, dst: str, *, solid: bool = True) -> None:
                                  transform=ax.transAxes, shrinkA=2, shrinkB=2))
 
 
-def _label_pos(src: str, dst: str) -> tuple[float, float, str]:
+def _label_pos(src: str, dst: str, offset: float = 0.07) -> tuple[float, float, str]:
     (x0, y0), (x1, y1) = _edge(src, dst)
     mx, my = (x0 + x1) / 2, (y0 + y1) / 2
     if src == "X" and dst == "Y":
         return mx, my - 0.04, "top"
-    return (mx - 0.07, my + 0.01, "bottom") if src == "X" else (mx + 0.07, my + 0.01, "bottom")
+    return (mx - offset, my, "center") if src == "X" else (mx + offset, my, "center")
 
 
 def _axes(fig: Figure, rect: Sequence[float] = (0, 0, 1, 1)) -> Any:
@@ -151,20 +162,23 @@ def conceptual_diagram(covariates: Sequence[str] | None = None, *, x_label: str 
         _arrow(ax, src, dst)
         x, y, va = _label_pos(src, dst)
         ax.text(x, y, name, ha="center", va=va, fontsize=12, fontstyle="italic", color=INK, transform=ax.transAxes)
-    names = ", ".join(COVARIATE_LABELS.get(c, c.replace("_", " ")) for c in covariates)
+    names = ", ".join(COVARIATE_LABELS.get(c, L.covariate_label(c)) for c in covariates)
     fig.text(0.5, 0.04, f"Covariates in both equations ({len(covariates)}): {names}.",
              ha="center", va="bottom", fontsize=7.5, color="#444444", wrap=True)
-    fig.text(0.5, 0.96, "Figure 1. Simple mediation model", ha="center", va="top", fontsize=10, fontweight="bold")
     return fig
 
 
-def _coef_label(name: str, path: dict[str, Any] | None, sig: bool) -> str:
+def _coef_label(name: str, path: dict[str, Any] | None, sig: bool, ci: tuple[Any, Any] = (None, None),
+                alpha: Any = None) -> str:
+    """"a = 0.81*" / "[0.05, 1.58]" / "p = .006, α = .01": the CI is at the level 1 − α of the path."""
     if not path:
         return f"{name} = \u2014"
     star = "*" if sig else ""
+    low, high = ci if ci[0] is not None else (path.get("ci_low"), path.get("ci_high"))
+    alpha_text = "" if alpha is None else f", \u03b1 = {fmt_prop(alpha, 2)}"
     return (f"{name} = {fmt_num(path.get('coef'), 2)}{star}\n"
-            f"[{fmt_num(path.get('ci_low'), 2)}, {fmt_num(path.get('ci_high'), 2)}]\n"
-            f"p {_p_text(path.get('p'))}")
+            f"[{fmt_num(low, 2)}, {fmt_num(high, 2)}]\n"
+            f"p {_p_text(path.get('p'))}{alpha_text}")
 
 
 def _p_text(p: Any) -> str:
@@ -173,47 +187,75 @@ def _p_text(p: Any) -> str:
 
 
 def diagram_title(record: dict[str, Any]) -> str:
-    label = record.get("outcome_label") or OUTCOME_LABELS.get(record.get("outcome"), record.get("outcome"))
-    return (f"{label} at {month_label(record.get('outcome_month'))} months "
-            f"(alliance at {month_label(record.get('mediator_month'))} months; "
-            f"{record.get('window_days')}-day fidelity)")
+    """"QOLI-20 at 9 months (alliance at 4.5 months; 180-day fidelity window)"."""
+    return (f"{outcome_label(record)} at {L.month_text(record.get('outcome_month'))} "
+            f"(alliance at {L.month_text(record.get('mediator_month'))}; "
+            f"{L.window_text(record.get('window_days'))} fidelity window)")
 
 
-def mediation_diagram(record: dict[str, Any]) -> Figure:
-    """Results of one mediation model as a path diagram (as in the paper's Figures 2–3).
-
-    Unstandardized coefficients with 95% CIs on each path; an asterisk and a solid arrow
-    mark paths significant under the alpha the ICC rule assigned to that path
-    (``record["alpha"]``, ``record["significant"]``); non-significant paths are dashed.
-    """
+def _draw_model(fig: Figure, rect: Sequence[float], record: dict[str, Any], *, conf: float = 0.95,
+                fontsize: float = 8.5, panel: str | None = None) -> None:
+    """One model's path diagram in ``rect`` of ``fig``: boxes, arrows, a, b, c′ with CIs, ab below."""
+    ax = _axes(fig, rect)
     paths = record.get("paths") or {}
     sig = record.get("significant") or {}
     alpha = record.get("alpha") or {}
-    fig = _figure(6.4, 3.5)
-    ax = _axes(fig, (0.02, 0.2, 0.96, 0.72))
-    label = record.get("outcome_label") or OUTCOME_LABELS.get(record.get("outcome"), record.get("outcome"))
-    _box(ax, "X", f"SMCM fidelity\n({record.get('window_days')}-day mean)")
-    _box(ax, "M", f"Working alliance\n(RPRS, {month_label(record.get('mediator_month'))} m)")
-    _box(ax, "Y", f"{label}\n({month_label(record.get('outcome_month'))} m)")
-    for src, dst, key, name in (("X", "M", "a", "a"), ("M", "Y", "b", "b"), ("X", "Y", "c_prime", f"c{PRIME}")):
+    _box(ax, "X", f"SMCM fidelity\n({L.window_text(record.get('window_days'))} mean)", fontsize)
+    _box(ax, "M", f"Working alliance\n(RPRS)\n{L.month_text(record.get('mediator_month'))}", fontsize)
+    _box(ax, "Y", f"{outcome_label(record)}\n({L.month_text(record.get('outcome_month'))})", fontsize)
+    for src, dst, key in (("X", "M", "a"), ("M", "Y", "b"), ("X", "Y", "c_prime")):
         solid = bool(sig.get(key))
         _arrow(ax, src, dst, solid=solid)
-        x, y, va = _label_pos(src, dst)
-        ax.text(x, y, _coef_label(name, paths.get(key), solid), ha="center", va=va, fontsize=8.5,
-                color=INK if solid else "#555555", transform=ax.transAxes, linespacing=1.3)
-    fig.text(0.5, 0.97, diagram_title(record), ha="center", va="top", fontsize=9.5, fontweight="bold")
-    ind, std = record.get("indirect") or {}, record.get("indirect_std") or {}
+        x, y, va = _label_pos(src, dst, 0.135)
+        level = ci_level_for(alpha.get(key), conf)
+        ci = path_ci(record, key, level) if abs(level - conf) > 1e-9 else (None, None)
+        ax.text(x, y, _coef_label(PATH_LABELS[key], paths.get(key), solid, ci, alpha.get(key)), ha="center", va=va,
+                fontsize=fontsize, color=INK if solid else "#555555", transform=ax.transAxes, linespacing=1.25,
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6, "alpha": 0.9})
+    ind = record.get("indirect") or {}
     star = "*" if sig.get("indirect") else ""
-    lines = [f"Indirect effect ab = {fmt_num(ind.get('effect'), 3)}{star} "
-             f"[{fmt_num(ind.get('ci_low'), 3)}, {fmt_num(ind.get('ci_high'), 3)}]; completely standardized "
-             f"{fmt_num(std.get('effect'), 3)} [{fmt_num(std.get('ci_low'), 3)}, {fmt_num(std.get('ci_high'), 3)}]",
-             f"Total effect c = {fmt_num((paths.get('c') or {}).get('coef'), 2)}; n = {record.get('n')}; "
-             f"{record.get('n_boot')} bootstrap samples (95% percentile CI).",
-             "* p < \u03b1 for the path (\u03b1: " + ", ".join(
-                 f"{n} = {fmt_prop(alpha.get(k), 2)}" for k, n in (("a", "a"), ("b", "b"), ("c_prime", f"c{PRIME}"))
-                 if alpha.get(k) is not None) + "); dashed arrow = not significant."]
-    fig.text(0.5, 0.03, "\n".join(lines), ha="center", va="bottom", fontsize=7.5,
-             color="#333333", linespacing=1.5)
+    ax.text(0.5, 0.02, f"ab = {fmt_num(ind.get('effect'), 3)}{star} "
+            f"[{fmt_num(ind.get('ci_low'), 3)}, {fmt_num(ind.get('ci_high'), 3)}]; n = {record.get('n')}",
+            ha="center", va="top", fontsize=fontsize, color=INK, transform=ax.transAxes)
+    if panel:
+        ax.text(0.0, 1.02, panel, ha="left", va="bottom", fontsize=fontsize + 1.5, fontweight="bold",
+                color=INK, transform=ax.transAxes)
+
+
+def mediation_diagram(record: dict[str, Any], *, conf: float = 0.95) -> Figure:  # noqa: D417
+    """Results of one mediation model as a path diagram (a supplementary figure).
+
+    Unstandardized coefficients on each path with the CI at the level matching the path's
+    alpha (99% where the ICC rule set α = .01); an asterisk and a solid arrow mark paths
+    significant at that alpha (``record["alpha"]``, ``record["significant"]``); non-significant
+    paths are dashed. Below: the indirect effect ab with its percentile bootstrap CI.
+    """
+    fig = _figure(6.4, 3.3)
+    _draw_model(fig, (0.02, 0.16, 0.96, 0.8), record, conf=conf)
+    std = record.get("indirect_std") or {}
+    fig.text(0.5, 0.02, f"Completely standardized ab = {fmt_num(std.get('effect'), 3)} "
+             f"[{fmt_num(std.get('ci_low'), 3)}, {fmt_num(std.get('ci_high'), 3)}]; "
+             f"{record.get('n_boot')} bootstrap samples.", ha="center", va="bottom", fontsize=7.5, color="#333333")
+    return fig
+
+
+def mediation_panels(records: Sequence[dict[str, Any]], *, conf: float = 0.95) -> Figure:
+    """The mediation results of one outcome wave as one multi-panel figure (the paper's Figures 2 and 3).
+
+    One path diagram per outcome (A, B, C, D ...), two per row, each as in
+    :func:`mediation_diagram`.
+    """
+    records = list(records)
+    ncol = 2 if len(records) > 1 else 1
+    nrow = max(1, int(np.ceil(len(records) / ncol)))
+    width, panel_h = 7.2, 3.0
+    fig = _figure(width, panel_h * nrow + 0.15)
+    for k, rec in enumerate(records):
+        col, row = k % ncol, k // ncol
+        left = col / ncol + 0.01
+        bottom = 1 - (row + 1) / nrow + 0.12 / nrow
+        _draw_model(fig, (left, bottom, 1 / ncol - 0.02, 0.8 / nrow), rec, conf=conf, fontsize=7,
+                    panel=f"{chr(ord('A') + k)}. {outcome_label(rec)}")
     return fig
 
 
@@ -242,8 +284,8 @@ def indirect_forest(results: dict[str, Any]) -> Figure:
         for mi, (month, outcome) in enumerate(models):
             centre = -mi * (n_w + 1.2)
             ticks.append(centre)
-            lab = next((r.get("outcome_label") for _, r in recs if r.get("outcome") == outcome), None)
-            labels.append(f"{lab or OUTCOME_LABELS.get(outcome, outcome)}, {month_label(month)} m")
+            rec0 = next((r for _, r in recs if r.get("outcome") == outcome), {"outcome": outcome})
+            labels.append(f"{outcome_label(rec0)}, {L.month_text(month)}")
             for wi, w in enumerate(ws):
                 rec = next((r for _, r in recs if r.get("outcome") == outcome
                             and float(r.get("outcome_month") or 0) == month and int(r.get("window_days")) == w), None)
@@ -273,8 +315,6 @@ def indirect_forest(results: dict[str, Any]) -> Figure:
                               label="open = not significant"))
         fig.legend(handles=handles, loc="outside lower center", ncols=min(4, len(handles)), fontsize=7.5,
                    frameon=False)
-        ax.set_title("Indirect effect of team fidelity on outcomes through the working alliance", loc="left",
-                     fontweight="bold")
         fig.set_layout_engine("constrained")
     return fig
 
@@ -288,7 +328,7 @@ def outcome_means(results: dict[str, Any], *, conf: float = 0.95) -> Figure:
         fig = _figure(6, 2)
         fig.text(0.5, 0.5, "No descriptive statistics in results", ha="center", va="center")
         return fig
-    rows["label"] = rows.get("label", rows["variable"]).fillna(rows["variable"])
+    rows["label"] = [L.variable_label(v) for v in rows["variable"]]
     labels = list(dict.fromkeys(rows["label"]))
     ncol = min(3, len(labels))
     nrow = int(np.ceil(len(labels) / ncol))
@@ -305,14 +345,14 @@ def outcome_means(results: dict[str, Any], *, conf: float = 0.95) -> Figure:
                 half = stats.t.ppf(0.5 + conf / 2, np.maximum(n - 1, 1)) * sd / np.sqrt(n)
             months = d["month"].astype(float).to_numpy()
             ax.errorbar(months, mean, yerr=half, color=ACCENT, marker="o", markersize=4, capsize=3, linewidth=1.3)
-            ax.set_title(str(label))
+            ax.set_title(str(label), fontsize=9)
             ax.set_xticks(months)
             ax.set_xticklabels([month_label(m) for m in months])
+            ax.set_ylabel("Mean (95% CI)" if k % ncol == 0 else "", fontsize=8)
             ax.margins(x=0.15)
         for k in range(len(labels), nrow * ncol):
             axes[k // ncol][k % ncol].set_axis_off()
         fig.supxlabel("Months since baseline", fontsize=8.5)
-        fig.suptitle(f"Mean scores by wave ({conf:.0%} CI)", fontsize=10, fontweight="bold")
         fig.set_layout_engine("constrained")
     return fig
 
@@ -343,22 +383,114 @@ def fidelity_trajectories(assessments: Any, *, threshold: float | None = None, n
 # --------------------------------------------------------------------------- all figures
 
 def figure_key(record: dict[str, Any]) -> str:
-    """File stem of a model's diagram, e.g. ``diagram_qoli20_9m_180d``."""
-    return (f"diagram_{record.get('outcome')}_{month_label(record.get('outcome_month'))}m_"
-            f"{record.get('window_days')}d").replace(".", "p")
+    """File stem of a model's diagram from its display labels, e.g. ``diagram_QOLI-20_9-months_180-day``."""
+    return "diagram_" + L.file_slug(outcome_label(record), L.month_text(record.get("outcome_month")),
+                                    L.window_text(record.get("window_days")))
+
+
+@dataclass(frozen=True)
+class NumberedFigure:
+    """A figure of the report with its number ("Figure 2", "Figure S3"), title and caption."""
+
+    key: str  # file stem
+    number: str
+    title: str
+    caption: str
+    alt: str
+    figure: Figure
+
+
+def _wave_caption(records: Sequence[dict[str, Any]], conf: float) -> str:
+    outcomes = ", ".join(outcome_label(r) for r in records)
+    r0 = records[0]
+    n = sorted({r.get("n") for r in records if r.get("n") is not None})
+    n_text = f"n = {n[0]}" if len(n) == 1 else f"n = {n[0]}\u2013{n[-1]}"
+    return (f"Simple mediation models of {outcomes} at {L.month_text(r0.get('outcome_month'))}, with team SMCM "
+            f"fidelity ({L.window_text(r0.get('window_days'))} mean) as predictor and the working alliance (RPRS) "
+            f"at {L.month_text(r0.get('mediator_month'))} as mediator ({n_text}). Paths show unstandardized "
+            f"coefficients with the CI at the level matching the path's \u03b1 (99% where the ICC rule set "
+            f"\u03b1 = .01); * and a solid arrow: significant at that \u03b1; dashed: not significant. ab: "
+            f"indirect effect with its {level_text(conf)} percentile bootstrap CI ({r0.get('n_boot')} resamples).")
+
+
+def _alt(record: dict[str, Any]) -> str:
+    p, sig = record.get("paths") or {}, record.get("significant") or {}
+    parts = [f"{name} = {fmt_num((p.get(key) or {}).get('coef'), 2)} "
+             f"({'significant' if sig.get(key) else 'not significant'})"
+             for key, name in (("a", "a"), ("b", "b"), ("c_prime", "direct effect"))]
+    ind = record.get("indirect") or {}
+    return (f"Path diagram, {diagram_title(record)}: {', '.join(parts)}; indirect effect "
+            f"{fmt_num(ind.get('effect'), 3)} [{fmt_num(ind.get('ci_low'), 3)}, {fmt_num(ind.get('ci_high'), 3)}].")
+
+
+def figure_catalog(results: dict[str, Any], *, assessments: Any = None, covariates: Sequence[str] | None = None,
+                   threshold: float | None = None, n_domains: int | None = None) -> list[NumberedFigure]:
+    """Every figure of the report, numbered as in a paper.
+
+    Figure 1: the model. Figures 2, 3, ...: one multi-panel figure per outcome wave of the
+    primary window (the paper's Figures 2 and 3: 9 and 18 months). Supplementary figures S1,
+    S2, ...: the same for each sensitivity window, the forest plot of standardized indirect
+    effects, mean scores by wave, team fidelity trajectories, then one diagram per model.
+    """
+    conf = stored_conf(results)
+    covariates = list(covariates) if covariates is not None else list(DEFAULT_COVARIATES)
+    cov_names = ", ".join(COVARIATE_LABELS.get(c, L.covariate_label(c)) for c in covariates)
+    main: list[tuple[str, str, str, str, Figure]] = [(
+        "figure1_model", "Simple mediation model (PROCESS Model 4)",
+        "Team SMCM fidelity (X) predicts the client\u2013case manager working alliance (M) by path a; the alliance "
+        f"predicts the client outcome (Y) by path b; c\u2032 is the direct effect of fidelity. The indirect effect "
+        f"is ab. Both equations adjust for {len(covariates)} covariates: {cov_names}.",
+        "Diagram: team fidelity (X) affects the working alliance (M) through path a; the alliance affects the client "
+        "outcome (Y) through path b; the direct path from X to Y is c prime.", conceptual_diagram(covariates))]
+    supplement: list[tuple[str, str, str, str, Figure]] = []
+    ws = windows(results)
+    for w_i, w in enumerate(ws):
+        recs = [r for _, r in mediation_records(results, w)]
+        months = sorted({float(r.get("outcome_month") or 0) for r in recs})
+        for month in months:
+            group = [r for r in recs if float(r.get("outcome_month") or 0) == month]
+            title = (f"Mediation results at {L.month_text(month)}"
+                     + ("" if w_i == 0 else f", {L.window_text(w)} fidelity window (sensitivity analysis)"))
+            key = L.file_slug("mediation", L.month_text(month), L.window_text(w))
+            alt = " ".join(_alt(r) for r in group)
+            (main if w_i == 0 else supplement).append((key, title, _wave_caption(group, conf), alt,
+                                                        mediation_panels(group, conf=conf)))
+    if results.get("mediation"):
+        supplement.append(("forest_indirect_std", "Completely standardized indirect effects",
+                           f"Completely standardized indirect effect ab_cs of team fidelity through the working "
+                           f"alliance with its {level_text(conf)} percentile bootstrap CI, for every outcome, wave and "
+                           "fidelity window; filled markers: significant indirect effects.",
+                           "Forest plot of completely standardized indirect effects with bootstrap intervals for every "
+                           "outcome, wave and fidelity window.", indirect_forest(results)))
+    if (results.get("descriptives") or {}).get("table2"):
+        supplement.append(("outcome_means", "Mean scores by wave",
+                           "Mean of each study variable at each wave with its t-based 95% CI, from the n, M and SD of "
+                           "Table 2 (observed scores).",
+                           "Line charts of mean scores by wave with 95% confidence intervals, one panel per variable.",
+                           outcome_means(results)))
+    if assessments is not None and (hasattr(assessments, "scored_fidelity") or len(assessments)):
+        supplement.append(("fidelity_trajectories", "Team SMCM fidelity over time",
+                           "Each team's total SMCM fidelity score at each assessment (points) and the daily linear "
+                           "interpolation between assessments from which the exposure windows are averaged (line); "
+                           "the dashed line marks high fidelity.",
+                           "Line charts of each team's total fidelity score at each assessment.",
+                           fidelity_trajectories(assessments, threshold=threshold, n_domains=n_domains)))
+    for _, rec in mediation_records(results):
+        if rec.get("window_days") is None:
+            continue
+        supplement.append((figure_key(rec), f"Mediation model: {diagram_title(rec)}",
+                           _wave_caption([rec], conf), _alt(rec), mediation_diagram(rec, conf=conf)))
+    out = []
+    for k, (key, title, caption, alt, fig) in enumerate(main, start=1):
+        out.append(NumberedFigure(f"figure{k}_{key}" if k > 1 else key, f"Figure {k}", title, caption, alt, fig))
+    for k, (key, title, caption, alt, fig) in enumerate(supplement, start=1):
+        out.append(NumberedFigure(f"figureS{k:02d}_{key}", f"Figure S{k}", title, caption, alt, fig))
+    return out
 
 
 def build_figures(results: dict[str, Any], *, assessments: Any = None,
                   covariates: Sequence[str] | None = None, threshold: float | None = None,
                   n_domains: int | None = None) -> dict[str, Figure]:
-    """Every figure of the report by file stem, in report order."""
-    figs: dict[str, Figure] = {"figure1_model": conceptual_diagram(covariates)}
-    for _, rec in mediation_records(results):
-        figs[figure_key(rec)] = mediation_diagram(rec)
-    if results.get("mediation"):
-        figs["forest_indirect_std"] = indirect_forest(results)
-    if (results.get("descriptives") or {}).get("table2"):
-        figs["outcome_means"] = outcome_means(results)
-    if assessments is not None and (hasattr(assessments, "scored_fidelity") or len(assessments)):
-        figs["fidelity_trajectories"] = fidelity_trajectories(assessments, threshold=threshold, n_domains=n_domains)
-    return figs
+    """Every figure of the report by file stem, in report order (see :func:`figure_catalog`)."""
+    return {f.key: f.figure for f in figure_catalog(results, assessments=assessments, covariates=covariates,
+                                                    threshold=threshold, n_domains=n_domains)}

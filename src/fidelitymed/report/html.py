@@ -28,9 +28,11 @@ import pandas as pd
 from markupsafe import Markup, escape
 
 from ..study.io import write_text
+from .. import labels as L
 from . import figures as F
 from . import tables as T
 from .methods import config_dict, methods_text
+from .domains import domains_section_html
 from .multilevel import multilevel_section
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -43,6 +45,8 @@ class FigureItem:
     alt: str
     png_b64: str
     files: tuple[str, str]
+    number: str = ""
+    caption: str = ""
 
 
 def _environment() -> jinja2.Environment:
@@ -127,7 +131,7 @@ def _imputation_diagnostics(results: dict[str, Any], top: int = 12) -> dict[str,
     """Imputation settings and convergence (R-hat) from ``results["imputation"]``, if present.
 
     Only the ``top`` variables with the largest R-hat are tabulated (the full list stays in
-    results.json); settings are shown as tagged numbers.
+    results.json), to 3 significant digits, values >= 1.1 flagged.
     """
     info = results.get("imputation")
     if not isinstance(info, dict) or not info:
@@ -136,34 +140,11 @@ def _imputation_diagnostics(results: dict[str, Any], top: int = 12) -> dict[str,
                 if isinstance(info.get(k), (int, float)) and not isinstance(info.get(k), bool)]
     conv = info.get("convergence") if isinstance(info.get("convergence"), dict) else {}
     max_rhat = "/imputation/convergence/max_rhat" if isinstance(conv.get("max_rhat"), (int, float)) else None
-    rhat = [(i, r) for i, r in enumerate(conv.get("rhat") or []) if isinstance(r, dict)]
-    rhat = [ir for ir in rhat if isinstance(ir[1].get("rhat"), (int, float))]
-    rhat.sort(key=lambda ir: -float(ir[1]["rhat"]))
-    table = None
-    if rhat:
-        shown = rhat[:top]
-        table = _table_view(T.records_table(
-            shown, key="imputation_rhat", title=f"Convergence of the imputation chains: the {len(shown)} largest "
-            f"R-hat of {len(rhat)} imputed variables", base=("imputation", "convergence", "rhat"),
-            note="Gelman\u2013Rubin R-hat over the second half of the iterations; values near 1 (e.g. < 1.1) "
-                 "indicate mixed chains."))
+    rhat = T.rhat_table(results, top=top)
+    table = _table_view(rhat) if len(rhat.frame) else None
     method = info.get("method") if isinstance(info.get("method"), str) else None
-    return {"settings": settings, "max_rhat": max_rhat, "table": table, "method": method}
-
-
-def _alt_for(record: dict[str, Any]) -> str:
-    p = record.get("paths") or {}
-    sig = record.get("significant") or {}
-
-    def part(name: str, key: str) -> str:
-        e = p.get(key) or {}
-        flag = "significant" if sig.get(key) else "not significant"
-        return f"{name} = {T.fmt_num(e.get('coef'), 2)} ({flag})"
-
-    ind = record.get("indirect") or {}
-    return (f"Path diagram, {F.diagram_title(record)}: {part('a', 'a')}, {part('b', 'b')}, "
-            f"{part('direct effect', 'c_prime')}; indirect effect {T.fmt_num(ind.get('effect'), 3)} "
-            f"[{T.fmt_num(ind.get('ci_low'), 3)}, {T.fmt_num(ind.get('ci_high'), 3)}].")
+    return {"settings": settings, "max_rhat": max_rhat, "table": table, "method": method,
+            "flagged": T.rhat_flagged(results)}
 
 
 def normalize_results(results: Any) -> dict[str, Any]:
@@ -228,22 +209,19 @@ def render_report(results: dict[str, Any], out_dir: str | os.PathLike, *,
         threshold = fid_cfg.get("high_fidelity_threshold")
         if isinstance(fid_cfg.get("domains"), dict):
             n_domains = len([d for d in fid_cfg["domains"] if d not in (fid_cfg.get("excluded_domains") or [])])
-    figs = F.build_figures(results, assessments=assessments, covariates=covariates, threshold=threshold,
-                           n_domains=n_domains)
-    records_by_key = {F.figure_key(r): r for r in results.get("mediation") or []}
+    catalog = F.figure_catalog(results, assessments=assessments, covariates=covariates, threshold=threshold,
+                               n_domains=n_domains)
     items: dict[str, FigureItem] = {}
-    for key, fig in figs.items():
-        png, svg = F.save_figure(fig, fig_dir / key)
-        b64 = base64.b64encode(png.read_bytes()).decode("ascii")  # one rasterization for file and page
-        rec = records_by_key.get(key)
-        title = F.diagram_title(rec) if rec else _FIGURE_TITLES.get(key, key)
-        alt = _alt_for(rec) if rec else _FIGURE_ALTS.get(key, title)
-        items[key] = FigureItem(key, title, alt, b64, (f"figures/{png.name}", f"figures/{svg.name}"))
-        fig.clear()
+    for nf in catalog:
+        png, svg = F.save_figure(nf.figure, fig_dir / nf.key)  # 300 dpi PNG + SVG for the journal
+        b64 = base64.b64encode(F.figure_png_bytes(nf.figure)).decode("ascii")  # screen resolution inline
+        items[nf.key] = FigureItem(nf.key, nf.title, nf.alt, b64, (f"figures/{png.name}", f"figures/{svg.name}"),
+                                   nf.number, nf.caption)
+        nf.figure.clear()
 
     # ---- tables: XLSX / DOCX + views
     tables = T.all_tables(results, min_cell=min_cell)
-    T.write_xlsx(tables, out_dir / "tables.xlsx")
+    T.write_xlsx(tables, out_dir / "tables.xlsx", results=results)
     T.write_docx(tables, out_dir / "tables.docx", heading=f"{_study_name(cfg)}: tables")
     by_key = {t.key: t for t in tables}
     ws = T.windows(results)
@@ -251,10 +229,12 @@ def render_report(results: dict[str, Any], out_dir: str | os.PathLike, *,
     mediation_sections = []
     for w in ws:
         t = by_key.get(f"mediation_{w}d")
-        recs = [r for _, r in T.mediation_records(results, w)]
+        suffix = "_" + L.file_slug(L.window_text(w))
+        panels = [f for k, f in items.items() if "_mediation_" in k and k.endswith(suffix)]
+        models = [f for k, f in items.items() if "_diagram_" in k and k.endswith(suffix)]
         mediation_sections.append({"window": w, "primary": w == (ws[0] if ws else None),
-                                   "table": _table_view(t) if t else None,
-                                   "figures": [items[F.figure_key(r)] for r in recs if F.figure_key(r) in items]})
+                                   "table": _table_view(t) if t else None, "figures": panels,
+                                   "model_figures": models})
     methods = methods_text(results, cfg)
     manifest = results.get("manifest") or {}
     settings = _scrub(manifest.get("settings") or {})
@@ -271,8 +251,9 @@ def render_report(results: dict[str, Any], out_dir: str | os.PathLike, *,
         "alpha_primary": (_table_view(replace(T.alpha_decisions_table(results, ws[0]),
                                               number=by_key["alpha_decisions"].number))
                           if ws and "alpha_decisions" in by_key else None),
-        "figures": items,
+        "figures": {k.split("_", 1)[1] if k.startswith("figureS") else k: v for k, v in items.items()},
         "diag": diag,
+        "warnings": report_warnings(results),
         "methods": methods,
         "manifest": {
             "rows": [(k, _display(manifest.get(k))) for k in ("study", "fidelitymed", "python", "seed", "config_hash", "executor")
@@ -286,27 +267,12 @@ def render_report(results: dict[str, Any], out_dir: str | os.PathLike, *,
         "pct": lambda x: T.fmt_num(100 * x, 1) if x is not None else T.DASH,
         "labels": T.PATH_LABELS,
         "multilevel": multilevel_section(results, fig_dir),
+        "domains_html": domains_section_html(results.get("domains")),
     }
     html = _environment().get_template("report.html.j2").render(**context)
     path = out_dir / "report.html"
     write_text(path, html)
     return path
-
-
-_FIGURE_TITLES = {
-    "figure1_model": "Simple mediation model (PROCESS Model 4)",
-    "forest_indirect_std": "Completely standardized indirect effects, all models and fidelity windows",
-    "outcome_means": "Mean scores by wave with 95% confidence intervals",
-    "fidelity_trajectories": "Team SMCM fidelity over time",
-}
-_FIGURE_ALTS = {
-    "figure1_model": "Diagram: team fidelity (X) affects the working alliance (M) through path a; the alliance "
-                     "affects the client outcome (Y) through path b; the direct path from X to Y is c prime.",
-    "forest_indirect_std": "Forest plot of completely standardized indirect effects with 95% bootstrap intervals "
-                           "for every outcome, wave and fidelity window.",
-    "outcome_means": "Line charts of mean scores by wave with 95% confidence intervals, one panel per variable.",
-    "fidelity_trajectories": "Line chart of each team's total fidelity score at each assessment.",
-}
 
 
 def _study_name(cfg: dict[str, Any]) -> str:
@@ -322,7 +288,7 @@ def _summary(results: dict[str, Any]) -> dict[str, Any]:
     rows = []
     for i, r in T.mediation_records(results, primary):
         sig = r.get("significant") or {}
-        rows.append({"label": r.get("outcome_label") or T.OUTCOME_LABELS.get(r.get("outcome"), r.get("outcome")),
+        rows.append({"label": T.outcome_label(r),
                      "month": T.month_label(r.get("outcome_month")), "i": i,
                      "a_sig": bool(sig.get("a")), "b_sig": bool(sig.get("b")), "ind_sig": bool(sig.get("indirect")),
                      "has_std": (r.get("indirect_std") or {}).get("effect") is not None})
@@ -332,3 +298,29 @@ def _summary(results: dict[str, Any]) -> dict[str, Any]:
             "outcomes": list(dict.fromkeys(r["label"] for r in rows)),
             "scheme": next((r.get("imputation_scheme") for r in recs if r.get("imputation_scheme")), None),
             "n_boot_idx": next((k for k, r in enumerate(recs) if r.get("n_boot") is not None), None)}
+
+
+MIN_TEAMS = 20  # fewer clusters than this: cluster-robust and single-level SEs are unreliable
+
+
+def teams_supplying_x(results: dict[str, Any]) -> int | None:
+    """Number of teams whose fidelity is the predictor X (the team level of the ICC models)."""
+    counts = [int(n) for r in results.get("icc") or []
+              if isinstance(n := T._get(r, "levels", "team", "n_groups"), (int, float)) and not isinstance(n, bool)]
+    return max(counts) if counts else None
+
+
+def report_warnings(results: dict[str, Any]) -> list[str]:
+    """Warnings a reader must see: few teams supplying X, unconverged imputation chains."""
+    out = []
+    n_teams = teams_supplying_x(results)
+    if n_teams is not None and n_teams < MIN_TEAMS:
+        out.append(f"The predictor X (team SMCM fidelity) is supplied by only {n_teams} teams (fewer than "
+                   f"{MIN_TEAMS}): paths a and c\u2032 rest on {n_teams} independent fidelity values, so their "
+                   "single-level standard errors can be too small. Read them with the multilevel mediation results "
+                   "(clients nested in case managers and teams).")
+    flagged = T.rhat_flagged(results)
+    if flagged:
+        out.append(f"Imputation chains have not converged (R-hat \u2265 {T.RHAT_LIMIT:g}) for: {', '.join(flagged)}. "
+                   "Rerun with more imputation iterations before reporting.")
+    return out

@@ -27,17 +27,18 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from scipy import stats
 
-from ..study.io import atomic_path
-from ..study.writers import neutralise_formula_text
+from .. import labels as L
 
 MINUS = "\u2212"
 PRIME = "\u2032"
 DASH = "\u2014"
 DEFAULT_MIN_CELL = 5
 
-PATH_LABELS = {"a": "a", "b": "b", "c_prime": f"c{PRIME}", "c": "c", "indirect": "ab"}
-OUTCOME_LABELS = {"qoli20": "QOLI-20", "pgi": "PGI", "hope": "THS", "mcas": "MCAS", "rprs": "RPRS"}
+PATH_LABELS = {k: L.path_label(k) for k in ("a", "b", "c_prime", "c", "indirect")}
+# display label of each instrument, in the paper's order (also the sort order of the tables' rows)
+OUTCOME_LABELS = {code: L.instrument_label(code) for code in L.INSTRUMENT_ORDER if code != "fidelity"}
 
 # Keys that would carry a person-level identifier; never rendered even if a producer leaks them.
 _ID_KEYS = ("client", "case_manager", "casemanager", "cm_id", "person", "participant", "subject")
@@ -101,6 +102,13 @@ def fmt_prop(x: Any, digits: int = 3) -> str:
     return text
 
 
+def fmt_sig(x: Any, digits: int = 3) -> str:
+    """``digits`` significant digits, trailing zeros kept: 1.1005 -> "1.10" (R-hat)."""
+    if _is_missing(x):
+        return DASH
+    return f"{float(x):#.{digits}g}".rstrip(".").replace("-", MINUS)
+
+
 def fmt_pct(x: Any, digits: int = 1) -> str:
     if _is_missing(x):
         return DASH
@@ -120,10 +128,13 @@ FORMATTERS = {
     "text": lambda x: DASH if _is_missing(x) else str(x),
     "month": lambda x: month_label(x),
     "share_pct": lambda x: DASH if _is_missing(x) else fmt_num(100 * float(x), 1) + "%",
+    "sig3": lambda x: fmt_sig(x, 3),
 }
 # openpyxl number formats for the same kinds (XLSX keeps full precision, shows the APA digits)
-XLSX_FORMATS = {"num1": "0.0", "num2": "0.00", "num3": "0.000", "int": "0", "df": "0.0", "p": "0.000",
-                "prop2": "0.00", "prop3": "0.000", "pct1": "0.0"}
+# (true minus sign, no leading zero for p and proportions, "< .001" below the bound, as in the DOCX)
+XLSX_FORMATS = {"num1": '0.0;"\u2212"0.0', "num2": '0.00;"\u2212"0.00', "num3": '0.000;"\u2212"0.000', "int": "0",
+                "df": "0.0", "p": '[<0.001]"< .001";.000', "prop2": '.00;"\u2212".00', "prop3": '.000;"\u2212".000',
+                "pct1": "0.0", "sig3": "0.00", "share_pct": "0.0%"}
 
 
 def format_value(x: Any, kind: str) -> str:
@@ -283,8 +294,15 @@ class _Builder:
         return pd.DataFrame(self.rows, columns=list(columns))
 
 
-def _outcome_label(record: dict[str, Any]) -> str:
-    return record.get("outcome_label") or OUTCOME_LABELS.get(record.get("outcome"), str(record.get("outcome")))
+def outcome_label(record: dict[str, Any]) -> str:
+    """The display label of a record's outcome (labels.py; the record's own label for an unknown code)."""
+    code = record.get("outcome")
+    if code in OUTCOME_LABELS:
+        return OUTCOME_LABELS[code]
+    return str(record.get("outcome_label") or L.instrument_label(code))
+
+
+_outcome_label = outcome_label
 
 
 def _get(d: Any, *keys: Any) -> Any:
@@ -330,6 +348,8 @@ def table1(results: dict[str, Any], *, min_cell: int = DEFAULT_MIN_CELL) -> Repo
         char = r.get("characteristic")
         if not _is_missing(level) and previous == char:
             r = {**r, "characteristic": ""}
+        else:
+            r = {**r, "characteristic": L.readable_text(char)}
         previous = char
         if r["suppressed"]:
             # "<5" only for a cell under the threshold; a complementary cell is "suppressed"
@@ -359,7 +379,8 @@ def table1(results: dict[str, Any], *, min_cell: int = DEFAULT_MIN_CELL) -> Repo
 
 # comparison fields shown in Table 2, in this order; other scalar fields follow (except these)
 _COMPARISON_ORDER = ("vs_month", "n_pairs", "mean_diff", "t", "df", "p", "d_z")
-_COMPARISON_HIDDEN = ("test", "sd_diff", "suppressed")
+# (vs_month is always the variable's first wave, which the spanning header already says)
+_COMPARISON_HIDDEN = ("test", "sd_diff", "suppressed", "vs_month")
 
 
 def table2(results: dict[str, Any]) -> ReportTable:
@@ -367,11 +388,8 @@ def table2(results: dict[str, Any]) -> ReportTable:
     source = _get(results, "descriptives", "table2") or []
     b = _Builder()
     found: list[str] = []
-    tests: list[str] = []
     for r in source:
         comp = r.get("comparison") or {}
-        if isinstance(comp.get("test"), str) and comp["test"] not in tests:
-            tests.append(comp["test"])
         for k, v in comp.items():
             if (k not in found and k not in _COMPARISON_HIDDEN and not isinstance(v, (dict, list, bool))
                     and not is_identifier_key(k)):
@@ -380,7 +398,8 @@ def table2(results: dict[str, Any]) -> ReportTable:
     for i, r in enumerate(source):
         base = ("descriptives", "table2", i)
         values: dict[str, Any] = {
-            "Variable": r.get("label") or r.get("variable"), "Month": month_label(r.get("month")),
+            "Variable": L.variable_label(r["variable"]) if r.get("variable") else r.get("label"),
+            "Month": month_label(r.get("month")), "Unit": r.get("unit") or "clients",
             "n": (r.get("n"), pointer(*base, "n")), "M": (r.get("mean"), pointer(*base, "mean")),
             "SD": (r.get("sd"), pointer(*base, "sd"))}
         comp = r.get("comparison") or {}
@@ -388,16 +407,23 @@ def table2(results: dict[str, Any]) -> ReportTable:
             v = comp.get(k)
             values[f"comparison_{k}"] = (v, pointer(*base, "comparison", k)) if not isinstance(v, str) else v
         b.add(values)
-    frame = b.frame(["Variable", "Month", "n", "M", "SD", *[f"comparison_{k}" for k in comp_keys]])
+    frame = b.frame(["Variable", "Month", "Unit", "n", "M", "SD", *[f"comparison_{k}" for k in comp_keys]])
     columns = [Column("Variable", ("Variable",), "text"), Column("Month", ("Month",), "text"),
-               Column("n", ("n",), "int"), Column("M", ("M",), "num2"), Column("SD", ("SD",), "num2")]
+               Column("Unit", ("Unit",), "text"), Column("n", ("n",), "int"), Column("M", ("M",), "num2"),
+               Column("SD", ("SD",), "num2")]
     for k in comp_keys:
         kind = _guess_kind(k, frame[f"comparison_{k}"])
         columns.append(Column(_comparison_header(k), (f"comparison_{k}",), kind, group="Comparison with first wave"))
     note = ""
     if comp_keys:
-        note = (f"Comparison: {', '.join(tests) or 'test'} of each later wave against the variable's first wave "
-                "(difference = later \u2212 first), on clients observed at both.")
+        note = ("Comparison: paired t test of each later wave against the variable's first wave (difference = "
+                "later \u2212 first), on the units observed at both.")
+        teams = [r for r in source if r.get("unit") == "teams"]
+        if teams:
+            n_teams = max((int(r["n"]) for r in teams if not _is_missing(r.get("n"))), default=0)
+            names = ", ".join(dict.fromkeys(L.variable_label(r["variable"]) for r in teams))
+            note += (f" {names} is a team-level variable: each team's mean over its clients at the wave, "
+                     f"described and tested across teams (teams, n = {n_teams}), not across clients.")
     return ReportTable("table2", "Table 2", "Mean scores of the study variables", frame, tuple(columns), b.sources,
                        note)
 
@@ -450,16 +476,64 @@ def mediation_records(results: dict[str, Any], window: int | None = None) -> lis
                                        str(ir[1].get("outcome")), int(ir[1].get("window_days") or 0)))
 
 
-def mediation_table(results: dict[str, Any], window: int) -> ReportTable:
-    """The mediation table of one fidelity window: a, b, c′ (and c), ab with CIs and ab_cs.
+_PATH_EQUATION = {"a": "mediator", "b": "outcome", "c_prime": "outcome", "c": "total"}
 
-    Asterisks mark effects significant under the record's adjusted alpha (the ICC rule);
-    the indirect effect is significant when its bootstrap CI excludes 0 and its paths are.
+
+def stored_conf(results: dict[str, Any]) -> float:
+    """The confidence level of the CIs stored in results.json (``manifest.settings.conf``, else .95)."""
+    value = _get(results, "manifest", "settings", "conf")
+    if _is_missing(value):
+        return 0.95
+    value = float(value)
+    return value / 100 if value > 1 else value
+
+
+def path_df(record: dict[str, Any], path: str) -> float | None:
+    """Degrees of freedom of a path's t test: the pooled (Barnard-Rubin) df, else the equation's residual df."""
+    df = _get(record, "paths", path, "df")
+    if _is_missing(df):
+        df = _get(record, "models", _PATH_EQUATION.get(path, "outcome"), "df2")
+    return None if _is_missing(df) else float(df)
+
+
+def path_ci(record: dict[str, Any], path: str, level: float) -> tuple[float | None, float | None]:
+    """The ``level`` CI of a path: coef ± t(1 − (1 − level)/2, df) × SE (the CI the path's t test implies).
+
+    Used to print each path's CI at the level matching its alpha (99% where α = .01); the
+    stored 95% CI of results.json is the same formula at .95.
+    """
+    coef, se = _get(record, "paths", path, "coef"), _get(record, "paths", path, "se")
+    df = path_df(record, path)
+    if _is_missing(coef) or _is_missing(se) or df is None:
+        return None, None
+    half = float(stats.t.ppf(0.5 + level / 2, df)) * float(se)
+    return float(coef) - half, float(coef) + half
+
+
+def ci_level_for(alpha: Any, conf: float = 0.95) -> float:
+    """The CI level matching a path's alpha: 1 − α (the stored ``conf`` when α is unknown)."""
+    return conf if _is_missing(alpha) else round(1.0 - float(alpha), 10)
+
+
+def level_text(level: float) -> str:
+    """0.99 -> "99%"."""
+    return f"{100 * level:g}%"
+
+
+def mediation_table(results: dict[str, Any], window: int) -> ReportTable:
+    """The mediation table of one fidelity window: a, b, c′ with CIs, ab and ab_cs with bootstrap CIs.
+
+    Asterisks mark effects significant under the record's adjusted alpha (the ICC rule); each
+    path's CI is shown at the level matching that alpha (99% where α = .01, computed from the
+    coefficient, SE and df; the stored 95% CI where α = .05), so CI and decision agree. The
+    indirect effect is significant when its bootstrap CI excludes 0 and its paths are.
     """
     b = _Builder()
+    conf = stored_conf(results)
+    levels: dict[str, set[float]] = {p: set() for p in ("a", "b", "c_prime", "c")}
     for i, r in mediation_records(results, window):
         base = ("mediation", i)
-        row: dict[str, Any] = {"Outcome": _outcome_label(r), "Month": month_label(r.get("outcome_month")),
+        row: dict[str, Any] = {"Outcome": outcome_label(r), "Month": month_label(r.get("outcome_month")),
                                "Alliance month": month_label(r.get("mediator_month")),
                                "n": (r.get("n"), pointer(*base, "n"))}
         for path in ("a", "b", "c_prime", "c"):
@@ -468,6 +542,14 @@ def mediation_table(results: dict[str, Any], window: int) -> ReportTable:
                 row[f"{path}_{f}"] = (p.get(f), pointer(*base, "paths", path, f))
             row[f"{path}_sig"] = bool(_get(r, "significant", path))
             row[f"{path}_alpha"] = (_get(r, "alpha", path), pointer(*base, "alpha", path))
+            level = ci_level_for(_get(r, "alpha", path), conf)
+            levels[path].add(level)
+            row[f"{path}_ci_level"] = level
+            if abs(level - conf) < 1e-9:  # the stored CI, with its pointer
+                row[f"{path}_shown_low"] = row[f"{path}_ci_low"]
+                row[f"{path}_shown_high"] = row[f"{path}_ci_high"]
+            else:
+                row[f"{path}_shown_low"], row[f"{path}_shown_high"] = path_ci(r, path, level)
         for key, name in (("indirect", "ab"), ("indirect_std", "abcs")):
             e = r.get(key) or {}
             for f in ("effect", "boot_se", "ci_low", "ci_high"):
@@ -477,7 +559,8 @@ def mediation_table(results: dict[str, Any], window: int) -> ReportTable:
         b.add(row)
     names = ["Outcome", "Month", "Alliance month", "n"]
     for path in ("a", "b", "c_prime", "c"):
-        names += [f"{path}_{f}" for f in ("coef", "se", "p", "ci_low", "ci_high", "sig", "alpha")]
+        names += [f"{path}_{f}" for f in ("coef", "se", "p", "ci_low", "ci_high", "sig", "alpha", "ci_level",
+                                         "shown_low", "shown_high")]
     names += [f"ab_{f}" for f in ("effect", "boot_se", "ci_low", "ci_high", "sig")]
     names += [f"abcs_{f}" for f in ("effect", "boot_se", "ci_low", "ci_high", "sig")]
     frame = b.frame(names)
@@ -485,25 +568,31 @@ def mediation_table(results: dict[str, Any], window: int) -> ReportTable:
             Column("n", ("n",), "int")]
     for path in ("a", "b", "c_prime"):
         g = f"{PATH_LABELS[path]} path"
+        shown = levels[path]
+        ci_head = f"{level_text(next(iter(shown)))} CI" if len(shown) == 1 else "CI (1 \u2212 \u03b1)"
         cols += [Column("B", (f"{path}_coef",), "num3", mark=f"{path}_sig", group=g),
-                 Column("95% CI", (f"{path}_ci_low", f"{path}_ci_high"), "num3", "[{0}, {1}]", group=g),
+                 Column(ci_head, (f"{path}_shown_low", f"{path}_shown_high"), "num3", "[{0}, {1}]", group=g),
                  Column("p", (f"{path}_p",), "p", group=g)]
+    boot = f"{level_text(conf)} CI"
     cols += [Column("ab", ("ab_effect",), "num3", mark="ab_sig", group="Indirect effect"),
-             Column("95% boot CI", ("ab_ci_low", "ab_ci_high"), "num3", "[{0}, {1}]", group="Indirect effect"),
+             Column(boot, ("ab_ci_low", "ab_ci_high"), "num3", "[{0}, {1}]", group="Indirect effect"),
              Column("ab_cs", ("abcs_effect",), "num3", group="Completely standardized"),
-             Column("95% boot CI", ("abcs_ci_low", "abcs_ci_high"), "num3", "[{0}, {1}]",
+             Column(boot, ("abcs_ci_low", "abcs_ci_high"), "num3", "[{0}, {1}]",
                     group="Completely standardized"),
              Column("\u03b1 a; b", ("a_alpha", "b_alpha"), "prop2", "{0}; {1}")]
     recs = [r for _, r in mediation_records(results, window)]
     mediators = [month_label(m) for m in sorted({float(r["mediator_month"]) for r in recs
                                                  if r.get("mediator_month") is not None})]
     note = (f"Fidelity = mean team SMCM fidelity over the {window} days before the alliance interview; "
-            f"mediator = working alliance (RPRS) at month {' / '.join(mediators)}. B = unstandardized OLS "
+            f"mediator = working alliance (RPRS) at {' / '.join(mediators)} months. B = unstandardized OLS "
             "coefficient; a = fidelity \u2192 alliance; b = alliance \u2192 outcome; "
             f"c{PRIME} = direct effect of fidelity; ab = indirect effect with percentile bootstrap CI; "
             "ab_cs = completely standardized indirect effect (Hayes, 2022). \u03b1 = the alpha levels "
-            f"applied to path a and to paths b and c{PRIME} (.01 where the dependent variable's ICC > .05). "
-            "*Significant at that alpha; for ab, the bootstrap CI excludes 0.")
+            f"applied to path a and to paths b and c{PRIME} (.01 where the dependent variable's ICC > "
+            f"{fmt_prop(icc_threshold(results), 2)}). Each path's CI is at the level matching its \u03b1 "
+            f"(99% where \u03b1 = .01, 95% where \u03b1 = .05), so a CI excluding 0 goes with an asterisk; "
+            "results.json keeps the 95% CIs. *Significant at that alpha; for ab, the bootstrap CI excludes 0 "
+            "and paths a and b are significant.")
     return ReportTable(f"mediation_{window}d", "Table 3" if window == primary_window(results) else "Table S",
                        f"Simple mediation models (PROCESS Model 4), {window}-day fidelity window",
                        frame, tuple(cols), b.sources, note)
@@ -516,7 +605,7 @@ def icc_table(results: dict[str, Any]) -> ReportTable:
     b = _Builder()
     for i, r in enumerate(results.get("icc") or []):
         base = ("icc", i)
-        b.add({"Dependent variable": r.get("y"), "n": (r.get("n"), pointer(*base, "n")),
+        b.add({"Dependent variable": L.column_label(r.get("y")), "n": (r.get("n"), pointer(*base, "n")),
                "Team ICC": (_get(r, "levels", "team", "icc"), pointer(*base, "levels", "team", "icc")),
                "Case-manager ICC": (_get(r, "levels", "case_manager", "icc"),
                                     pointer(*base, "levels", "case_manager", "icc")),
@@ -552,30 +641,84 @@ def alpha_decisions_table(results: dict[str, Any], window: int | None = None) ->
     recs = [(i, r) for i, r in enumerate(results.get("alpha_decisions") or [])
             if window is None or int(r.get("window_days", -1)) == int(window)]
     outcome_order = {k: i for i, k in enumerate(OUTCOME_LABELS)}
+    threshold = icc_threshold(results)
     recs.sort(key=lambda ir: (int(ir[1].get("window_days") or 0), float(ir[1].get("outcome_month") or 0),
                               outcome_order.get(ir[1].get("outcome"), 99), str(ir[1].get("outcome")),
                               order.get(ir[1].get("path"), 9)))
     for i, r in recs:
         base = ("alpha_decisions", i)
-        b.add({"Outcome": OUTCOME_LABELS.get(r.get("outcome"), r.get("outcome")),
+        b.add({"Outcome": outcome_label(r),
                "Month": month_label(r.get("outcome_month")), "Window": f"{r.get('window_days')} d",
                "Path": PATH_LABELS.get(r.get("path"), r.get("path")),
-               "Dependent variable": r.get("dependent_variable"),
+               "Dependent variable": DASH if r.get("path") == "indirect" else _dependent_label(r.get("dependent_variable")),
                "ICC": (r.get("icc"), pointer(*base, "icc")), "alpha": (r.get("alpha"), pointer(*base, "alpha")),
                "p": (r.get("p"), pointer(*base, "p")),
-               "Decision": "significant" if r.get("significant") else "not significant",
-               "Reason": r.get("reason")})
+               "Decision": "yes" if r.get("significant") else "no",
+               "Reason": decision_reason(r, threshold)})
     frame = b.frame(["Outcome", "Month", "Window", "Path", "Dependent variable", "ICC", "alpha", "p",
                      "Decision", "Reason"])
     cols = (Column("Outcome", ("Outcome",), "text"), Column("Month", ("Month",), "text"),
             Column("Window", ("Window",), "text"), Column("Path", ("Path",), "text"),
             Column("DV", ("Dependent variable",), "text"), Column("ICC", ("ICC",), "prop3"),
             Column("\u03b1", ("alpha",), "prop2"), Column("p", ("p",), "p"),
-            Column("Decision", ("Decision",), "text"), Column("Reason", ("Reason",), "text"))
+            Column("Significant", ("Decision",), "text"), Column("Reason", ("Reason",), "text"))
     title = "Alpha decisions per path" + (f", {window}-day window" if window is not None else "")
     return ReportTable("alpha_decisions" + (f"_{window}d" if window is not None else ""), "Table 5", title,
                        frame, cols, b.sources,
-                       "For the indirect effect (ab) p is not defined; its decision uses the bootstrap CI.")
+                       "DV = the dependent variable whose ICC sets the path's \u03b1. For the indirect effect (ab) "
+                       "p is not defined: it is significant when its bootstrap CI excludes 0 and paths a and b are "
+                       "significant; its ICC column shows the larger of the two.")
+
+
+def icc_threshold(results: dict[str, Any]) -> float:
+    """The ICC threshold of the alpha rule (manifest settings; the study's .05 by default)."""
+    value = _get(results, "manifest", "settings", "alpha_rule", "icc_threshold")
+    return 0.05 if _is_missing(value) else float(value)
+
+
+def _dependent_label(name: Any) -> str:
+    """"rprs_4.5m" -> "Working alliance (RPRS), 4.5 months"; "m -> y" -> "M → Y"."""
+    return " \u2192 ".join(L.column_label(part.strip()) for part in str(name).split("->"))
+
+
+def decision_reason(record: dict[str, Any], threshold: float = 0.05) -> str:
+    """Why a path got its decision, in APA notation: "ICC = .163 > .05, α = .01; p = .009 < .01"."""
+    path, icc, alpha, p = record.get("path"), record.get("icc"), record.get("alpha"), record.get("p")
+    if path == "indirect":
+        low, high = record.get("ci_low"), record.get("ci_high")
+        if _is_missing(low) or _is_missing(high):
+            return L.readable_text(record.get("reason") or "")
+        excludes = float(low) > 0 or float(high) < 0
+        text = f"CI [{fmt_num(low)}, {fmt_num(high)}] {'excludes' if excludes else 'includes'} 0"
+        failed = [_alpha_words(part) for part in L.readable_text(record.get("reason") or "").split("; ")[1:]
+                  if "not significant" in part]
+        return "; ".join([text, *failed]) if failed else text + "; a and b significant"
+    if _is_missing(alpha):
+        return L.readable_text(record.get("reason") or "")
+    parts = []
+    if _is_missing(icc):
+        parts.append(f"ICC unknown, \u03b1 = {fmt_prop(alpha, 2)}")
+    else:
+        sign = ">" if float(icc) > threshold else "\u2264"
+        parts.append(f"ICC = {fmt_prop(icc)} {sign} {fmt_prop(threshold, 2)}, \u03b1 = {fmt_prop(alpha, 2)}")
+    if not _is_missing(p):
+        below = float(p) < float(alpha)
+        shown = fmt_p(p)
+        relation = "<" if below else "\u2265"
+        value = shown if shown.startswith("<") else "= " + shown
+        parts.append(f"p {value} {relation} {fmt_prop(alpha, 2)}")
+    return "; ".join(parts)
+
+
+def _alpha_words(part: str) -> str:
+    """"a significant at 0.01" -> "a significant at α = .01"."""
+    head, sep, level = part.rpartition(" at ")
+    if not sep:
+        return part
+    try:
+        return f"{head} at \u03b1 = {fmt_prop(float(level), 2)}"
+    except ValueError:
+        return part
 
 
 # --------------------------------------------------------------------------- reciprocal / direct
@@ -590,8 +733,8 @@ def hierarchical_table(results: dict[str, Any]) -> ReportTable:
             last = j == len(r.get("blocks") or []) - 1
             added = (r.get("added") or {}) if last else {}
             abase = ("hierarchical", i, "added")
-            b.add({"Predictor (step)": OUTCOME_LABELS.get(r.get("outcome"), r.get("outcome")),
-                   "Dependent variable": r.get("y"), "n": (r.get("n"), pointer("hierarchical", i, "n")),
+            b.add({"Predictor (step)": outcome_label(r),
+                   "Dependent variable": L.column_label(r.get("y")), "n": (r.get("n"), pointer("hierarchical", i, "n")),
                    "Step": (blk.get("block"), pointer(*base, "block")),
                    "Entered": _predictor_summary(preds, j),
                    "R2": (blk.get("r2"), pointer(*base, "r2")), "dR2": (blk.get("delta_r2"), pointer(*base, "delta_r2")),
@@ -623,6 +766,7 @@ def hierarchical_table(results: dict[str, Any]) -> ReportTable:
 
 
 def _predictor_summary(preds: list[str], j: int) -> str:
+    preds = [L.covariate_label(p) for p in preds]
     if not preds:
         return DASH
     if len(preds) > 3:
@@ -639,7 +783,7 @@ def direct_effects_table(results: dict[str, Any]) -> ReportTable:
                                   outcome_order.get(ir[1].get("outcome"), 99), str(ir[1].get("outcome"))))
     for i, r in recs:
         base = ("direct_effects", i)
-        b.add({"Outcome": OUTCOME_LABELS.get(r.get("outcome"), r.get("outcome")),
+        b.add({"Outcome": outcome_label(r),
                "Month": month_label(r.get("outcome_month")), "Window": f"{r.get('window_days')} d",
                "n": (r.get("n"), pointer(*base, "n")), "B": (r.get("coef"), pointer(*base, "coef")),
                "SE": (r.get("se"), pointer(*base, "se")), "t": (r.get("t"), pointer(*base, "t")),
@@ -665,7 +809,7 @@ def missing_table(results: dict[str, Any]) -> ReportTable:
     for i, r in enumerate(_get(results, "missing", "by_scale") or []):
         base = ("missing", "by_scale", i)
         share = r.get("share")
-        b.add({"Instrument": OUTCOME_LABELS.get(r.get("instrument"), r.get("instrument")),
+        b.add({"Instrument": L.instrument_label(r.get("instrument")),
                "Month": month_label(r.get("month")),
                "Expected": (r.get("n_expected"), pointer(*base, "n_expected")),
                "Missing": (r.get("n_missing"), pointer(*base, "n_missing")),
@@ -676,6 +820,44 @@ def missing_table(results: dict[str, Any]) -> ReportTable:
             Column("Share missing", ("share",), "prop3"))
     return ReportTable("missing", "Table S1", "Missing scale scores by instrument and wave", frame, cols, b.sources,
                        "Share = missing / expected scale scores at the wave.")
+
+
+RHAT_LIMIT = 1.1
+
+
+def rhat_table(results: dict[str, Any], *, top: int | None = 12) -> ReportTable:
+    """Convergence of the imputation chains: the ``top`` largest R-hat, to 3 significant digits.
+
+    Values at or above :data:`RHAT_LIMIT` (1.1; Gelman & Rubin, 1992) are flagged: the chains
+    of that variable had not mixed, so more iterations are needed.
+    """
+    conv = _get(results, "imputation", "convergence") or {}
+    rows = [(i, r) for i, r in enumerate(conv.get("rhat") or [])
+            if isinstance(r, dict) and isinstance(r.get("rhat"), (int, float))]
+    rows.sort(key=lambda ir: -float(ir[1]["rhat"]))
+    n_all = len(rows)
+    shown = rows[:top] if top else rows
+    b = _Builder()
+    for i, r in shown:
+        flagged = float(r["rhat"]) >= RHAT_LIMIT
+        b.add({"Instrument": L.instrument_label(r.get("instrument")), "Month": L.month_text(r.get("month")),
+               "R-hat": (r.get("rhat"), pointer("imputation", "convergence", "rhat", i, "rhat")),
+               "flag": flagged, "Converged": f"no (\u2265 {RHAT_LIMIT:g})" if flagged else "yes"})
+    frame = b.frame(["Instrument", "Month", "R-hat", "flag", "Converged"])
+    cols = (Column("Instrument", ("Instrument",), "text"), Column("Wave", ("Month",), "text"),
+            Column("R-hat", ("R-hat",), "sig3", mark="flag"), Column("Converged", ("Converged",), "text"))
+    title = (f"Convergence of the imputation chains: the {len(shown)} largest R-hat of {n_all} imputed variables"
+             if len(shown) < n_all else "Convergence of the imputation chains (R-hat)")
+    note = ("Gelman\u2013Rubin R-hat over the second half of the iterations. *R-hat \u2265 1.1: the chains "
+            "have not mixed; rerun with more imputation iterations before reporting.")
+    return ReportTable("imputation_rhat", "", title, frame, cols, b.sources, note)
+
+
+def rhat_flagged(results: dict[str, Any]) -> list[str]:
+    """Labels of the imputed variables whose R-hat is at or above 1.1 ("QOLI-20, 9 months")."""
+    conv = _get(results, "imputation", "convergence") or {}
+    return [L.variable_label(r.get("instrument"), r.get("month")) for r in conv.get("rhat") or []
+            if isinstance(r, dict) and isinstance(r.get("rhat"), (int, float)) and float(r["rhat"]) >= RHAT_LIMIT]
 
 
 def records_table(records: list[tuple[int, dict[str, Any]]], *, key: str, title: str,
@@ -722,168 +904,17 @@ def all_tables(results: dict[str, Any], *, min_cell: int = DEFAULT_MIN_CELL) -> 
             + [replace(t, number=f"Table S{k}") for k, t in enumerate(supplement, start=1)])
 
 
-def write_xlsx(tables: Iterable[ReportTable], path: str | os.PathLike) -> Path:
-    """One sheet per table: the numbers at full precision, shown with the APA digits."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Border, Font, Side
-    from openpyxl.utils import get_column_letter
+def write_xlsx(tables: Iterable[ReportTable], path: str | os.PathLike,
+               results: dict[str, Any] | None = None) -> Path:
+    """APA tables as sheets laid out as in the DOCX, plus a tidy ``data`` sheet
+    (:func:`fidelitymed.report.xlsx_tables.write_xlsx`)."""
+    from .xlsx_tables import write_xlsx as _write
 
-    path = Path(path)
-    wb = Workbook()
-    wb.remove(wb.active)
-    thin = Side(style="thin")
-    used: set[str] = set()
-    for t in tables:
-        name = _sheet_name(t.key, used)
-        ws = wb.create_sheet(name)
-        ws.cell(row=1, column=1, value=t.number).font = Font(bold=True)
-        ws.cell(row=2, column=1, value=t.title).font = Font(italic=True)
-        kinds = {f: c.kind for c in t.columns for f in c.fields}
-        headers = list(t.frame.columns)
-        for j, h in enumerate(headers, start=1):
-            cell = ws.cell(row=4, column=j, value=str(h))
-            cell.font = Font(bold=True)
-            cell.border = Border(top=thin, bottom=thin)
-            cell.alignment = Alignment(horizontal="center", wrap_text=True)
-        for i, (_, rec) in enumerate(t.frame.iterrows(), start=5):
-            for j, h in enumerate(headers, start=1):
-                v = rec[h]
-                if _is_missing(v):
-                    v = None
-                elif hasattr(v, "item"):
-                    v = v.item()
-                cell = ws.cell(row=i, column=j, value=neutralise_formula_text(v))  # no live formulas
-                fmt = XLSX_FORMATS.get(kinds.get(h, ""))
-                if fmt and isinstance(v, (int, float)) and not isinstance(v, bool):
-                    cell.number_format = fmt
-        last = 4 + len(t.frame)
-        for j in range(1, len(headers) + 1):
-            ws.cell(row=last, column=j).border = Border(bottom=thin)
-            ws.column_dimensions[get_column_letter(j)].width = max(8, min(40, len(str(headers[j - 1])) + 4))
-        if t.note:
-            ws.cell(row=last + 2, column=1, value="Note. " + t.note).font = Font(italic=False, size=9)
-    if not wb.sheetnames:  # a workbook needs one sheet; say why it is empty
-        wb.create_sheet("tables").cell(row=1, column=1, value="No tables: the results hold no records.")
-    with atomic_path(path) as tmp:
-        wb.save(tmp)
-        _reproducible_zip(tmp)
-    return path
-
-
-def _sheet_name(key: str, used: set[str]) -> str:
-    name = key[:31]
-    k = 1
-    while name in used:
-        k += 1
-        name = f"{key[:28]}_{k}"
-    used.add(name)
-    return name
+    return _write(tables, path, results=results)
 
 
 def write_docx(tables: Iterable[ReportTable], path: str | os.PathLike, *, heading: str = "Tables") -> Path:
-    """APA tables in a Word document: number in bold, title in italics, horizontal rules only."""
-    import docx
-    from docx.enum.section import WD_ORIENT
-    from docx.shared import Pt
+    """APA tables in a Word document (:func:`fidelitymed.report.docx_tables.write_docx`)."""
+    from .docx_tables import write_docx as _write
 
-    path = Path(path)
-    document = docx.Document()
-    section = document.sections[0]
-    section.orientation = WD_ORIENT.LANDSCAPE
-    section.page_width, section.page_height = section.page_height, section.page_width
-    style = document.styles["Normal"]
-    style.font.name = "Times New Roman"
-    style.font.size = Pt(10)
-    document.add_heading(heading, level=1)
-    for t in tables:
-        p = document.add_paragraph()
-        p.add_run(t.number).bold = True
-        p2 = document.add_paragraph()
-        p2.add_run(t.title).italic = True
-        formatted = t.formatted()
-        groups = t.groups()
-        has_groups = any(label for label, _ in groups)
-        n_head = 2 if has_groups else 1
-        table = document.add_table(rows=n_head + len(formatted), cols=len(formatted.columns))
-        rows = table.rows  # Row.cells is linear per row; Table.cell(i, j) rescans the table each call
-        if has_groups:
-            cells = rows[0].cells
-            j = 0
-            for label, span in groups:
-                cell = cells[j]
-                if span > 1:
-                    cell = cell.merge(cells[j + span - 1])
-                _cell_text(cell, label, bold=True)
-                j += span
-        for j, (cell, h) in enumerate(zip(rows[n_head - 1].cells, formatted.columns)):
-            _cell_text(cell, str(h), bold=True)
-        for i, row in enumerate(formatted.itertuples(index=False), start=n_head):
-            for cell, v in zip(rows[i].cells, row):
-                _cell_text(cell, str(v))
-        _apa_borders(table, n_head)
-        if t.note:
-            note = document.add_paragraph()
-            note.add_run("Note. ").italic = True
-            note.add_run(t.note).font.size = Pt(8)
-        document.add_paragraph()
-    with atomic_path(path) as tmp:
-        document.save(str(tmp))
-        _reproducible_zip(tmp)
-    return path
-
-
-_FIXED_TIME = "2000-01-01T00:00:00Z"
-
-
-def _reproducible_zip(path: Path) -> None:
-    """Rewrite an Office file with fixed entry times and document dates: same results -> same bytes."""
-    import re
-    import zipfile
-
-    with zipfile.ZipFile(path) as z:
-        entries = [(info.filename, z.read(info.filename)) for info in z.infolist()]
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        for name, data in entries:
-            if name == "docProps/core.xml":
-                data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)",
-                              rb"\g<1>" + _FIXED_TIME.encode() + rb"\g<2>", data)
-            info = zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            z.writestr(info, data)
-
-
-def _cell_text(cell: Any, text: str, *, bold: bool = False) -> None:
-    from docx.shared import Pt
-
-    run = cell.paragraphs[0].add_run(text)
-    run.font.size = Pt(8)
-    run.bold = bold
-
-
-def _apa_borders(table: Any, n_head: int) -> None:
-    """Rules above and below the header and below the last row; no vertical lines (APA)."""
-    from docx.oxml import OxmlElement
-    from docx.oxml.ns import qn
-
-    def set_border(cell: Any, **edges: str) -> None:
-        tc_pr = cell._tc.get_or_add_tcPr()
-        borders = tc_pr.find(qn("w:tcBorders"))
-        if borders is None:
-            borders = OxmlElement("w:tcBorders")
-            tc_pr.append(borders)
-        for edge, val in edges.items():
-            el = OxmlElement(f"w:{edge}")
-            el.set(qn("w:val"), val)
-            el.set(qn("w:sz"), "6")
-            el.set(qn("w:space"), "0")
-            el.set(qn("w:color"), "000000")
-            borders.append(el)
-
-    rows = table.rows
-    for c in rows[0].cells:
-        set_border(c, top="single")
-    for c in rows[n_head - 1].cells:
-        set_border(c, bottom="single")
-    for c in rows[len(rows) - 1].cells:
-        set_border(c, bottom="single")
+    return _write(tables, path, heading=heading)

@@ -76,7 +76,8 @@ def plot_trajectories(data, *, column: str = "fidelity_total", threshold: float 
             # nothing drawn below this panel: show its own date labels
             ax.xaxis.set_tick_params(labelbottom=True)
     for ax in axes[::ncols]:
-        ax.set_ylabel("total" if column == "fidelity_total" else column.removeprefix("fidelity_"), fontsize=8)
+        ax.set_ylabel(f"SMCM fidelity total ({ylim[0]:g}\u2013{ylim[1]:g})" if column == "fidelity_total"
+                      else f"{column.removeprefix('fidelity_').replace('_', ' ').capitalize()} (1\u20135)", fontsize=8)
     for ax in axes:
         for label in ax.get_xticklabels():
             label.set_rotation(45)

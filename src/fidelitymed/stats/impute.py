@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..blas import single_thread
 from ..errors import ConfigError, StudyDataError, DataIssue
 from ..seeding import SeedLike, child_sequence, root_sequence
 
@@ -58,6 +59,7 @@ __all__ = [
     "ImputedInterviews",
     "MissingDiagnostics",
     "ConvergenceTrace",
+    "chain_groups",
     "DEFAULT_DONORS",
     "DEFAULT_RIDGE",
 ]
@@ -275,6 +277,19 @@ def _chain_ids(m: int, chains: Sequence[int] | None) -> list[int]:
     return ids
 
 
+def chain_groups(m: int, groups: int) -> list[list[int]]:
+    """Split chains ``0..m-1`` into ``groups`` contiguous, near-equal groups (none empty).
+
+    Each group is one task for a worker (``impute_*(..., chains=group)``): chains are keyed by
+    their number, so any grouping gives the same completed data sets, and the chains inside a
+    group still run vectorized in lockstep.
+    """
+    ids = _chain_ids(m, None)
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ConfigError(f"groups must be a positive integer; got {groups!r}")
+    return [part.tolist() for part in np.array_split(np.asarray(ids), min(int(groups), len(ids)))]
+
+
 def _check_settings(iterations: int, donors: int, ridge: float) -> None:
     if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
         raise ConfigError(f"iterations must be a positive integer; got {iterations!r}")
@@ -302,6 +317,25 @@ class ConvergenceTrace:
 
     def to_dict(self) -> dict[str, Any]:
         return {"means": _records(self.means), "rhat": _records(self.rhat)}
+
+    @staticmethod
+    def combine(parts: Sequence[ConvergenceTrace], chains: Sequence[Sequence[int]]) -> ConvergenceTrace:
+        """The trace of all chains from the traces of chain groups (``chains[i]``: the chains of ``parts[i]``).
+
+        R-hat is recomputed over all chains: identical to the trace of one call imputing every
+        chain, because each chain's iteration means do not depend on its group.
+        """
+        if len(parts) != len(chains) or not parts:
+            raise ConfigError("ConvergenceTrace.combine needs one chain list per part (and at least one part)")
+        labels = parts[0].rhat.drop(columns="rhat")
+        n_groups = len(labels)
+        arrays = []
+        for part, ids in zip(parts, chains, strict=True):
+            n_chains = len(ids)
+            n_it = len(part.means) // max(n_groups * n_chains, 1)
+            arrays.append(part.means["mean"].to_numpy(dtype=float).reshape(n_groups, n_it, n_chains))
+        every = [int(c) for ids in chains for c in ids]
+        return _convergence(np.concatenate(arrays, axis=2), labels, every)
 
     def summary(self) -> str:
         if self.rhat.empty:
@@ -543,7 +577,8 @@ def _run_all(base, targets, passives, seed, ids, key, iterations, donors, ridge,
     seeds = [child_sequence(root_sequence(seed) if seed is not None else _fresh(seed), (*key, k)) for k in ids]
     n, q = base.shape
     parts, traces = [], []
-    with _single_threaded_blas():
+    # thousands of small (50 x 300) products: a multi-threaded BLAS only adds contention (and digits)
+    with single_thread():
         for sl in _chunks(len(ids), n, q):
             v, tr = _run_chains(base, targets, passives, seeds[sl], iterations=iterations, donors=donors,
                                 ridge=ridge, rows=None if rows is None else rows[sl], trace_groups=trace_groups)
@@ -552,19 +587,6 @@ def _run_all(base, targets, passives, seed, ids, key, iterations, donors, ridge,
     return np.concatenate(parts, axis=0), np.concatenate(traces, axis=2)
 
 
-def _single_threaded_blas():
-    """Thousands of small (50 x 300) products: a multi-threaded BLAS only adds contention.
-
-    Measured on the 2-core machine under load: 18 s with one BLAS thread, 141 s with two.
-    ``threadpoolctl`` (present with scikit-learn/dask installs) is used when available.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        from contextlib import nullcontext
-
-        return nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _fresh(seed):
@@ -731,14 +753,10 @@ class ImputedInterviews(_CompletedSets):
 
 
 def _imputable_items(instrument: str, scoring) -> list[str]:
-    from ..instruments.codebook import load_codebook
-    from ..instruments.scoring import instrument_items
+    from ..instruments.scoring import instrument_declarations
 
-    items = instrument_items(instrument, scoring)
-    if instrument == "hope":
-        fillers = set(load_codebook()["hope"]["fillers"])
-        items = [c for c in items if c not in fillers]   # fillers are never scored: left as they are
-    return items
+    # unscored items (the Hope Scale's fillers) are never scored: left as they are
+    return list(instrument_declarations(scoring)[instrument].scored_items)
 
 
 def interview_predictors(item: str, instrument: str, wave: float, blocks: Sequence[tuple[str, float]],
@@ -813,8 +831,7 @@ def impute_interviews(interviews: pd.DataFrame, clients: pd.DataFrame, config=No
     scale-level multiple imputation for questionnaire batteries. *Multivariate Behav. Res.* 47, 1-25.
     van Buuren, S. (2018). *Flexible Imputation of Missing Data* (2nd ed.), ch. 6-7.
     """
-    from ..instruments.codebook import CLIENT_INSTRUMENTS
-    from ..instruments.scoring import item_ranges, score_instrument
+    from ..instruments.scoring import instrument_declarations, item_ranges, score_instrument
 
     if config is None:
         from ..study.config import default_config
@@ -843,7 +860,8 @@ def impute_interviews(interviews: pd.DataFrame, clients: pd.DataFrame, config=No
                                         "a client listed in clients") for r in rows])
     n = len(client_ids)
     waves = sorted(float(w) for w in config.schedule)
-    blocks = [(inst, w) for w in waves for inst in config.schedule[w] if inst in CLIENT_INSTRUMENTS]
+    client_instruments = instrument_declarations(scoring)   # built-in and declared (issue 14)
+    blocks = [(inst, w) for w in waves for inst in config.schedule[w] if inst in client_instruments]
     ranges = item_ranges(scoring)
     wave_of = interviews["wave"].astype(float)
 
@@ -857,7 +875,7 @@ def impute_interviews(interviews: pd.DataFrame, clients: pd.DataFrame, config=No
     for w in waves:
         pos = np.flatnonzero((wave_of == w).to_numpy())
         wave_rows[w] = (pos, client_ids.get_indexer(interviews["client"].iloc[pos]))
-    score_col = {inst: config.analysis.score_column(inst) for inst in CLIENT_INSTRUMENTS}
+    score_col = {inst: config.analysis.score_column(inst) for inst in client_instruments}
     for inst, w in blocks:
         pos, cpos = wave_rows[w]
         sub = interviews.iloc[pos]

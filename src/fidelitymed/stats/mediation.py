@@ -42,6 +42,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..blas import single_thread
 from ..errors import ConfigError
 from ..seeding import SeedLike
 from . import bootstrap as bs
@@ -71,6 +72,7 @@ def _make_statistic(scale: np.ndarray, tol: float = bs.TOLERANCE):
     return statistic
 
 
+@single_thread()  # one BLAS thread: the same digits under any thread count
 def mediate(
     data: pd.DataFrame,
     x: str,

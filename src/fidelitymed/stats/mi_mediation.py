@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..blas import single_thread
 from ..errors import ConfigError
 from ..seeding import SeedLike, child_sequence, generator, root_sequence
 from . import impute as _imp
@@ -42,6 +43,7 @@ def _check_int(name: str, value, low: int) -> int:
     return int(value)
 
 
+@single_thread()  # one BLAS thread: the same digits under any thread count
 def mediate_imputed(data: pd.DataFrame, x: str, m: str | Sequence[str], y: str, covariates: Sequence[str] = (),
                     categorical: Sequence[str] = (), impute: int = 20, pool: str = "stacked",
                     n_boot: int = 5000, conf: float = 0.95, seed: SeedLike = None, *,
@@ -174,7 +176,7 @@ def _batched_indirect(values: np.ndarray, ix: int, im: int, iy: int, cov_cols: S
     One batched solve of each equation's normal equations; a singular design (a dummy whose
     level is absent from a resample) gives NaN.
     """
-    with _imp._single_threaded_blas():
+    with single_thread():
         k, n, _ = values.shape
         ones = np.ones((k, n, 1))
         xv = values[:, :, [ix]]

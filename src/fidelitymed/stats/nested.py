@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from ..blas import single_thread
 from ..errors import ConfigError
 from .multilevel.lmm import NestedGroups, fit_nested_lmm
 
@@ -134,6 +135,7 @@ class ICCResult:
         return "\n".join(lines)
 
 
+@single_thread()  # one BLAS thread: the same digits under any thread count
 def icc(data: pd.DataFrame, y: str, levels: Sequence[str] = ("team",)) -> ICCResult:
     """Intraclass correlations of ``y`` from an intercept-only REML mixed model.
 

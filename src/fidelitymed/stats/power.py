@@ -61,6 +61,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from ..blas import single_thread
 from ..errors import ConfigError
 from ..seeding import SeedLike, child_sequence, root_sequence
 from ..study.io import json_safe
@@ -795,6 +796,7 @@ def _backend_name(executor: Any) -> str:
     return str(getattr(executor, "backend", type(executor).__name__))
 
 
+@single_thread()  # one BLAS thread: the same digits under any thread count
 def power_mediation(a: float, b: float, n: int, c_prime: float = 0.0, method: str = "percentile",
                     n_boot: int = 1000, n_rep: int = 1000, conf: float = 0.95,
                     alpha: float = 0.05, seed: SeedLike = None, covariates_r2: float = 0.0,
@@ -1006,6 +1008,7 @@ def _fit_probit(ns: np.ndarray, successes: np.ndarray, trials: np.ndarray
     return np.asarray(fit.params), np.asarray(fit.cov_params())
 
 
+@single_thread()  # one BLAS thread: the same digits under any thread count
 def sample_size_mediation(a: float, b: float, power: float = 0.8, c_prime: float = 0.0,
                           method: str = "percentile", n_boot: int = 1000, n_rep: int = 1000,
                           conf: float = 0.95, alpha: float = 0.05, seed: SeedLike = None,

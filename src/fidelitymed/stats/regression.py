@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..blas import single_thread
 from ..errors import ConfigError
 from .pooling import rubin
 
@@ -146,6 +147,7 @@ def _fit(X: np.ndarray, yv: np.ndarray) -> tuple[np.ndarray, float, int]:
     return beta, float(resid @ resid), int(rank)
 
 
+@single_thread()  # one BLAS thread: the same digits under any thread count
 def hierarchical_regression(data: pd.DataFrame, y: str, blocks: Sequence[Sequence[str]],
                             categorical: Sequence[str] = (), *, conf: float = 0.95) -> HierarchicalResult:
     """OLS with predictors entered in blocks; R², ΔR², F change, df1, df2, p and f² per block.

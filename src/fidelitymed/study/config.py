@@ -19,7 +19,10 @@ Sections
     Fidelity exposure windows and the rules of :mod:`fidelitymed.exposure`.
 ``analysis``
     What the pipeline analyses (issue 5): outcomes and their scores, wave pairs, mediator,
-    covariates, imputation, bootstrap, alpha rule, executor.
+    covariates, imputation, bootstrap, alpha rule, executor, the fidelity-domain analysis.
+``instruments``
+    The study's own instrument declarations (issue 14; :mod:`fidelitymed.instruments.declaration`):
+    new instruments, a replacement of a built-in one, or the fidelity scale (``fidelity``).
 """
 
 from __future__ import annotations
@@ -29,28 +32,38 @@ import json
 import os
 import reprlib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError, field_validator,
+                      model_validator)
 
 from ..errors import ConfigError
 from ..instruments.codebook import load_codebook
+from ..instruments.declaration import FidelityDeclaration, parse_declarations
+from .redcap import RedcapInterviews
 
-InstrumentName = Literal["rprs", "qoli20", "pgi", "hope", "mcas", "ace"]
-INSTRUMENT_NAMES = ("rprs", "qoli20", "pgi", "hope", "mcas", "ace")
+#: a built-in instrument (rprs, qoli20, pgi, hope, mcas, ace) or one declared under ``instruments:``
+#: (checked against both by :func:`_cross_problems`)
+InstrumentName = str
 #: PROCESS Model 4 takes at most 10 parallel mediators (Hayes 2022)
 MAX_PARALLEL_MEDIATORS = 10
 
 
-def _mediator_entry(entry: str) -> tuple[str, str | None] | None:
+def _mediator_entry(entry: str, names) -> tuple[str, str | None] | None:
     """``"rprs"`` -> ``("rprs", None)``; ``"rprs_core_relationship"`` -> ``("rprs", "core_relationship")``."""
-    if entry in INSTRUMENT_NAMES:
+    if entry in names:
         return entry, None
-    for instrument in INSTRUMENT_NAMES:
+    for instrument in sorted(names, key=len, reverse=True):
         if entry.startswith(f"{instrument}_") and len(entry) > len(instrument) + 1:
             return instrument, entry[len(instrument) + 1:]
     return None
+
+
+def _known_instruments(extra=()) -> set[str]:
+    from ..instruments.codebook import CLIENT_INSTRUMENTS
+
+    return set(CLIENT_INSTRUMENTS) | set(extra)
 
 #: upper bounds that keep a run finite (issue 10): larger values are typing errors, not designs
 MAX_N_BOOT = 1_000_000
@@ -79,13 +92,20 @@ def _default(instrument: str, key: str) -> Any:
 
 
 # --------------------------------------------------------------------------------------- files
+#: a file name, or a mapping = a REDCap export; the tags are dropped from error key paths
+_FILE_TAGS = ("table", "redcap")
+InterviewsFile = Annotated[Union[Annotated[str, Tag("table")], Annotated[RedcapInterviews, Tag("redcap")]],
+                           Discriminator(lambda v: "redcap" if isinstance(v, (dict, RedcapInterviews)) else "table")]
+
+
 class FilesConfig(_Model):
     """Table files, relative to the study folder (CSV, XLSX, SAV or DTA), and how CSV cells are read."""
 
     teams: str = "teams.csv"
     fidelity: str = "fidelity.csv"
     clients: str = "clients.csv"
-    interviews: str = "interviews.csv"
+    #: a table (one row per client x wave) or a REDCap export (``{path, format: redcap, events, ...}``)
+    interviews: InterviewsFile = "interviews.csv"
     #: extra spellings of a missing CSV/XLSX text cell besides the empty cell, e.g. ["NA", "-99"]
     #: (default none: a team called "NA" stays "NA"; pandas' own NA list is never used)
     na_values: list[str] = Field(default_factory=list)
@@ -114,6 +134,12 @@ class FidelityScoring(_Model):
     #: a domain with no usable rating: "missing" = the total is missing (I, default); "prorate" =
     #: total = mean of the available included domain means x number of included domains
     domain_missing: Literal["missing", "prorate"] = "missing"
+    #: a declared scale (``instruments.fidelity``) whose items and rules replace the codebook's
+    _declaration: FidelityDeclaration | None = PrivateAttr(default=None)
+
+    @property
+    def declaration(self) -> FidelityDeclaration | None:
+        return self._declaration
 
     @field_validator("domains")
     @classmethod
@@ -255,7 +281,9 @@ class AceScoring(_Model):
 
 
 class ScoringConfig(_Model):
-    """Per-instrument scoring settings."""
+    """Per-instrument scoring settings (and the study's declarations, attached by :class:`StudyConfig`)."""
+
+    _declarations: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     fidelity: FidelityScoring = Field(default_factory=FidelityScoring)
     rprs: RprsScoring = Field(default_factory=RprsScoring)
@@ -264,6 +292,11 @@ class ScoringConfig(_Model):
     hope: HopeScoring = Field(default_factory=HopeScoring)
     mcas: McasScoring = Field(default_factory=McasScoring)
     ace: AceScoring = Field(default_factory=AceScoring)
+
+    @property
+    def declarations(self) -> dict[str, Any]:
+        """The study's client-instrument declarations (``instruments:`` of ``study.yaml``)."""
+        return dict(self._declarations)
 
 
 # ------------------------------------------------------------------------------------ exposure
@@ -348,6 +381,18 @@ class ExecutorConfig(_Model):
     scheduler: str | None = None
 
 
+class DomainsConfig(_Model):
+    """The fidelity-domain analysis (:mod:`fidelitymed.stats.domains`; issue 14)."""
+
+    enabled: bool = False
+    #: adjustment across domains: "holm" (family-wise) or "fdr_bh" (Benjamini-Hochberg false discovery rate)
+    adjust: Literal["holm", "fdr_bh"] = "holm"
+    #: also fit all domains as simultaneous X's (one model per outcome x wave) with VIFs and condition number
+    simultaneous: bool = False
+    #: domains to analyse (default: the fidelity scale's included domains)
+    domains: list[str] | None = None
+
+
 DEFAULT_SCORES: dict[str, str] = {"qoli20": "total", "pgi": "index", "hope": "total", "mcas": "total",
                                   "rprs": "total", "ace": "total"}
 #: client-table covariates, plus the derived ones: ace (baseline interview), site (teams
@@ -374,7 +419,13 @@ class AnalysisConfig(_Model):
     categorical: list[str] = Field(default_factory=lambda: ["site"])
     impute: bool = True
     imputations: int = Field(20, ge=1, le=MAX_IMPUTATIONS)
+    #: chained-equation iterations per imputation chain; 20 gets the demo's largest R-hat to 1.066
+    #: (10 left it at 1.1005, above the 1.1 rule)
+    imputation_iterations: int = Field(20, ge=1, le=1000)
     pooling: Literal["stacked", "boot_mi", "rubin_mc"] = "stacked"
+    #: pooling boot_mi: B resamples x M imputations each (von Hippel & Bartlett 2021: B = 200, M = 2)
+    boot_mi_resamples: int = Field(200, ge=2, le=MAX_N_BOOT)
+    boot_mi_imputations: int = Field(2, ge=2, le=100)
     n_boot: int = Field(5000, ge=1, le=MAX_N_BOOT)
     conf: float = Field(0.95, gt=0, lt=1)
     ci: Literal["percentile", "bca"] = "percentile"
@@ -382,33 +433,9 @@ class AnalysisConfig(_Model):
     alpha_rule: AlphaRule = Field(default_factory=AlphaRule)
     multilevel: MultilevelConfig = Field(default_factory=MultilevelConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    domains: DomainsConfig = Field(default_factory=DomainsConfig)
     #: table cells with fewer clients than this are suppressed in reports
     small_cell_threshold: int = Field(5, ge=0)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _one_mediator(cls, data: Any) -> Any:
-        # a list of one is the single mediator (instrument + its score): the same config, hash and results
-        if isinstance(data, dict) and isinstance(data.get("mediator"), list) and len(data["mediator"]) == 1:
-            entry = data["mediator"][0]
-            resolved = _mediator_entry(entry) if isinstance(entry, str) else None
-            if resolved is not None:
-                instrument, score = resolved
-                data = dict(data, mediator=instrument)
-                if score is not None:
-                    data["scores"] = {**(data.get("scores") or {}), instrument: score}
-        return data
-
-    @field_validator("mediator")
-    @classmethod
-    def _mediator_list(cls, value: str | list[str]) -> str | list[str]:
-        if isinstance(value, list):
-            # entries that name no instrument: analysis.mediator[i] in _cross_problems
-            if not 1 <= len(value) <= MAX_PARALLEL_MEDIATORS:
-                raise ValueError(f"expected 1 to {MAX_PARALLEL_MEDIATORS} mediators; got {len(value)}")
-            if len(set(value)) != len(value):
-                raise ValueError(f"parallel mediators must be distinct; got {value}")
-        return value
 
     @field_validator("covariates")
     @classmethod
@@ -437,6 +464,32 @@ class AnalysisConfig(_Model):
                 raise ValueError(f"the mediator {instrument!r} cannot also be an outcome")
         return self
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_mediator(cls, data: Any) -> Any:
+        # a list of one is the single mediator (instrument + its score): the same config, hash and results
+        if isinstance(data, dict) and isinstance(data.get("mediator"), list) and len(data["mediator"]) == 1:
+            entry = data["mediator"][0]
+            names = _known_instruments([*(data.get("outcomes") or []), *(data.get("scores") or {})])
+            resolved = _mediator_entry(entry, names) if isinstance(entry, str) else None
+            if resolved is not None:
+                instrument, score = resolved
+                data = dict(data, mediator=instrument)
+                if score is not None:
+                    data["scores"] = {**(data.get("scores") or {}), instrument: score}
+        return data
+
+    @field_validator("mediator")
+    @classmethod
+    def _mediator_list(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list):
+            # entries that name no instrument: analysis.mediator[i] in _cross_problems
+            if not 1 <= len(value) <= MAX_PARALLEL_MEDIATORS:
+                raise ValueError(f"expected 1 to {MAX_PARALLEL_MEDIATORS} mediators; got {len(value)}")
+            if len(set(value)) != len(value):
+                raise ValueError(f"parallel mediators must be distinct; got {value}")
+        return value
+
     @property
     def parallel(self) -> bool:
         """Parallel mediators (``mediator`` lists two or more)."""
@@ -446,7 +499,8 @@ class AnalysisConfig(_Model):
         """(instrument, score name or None for ``scores[instrument]``) of every mediator, in order."""
         if not isinstance(self.mediator, list):
             return [(self.mediator, None)]
-        return [resolved for resolved in map(_mediator_entry, self.mediator) if resolved is not None]
+        names = _known_instruments([*self.outcomes, *self.scores])
+        return [r for r in (_mediator_entry(e, names) for e in self.mediator) if r is not None]
 
     def mediator_columns(self) -> list[str]:
         """Score column of every mediator, e.g. ``["rprs_total"]`` or ``["rprs_recovery_promoting_strategies", ...]``."""
@@ -474,6 +528,35 @@ class StudyConfig(_Model):
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     exposure: ExposureConfig = Field(default_factory=ExposureConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+    #: the study's instrument declarations, checked with key paths by parse_config (raw here)
+    instruments: dict[str, Any] = Field(default_factory=dict)
+    _ignored_settings: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="after")
+    def _attach_declarations(self) -> StudyConfig:
+        # the scoring settings travel everywhere the scorers go; they carry the declarations along
+        if not self.instruments:
+            return self
+        declared, _problems = parse_declarations(self.instruments)  # problems: reported by parse_config
+        # settings given for a declared built-in would be silently ignored: remembered for parse_config
+        self._ignored_settings = [name for name in self.instruments if name in self.scoring.model_fields_set
+                                  and getattr(self.scoring, name, None) is not None
+                                  and getattr(self.scoring, name).model_fields_set]
+        scoring = self.scoring.model_copy()
+        scoring._declarations = {k: v for k, v in declared.items() if not isinstance(v, FidelityDeclaration)}
+        fidelity = declared.get("fidelity")
+        if isinstance(fidelity, FidelityDeclaration):
+            settings = FidelityScoring.model_construct(
+                domains={d: len(items) for d, items in fidelity.domains.items()},
+                excluded_domains=list(fidelity.excluded_domains),
+                high_fidelity_threshold=(float("nan") if fidelity.high_fidelity_threshold is None
+                                         else float(fidelity.high_fidelity_threshold)),
+                item_missing=fidelity.item_missing, domain_missing=fidelity.domain_missing)
+            settings._declaration = fidelity
+            scoring = scoring.model_copy(update={"fidelity": settings})
+            scoring._declarations = {k: v for k, v in declared.items() if not isinstance(v, FidelityDeclaration)}
+        object.__setattr__(self, "scoring", scoring)
+        return self
 
     @field_validator("schedule")
     @classmethod
@@ -500,22 +583,69 @@ class StudyConfig(_Model):
 
 # ------------------------------------------------------------------------------ cross checks
 def _score_names(instrument: str, scoring: ScoringConfig) -> list[str]:
-    if instrument == "rprs":
-        return ["total", *scoring.rprs.indices]
-    if instrument == "qoli20":
-        return ["total", *scoring.qoli20.subscales]
-    if instrument == "pgi":
-        return ["index"]
-    if instrument == "hope":
-        return ["total", "agency", "pathways"]
-    if instrument == "mcas":
-        return ["total", *scoring.mcas.subscales]
-    return ["total"]
+    from ..instruments.scoring import instrument_declarations
+
+    decl = instrument_declarations(scoring).get(instrument)
+    return list(decl.score_names) if decl is not None else ["total"]
+
+
+def _instrument_problems(cfg: StudyConfig) -> list[str]:
+    """Declarations and the instrument names used elsewhere (issue 14), with key paths."""
+    from ..instruments.codebook import CLIENT_INSTRUMENTS
+
+    _declared, problems = parse_declarations(cfg.instruments)
+    client = set(CLIENT_INSTRUMENTS) | {k for k in cfg.instruments if k != "fidelity"}
+    expected = ", ".join(sorted(client))
+    for name in cfg._ignored_settings:
+        # a declaration replaces the built-in: settings given for it as well would be silently ignored
+        problems.append(f"scoring.{name}: the instrument is declared under instruments.{name}; "
+                        f"put its rules in the declaration (these settings would be ignored)")
+    fidelity = cfg.scoring.fidelity.declaration
+    if fidelity is not None and fidelity.high_fidelity_threshold is None:
+        problems.append("instruments.fidelity.high_fidelity_threshold: required key is missing (the report "
+                        "and the trajectories mark high fidelity)")
+    for wave, names in cfg.schedule.items():
+        for i, name in enumerate(names):
+            if name not in client:
+                problems.append(f"schedule.{wave:g}[{i}]: unknown instrument {name!r}; expected one of {expected} "
+                                f"(or declare it under instruments:)")
+    a = cfg.analysis
+    for i, name in enumerate(a.outcomes):
+        if name not in client:
+            problems.append(f"analysis.outcomes[{i}]: unknown instrument {name!r}; expected one of {expected}")
+    if not a.parallel and a.mediator not in client:
+        problems.append(f"analysis.mediator: unknown instrument {a.mediator!r}; expected one of {expected}")
+    for i, entry in enumerate(a.mediator if a.parallel else []):
+        resolved = _mediator_entry(entry, client)
+        names = _score_names(resolved[0], cfg.scoring) if resolved is not None else []
+        if resolved is None or (resolved[1] is not None and resolved[1] not in names):
+            known = f" (scores of {resolved[0]}: {[f'{resolved[0]}_{n}' for n in names]})" if resolved else ""
+            problems.append(f"analysis.mediator[{i}]: {entry!r} is not a scheduled instrument score{known}")
+    if a.parallel and a.multilevel.enabled:
+        problems.append(f"analysis.multilevel.enabled: multilevel mediation takes one mediator; "
+                        f"analysis.mediator lists {len(a.mediator)} (disable it or analyse one mediator)")
+    for name in a.scores:
+        if name not in client:
+            problems.append(f"analysis.scores.{name}: unknown instrument {name!r}; expected one of {expected}")
+    domains = list(cfg.scoring.fidelity.domains)
+    for i, d in enumerate(a.domains.domains or []):
+        if d not in domains:
+            problems.append(f"analysis.domains.domains[{i}]: {d!r} is not a fidelity domain; expected one of "
+                            f"{', '.join(domains)}")
+    interviews = cfg.files.interviews
+    if isinstance(interviews, RedcapInterviews):
+        for event, wave in interviews.events.items():
+            if wave is not None and float(wave) not in cfg.schedule:
+                problems.append(f"files.interviews.events.{event}: expected a wave of schedule {cfg.waves}; "
+                                f"got {float(wave):g}")
+    return problems
 
 
 def _cross_problems(cfg: StudyConfig) -> list[str]:
     """Consistency between sections, each problem with the key path it concerns."""
-    problems: list[str] = []
+    problems: list[str] = _instrument_problems(cfg)
+    if problems:
+        return problems
     a = cfg.analysis
     for inst, score in a.scores.items():
         names = _score_names(inst, cfg.scoring)
@@ -524,22 +654,6 @@ def _cross_problems(cfg: StudyConfig) -> list[str]:
     if a.baseline_wave not in cfg.schedule:
         problems.append(f"analysis.baseline_wave: expected a wave of schedule {cfg.waves}; got {a.baseline_wave:g}")
     mediator_instruments = list(dict.fromkeys(inst for inst, _ in a.mediator_scores()))
-    if a.parallel:
-        for i, entry in enumerate(a.mediator):
-            resolved = _mediator_entry(entry)
-            if resolved is None:
-                problems.append(f"analysis.mediator[{i}]: {entry!r} is not a scheduled instrument score (expected an "
-                                f"instrument of {list(INSTRUMENT_NAMES)} or one of its scores, e.g. "
-                                f"'rprs_core_relationship')")
-                continue
-            inst, score = resolved
-            names = _score_names(inst, cfg.scoring)
-            if score is not None and score not in names:
-                problems.append(f"analysis.mediator[{i}]: {a.mediator[i]!r} is not a scheduled instrument score "
-                                f"(scores of {inst}: {[f'{inst}_{n}' for n in names]})")
-        if cfg.analysis.multilevel.enabled:
-            problems.append(f"analysis.multilevel.enabled: multilevel mediation takes one mediator; "
-                            f"analysis.mediator lists {len(a.mediator)} (disable it or analyse one mediator)")
     for i, pair in enumerate(a.waves):
         for role, wave, needed in (("outcome", pair.outcome, a.outcomes),
                                    ("mediator", pair.mediator, mediator_instruments)):
@@ -589,6 +703,9 @@ def _render_path(loc: tuple) -> str:
     for part in loc:
         if part == "[key]":
             path += " (key)"
+            continue
+        if part in _FILE_TAGS and path == "files.interviews":
+            current = RedcapInterviews if part == "redcap" else str
             continue
         origin = typing.get_origin(current)
         if isinstance(current, type) and issubclass(current, BaseModel):

@@ -66,6 +66,7 @@ class _Feasibility:
 
     def add(self, table: str | None, row: int | None, column: str | None, value: Any, expected: str) -> None:
         file = None if table is None else getattr(self.files, table)
+        file = getattr(file, "path", file)   # a REDCap export (files.interviews: {path, format: redcap, ...})
         if isinstance(value, np.generic):
             value = value.item()
         if isinstance(value, float) and value.is_integer():
@@ -97,12 +98,12 @@ class _Feasibility:
     # ------------------------------------------------------------------------ waves
     def waves(self) -> set[tuple[str, float]]:
         """Attendance and instrument checks; returns the (instrument, wave) blocks nobody answered."""
-        from ..instruments.codebook import load_codebook
-        from ..instruments.scoring import instrument_items
+        from ..instruments.scoring import instrument_declarations, instrument_items
 
         cfg = self.config
         interviews = self.study.interviews
-        fillers = set(load_codebook()["hope"]["fillers"])
+        # items never scored (the Hope fillers; `unscored` of a declaration) need no answer
+        fillers = {c for d in instrument_declarations(cfg.scoring).values() for c in getattr(d, "unscored", ())}
         empty_blocks: set[tuple[str, float]] = set()
         for wave, names in cfg.schedule.items():
             # a row without a date is a placeholder for a missed interview (it has no answers)

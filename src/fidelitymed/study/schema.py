@@ -43,10 +43,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataIssue, StudyDataError
-from ..instruments.codebook import fidelity_items, load_codebook
-from ..instruments.scoring import instrument_items, item_ranges
+from ..instruments.declaration import builtin_declaration
+from ..instruments.scoring import instrument_declarations, instrument_items, item_ranges
 from .config import DERIVED_COVARIATES, StudyConfig, load_config
 from .io import read_table
+from .redcap import RedcapInterviews, read_redcap_interviews
 
 #: documented codes of the client covariates (docs/study-format.md); others are only checked as numbers
 COVARIATE_CODES: dict[str, tuple[float, ...] | tuple[str, float, float]] = {
@@ -268,6 +269,19 @@ def _fmt_wave(w: float) -> str:
 
 
 # --------------------------------------------------------------------------------- validator
+def input_paths(root: Path, config: StudyConfig) -> dict[str, Path]:
+    """Every input file ``study.yaml`` names (the four tables; a REDCap data dictionary), by role."""
+    def file(table: str) -> str:
+        entry = getattr(config.files, table)
+        return entry.path if isinstance(entry, RedcapInterviews) else entry
+
+    paths = {name: root / file(name) for name in TABLES}
+    interviews = config.files.interviews
+    if isinstance(interviews, RedcapInterviews) and interviews.dictionary is not None:
+        paths["dictionary"] = root / interviews.dictionary
+    return paths
+
+
 class _Check:
     """Collects issues while normalising the four tables."""
 
@@ -276,24 +290,35 @@ class _Check:
         self.config = config
         self.issues: list[DataIssue] = []
         self.tables: dict[str, pd.DataFrame | None] = {}
-        self.paths: dict[str, Path] = {name: root / getattr(config.files, name) for name in TABLES}
+        self.paths: dict[str, Path] = input_paths(root, config)
+        self.source_rows: dict[str, list[int]] = {}
+
+    def file(self, table: str) -> str:
+        """The file name of a table as given in ``files:`` (a REDCap export: its ``path``)."""
+        entry = getattr(self.config.files, table)
+        return entry.path if isinstance(entry, RedcapInterviews) else entry
 
     def add(self, table: str, position: int | None, column: str | None, value: Any, expected: str) -> None:
-        file = getattr(self.config.files, table)
+        file = self.file(table)
         value = None if value is None else (value.item() if isinstance(value, np.generic) else value)
         if isinstance(value, float) and np.isnan(value):
             value = None
         elif isinstance(value, float) and value.is_integer():
             value = int(value)  # CSV item columns with blanks are float; show 0, not 0.0
-        self.issues.append(DataIssue(file, None if position is None else _row(position), column, value, expected))
+        rows = self.source_rows.get(table)  # a REDCap export: the row of the export, not of the converted table
+        row = None if position is None else (rows[position] if rows is not None else _row(position))
+        self.issues.append(DataIssue(file, row, column, value, expected))
 
     # -------------------------------------------------------------------------- reading
     def read(self, table: str, required: list[str]) -> pd.DataFrame | None:
+        source = getattr(self.config.files, table)
+        if isinstance(source, RedcapInterviews):
+            return self._read_redcap(source, required)
         try:
             frame = read_table(self.paths[table], na_values=self.config.files.na_values)
         except StudyDataError as exc:
             for issue in exc.issues:
-                self.issues.append(DataIssue(getattr(self.config.files, table), issue.row, issue.column,
+                self.issues.append(DataIssue(self.file(table), issue.row, issue.column,
                                              issue.value, issue.expected))
             return None
         frame = frame.reset_index(drop=True)
@@ -302,6 +327,25 @@ class _Check:
         missing = [c for c in required if c not in frame.columns]
         for column in missing:
             self.add(table, None, column, None, f"a required column {column!r} in the header")
+        return frame
+
+    def _read_redcap(self, source: RedcapInterviews, required: list[str]) -> pd.DataFrame | None:
+        """The native interviews table of a REDCap export (:mod:`fidelitymed.study.redcap`)."""
+        cfg = self.config
+        decls = instrument_declarations(cfg.scoring)
+        scheduled = sorted({name for names in cfg.schedule.values() for name in names})
+        items = [c for c in required if c not in ("client", "wave", "date")]
+        item_of = {c: name for name in scheduled if name in decls for c in decls[name].items}
+        integer = {c: getattr(decls[name], "integer", True) for c, name in item_of.items()}
+        try:
+            frame = read_redcap_interviews(self.root, source, items=items, ranges=item_ranges(cfg.scoring),
+                                           item_instrument=item_of, schedule=cfg.schedule, integer=integer)
+        except StudyDataError as exc:
+            self.issues.extend(exc.issues)
+            return None
+        self.source_rows["interviews"] = list(frame.attrs.get("source_rows", []))
+        if frame.empty:
+            self.add("interviews", None, None, None, "at least one interview of a mapped event (files.interviews.events)")
         return frame
 
     def ids(self, table: str, frame: pd.DataFrame, column: str) -> pd.Series:
@@ -383,8 +427,8 @@ class _Check:
         self.tables["teams"] = frame
 
     def fidelity(self) -> None:
-        domains = self.config.scoring.fidelity.domains
-        items = [c for cols in fidelity_items(domains).values() for c in cols]
+        scale = builtin_declaration("fidelity", self.config.scoring.fidelity)
+        items = list(scale.items)
         frame = self._keyed("fidelity", ["team", "date", *items], "team")
         if frame is None:
             return
@@ -394,10 +438,10 @@ class _Check:
             if self.config.exposure.same_day == "error":
                 self.duplicates("fidelity", frame, ["team", "date"], "team and assessment date "
                                 "(exposure.same_day: error)")
-        cb = load_codebook()["fidelity"]
         for column in items:
             if column in frame.columns:
-                frame[column] = self.values("fidelity", frame, column, cb["min"], cb["max"], integer=False)
+                frame[column] = self.values("fidelity", frame, column, scale.min, scale.max, integer=scale.integer,
+                                            codes=tuple(scale.missing_codes))
         self.tables["fidelity"] = frame
 
     def clients(self) -> None:
@@ -453,11 +497,14 @@ class _Check:
             frame["wave"] = waves.where(~unknown)
             self.duplicates("interviews", frame, ["client", "wave"], "client and wave")
         ranges = item_ranges(cfg.scoring)
+        decls = instrument_declarations(cfg.scoring)
+        integer = {c: getattr(decls[n], "integer", True) for n in item_cols if n in decls for c in decls[n].items}
         for cols in item_cols.values():
             for column in cols:
                 if column in frame.columns:
                     low, high, codes = ranges[column]
-                    frame[column] = self.values("interviews", frame, column, low, high, integer=True, codes=codes)
+                    frame[column] = self.values("interviews", frame, column, low, high,
+                                                integer=integer.get(column, True), codes=codes)
         present_items = [c for cols in item_cols.values() for c in cols if c in frame.columns]
         if "wave" in frame.columns:
             for name, cols in item_cols.items():
@@ -483,7 +530,7 @@ class _Check:
             return
         known = set(ref[ref_column].dropna())
         unknown = frame[column].notna() & ~frame[column].isin(known)
-        ref_file = getattr(self.config.files, ref_table)
+        ref_file = self.file(ref_table)
         for pos in np.flatnonzero(unknown.to_numpy()):
             self.add(table, pos, column, frame[column].iloc[pos], f"a {ref_column} id listed in {ref_file}")
 

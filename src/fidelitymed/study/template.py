@@ -13,8 +13,8 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import FidelityMedError
-from ..instruments.codebook import CLIENT_INSTRUMENTS, fidelity_items
-from ..instruments.scoring import instrument_items
+from ..instruments.declaration import builtin_declaration
+from ..instruments.scoring import instrument_declarations
 from .config import DERIVED_COVARIATES, StudyConfig, default_config
 from .io import write_text
 
@@ -27,9 +27,12 @@ def template_yaml() -> str:
 def table_headers(config: StudyConfig | None = None) -> dict[str, list[str]]:
     """Header of each table for ``config`` (default: the paper's)."""
     cfg = config or default_config()
-    fid = [c for cols in fidelity_items(cfg.scoring.fidelity.domains).values() for c in cols]
+    fid = list(builtin_declaration("fidelity", cfg.scoring.fidelity).items)
     covariates = [c for c in cfg.analysis.covariates if c not in DERIVED_COVARIATES]
-    items = [c for name in CLIENT_INSTRUMENTS for c in instrument_items(name, cfg.scoring)]
+    scheduled = {name for names in cfg.schedule.values() for name in names}
+    # built-in and declared instruments (declarations ride on cfg.scoring), in declaration order
+    items = [c for name, decl in instrument_declarations(cfg.scoring).items() if name in scheduled
+             for c in decl.items]
     return {
         "teams": ["team", "organization", "site", "province"],
         "fidelity": ["team", "date", *fid],
