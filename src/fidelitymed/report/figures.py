@@ -444,7 +444,10 @@ def figure_catalog(results: dict[str, Any], *, assessments: Any = None, covariat
         "outcome (Y) through path b; the direct path from X to Y is c prime.", conceptual_diagram(covariates))]
     supplement: list[tuple[str, str, str, str, Figure]] = []
     ws = windows(results)
-    for w_i, w in enumerate(ws):
+    from .parallel import is_parallel, parallel_figures
+
+    parallel = is_parallel(results)
+    for w_i, w in enumerate(ws if not parallel else []):
         recs = [r for _, r in mediation_records(results, w)]
         months = sorted({float(r.get("outcome_month") or 0) for r in recs})
         for month in months:
@@ -455,7 +458,7 @@ def figure_catalog(results: dict[str, Any], *, assessments: Any = None, covariat
             alt = " ".join(_alt(r) for r in group)
             (main if w_i == 0 else supplement).append((key, title, _wave_caption(group, conf), alt,
                                                         mediation_panels(group, conf=conf)))
-    if results.get("mediation"):
+    if results.get("mediation") and not parallel:
         supplement.append(("forest_indirect_std", "Completely standardized indirect effects",
                            f"Completely standardized indirect effect ab_cs of team fidelity through the working "
                            f"alliance with its {level_text(conf)} percentile bootstrap CI, for every outcome, wave and "
@@ -475,7 +478,8 @@ def figure_catalog(results: dict[str, Any], *, assessments: Any = None, covariat
                            "the dashed line marks high fidelity.",
                            "Line charts of each team's total fidelity score at each assessment.",
                            fidelity_trajectories(assessments, threshold=threshold, n_domains=n_domains)))
-    for _, rec in mediation_records(results):
+    supplement += parallel_figures(results) if parallel else []
+    for _, rec in mediation_records(results) if not parallel else []:
         if rec.get("window_days") is None:
             continue
         supplement.append((figure_key(rec), f"Mediation model: {diagram_title(rec)}",

@@ -893,10 +893,13 @@ def all_tables(results: dict[str, Any], *, min_cell: int = DEFAULT_MIN_CELL) -> 
     (missing data, sensitivity windows, all alpha decisions), as journals number them.
     """
     ws = windows(results)
+    models = mediation_table
+    if any(isinstance(r.get("m"), list) for r in results.get("mediation") or []):
+        from .parallel import parallel_table as models   # parallel mediators: report/parallel.py
     main = [table1(results, min_cell=min_cell), table2(results), icc_table(results)]
-    main += [mediation_table(results, w) for w in ws[:1]]
+    main += [models(results, w) for w in ws[:1]]
     main += [hierarchical_table(results), direct_effects_table(results)]
-    supplement = [missing_table(results)] + [mediation_table(results, w) for w in ws[1:]]
+    supplement = [missing_table(results)] + [models(results, w) for w in ws[1:]]
     supplement += [alpha_decisions_table(results)]
     main = [t for t in main if len(t.frame)]
     supplement = [t for t in supplement if len(t.frame)]

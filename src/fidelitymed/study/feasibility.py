@@ -261,6 +261,8 @@ class _Feasibility:
 
         cfg, a = self.config, self.config.analysis
         pairs = list(a.waves)
+        if a.parallel:
+            return   # not run with parallel mediators (docs/study-analysis.md)
         for i in range(1, len(pairs)):
             prev, cur = pairs[i - 1], pairs[i]
             if not prev.outcome < cur.mediator:
