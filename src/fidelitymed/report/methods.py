@@ -117,7 +117,9 @@ def methods_text(results: dict[str, Any], config: Any = None) -> MethodsText:
     base_alpha = rule.get("alpha", 0.05)
     adj_alpha = rule.get("adjusted_alpha", 0.01)
     threshold = rule.get("icc_threshold", 0.05)
-    alphas = sorted({float(v) for r in recs for v in (r.get("alpha") or {}).values() if v is not None})
+    # parallel mediators: alpha of a and b is keyed by mediator
+    alphas = sorted({float(u) for r in recs for v in (r.get("alpha") or {}).values()
+                     for u in (v.values() if isinstance(v, dict) else [v]) if u is not None})
 
     sentences = []
     model_text = _join([f"{month_label(o)}-month outcomes with the {month_label(m)}-month working alliance "
