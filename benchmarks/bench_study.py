@@ -40,6 +40,7 @@ STAGES = {
     "imputation": ("imputation",),
     "models": ("mediation models",),
     "ICCs": ("ICCs",),
+    "boot-MI": ("boot_mi",),
     "outputs": ("outputs",),
 }
 MOMENT_COLUMNS = 171

@@ -41,6 +41,19 @@ def test_options_hc_conf_ci(tmp_path, capsys):
     assert d["indirect"]["ci_low"] == pytest.approx(ref.indirect["ci_low"], rel=1e-12)
 
 
+def test_conf_as_fraction_or_percent_gives_the_same_result(tmp_path, capsys):
+    """--conf is a fraction everywhere (as study.yaml and power); a percent is read as one, with a note."""
+    outs = []
+    for value in ("0.9", "90"):
+        out = tmp_path / f"r{value}.json"
+        assert main(["mediate", *BASE, "--boot", "200", "--seed", "3", "--conf", value, "--json", str(out)]) == 0
+        outs.append(json.loads(out.read_text()))
+    captured = capsys.readouterr()
+    assert "read as a percent" in captured.err and captured.err.count("note:") == 1
+    assert captured.out.count("90.0000") == 2   # PROCESS's "Level of confidence" line, both runs
+    assert outs[0]["indirect"] == outs[1]["indirect"]
+
+
 @pytest.mark.parametrize("suffix", [".xlsx", ".sav", ".dta"])
 def test_other_file_formats(tmp_path, capsys, suffix):
     from fidelitymed.study.io import write_table
@@ -57,7 +70,7 @@ def test_other_file_formats(tmp_path, capsys, suffix):
     (["--x", "nope"], "nope"),
     (["--cov", "agee"], "agee"),
     (["--boot", "-5"], "n_boot"),
-    (["--conf", "0.95"], "percent"),
+    (["--conf", "1"], "conf"),
     (["--conf", "120"], "conf"),
     (["--hc", "HC9"], "hc"),
     (["--ci", "studentized"], "ci"),

@@ -375,7 +375,7 @@ def test_ci_level_matches_alpha_in_tables_and_figures(results):
 
 
 def test_power_conf_accepts_fraction_or_percent(capsys):
-    from fidelitymed.cli.cmd_power import conf_fraction
+    from fidelitymed.cli.options import conf_fraction
     from fidelitymed.errors import ConfigError
 
     assert conf_fraction(0.9) == 0.9

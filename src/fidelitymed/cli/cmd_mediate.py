@@ -8,6 +8,7 @@ import typer
 
 from ..errors import ConfigError
 from . import app
+from .options import CONF_HELP, conf_fraction
 
 
 def _names(text: str | None) -> list[str]:
@@ -48,7 +49,7 @@ def mediate_command(
     boot: int = typer.Option(5000, "--boot", help="Bootstrap resamples (0 = none)."),
     seed: int = typer.Option(None, "--seed", help="Seed of the resampling (default: fresh entropy, "
                                                   "printed so the run can be repeated)."),
-    conf: float = typer.Option(95.0, "--conf", help="Confidence level in percent (0-100)."),
+    conf: float = typer.Option(0.95, "--conf", help=CONF_HELP),
     hc: str = typer.Option(None, "--hc", help="Heteroscedasticity-consistent SEs: HC0, HC1, HC2, HC3 or HC4; "
                                               "CR2 with --cluster (Bell-McCaffrey, Satterthwaite df)."),
     cluster: str = typer.Option(None, "--cluster", help="Column of cluster labels for cluster-robust "
@@ -88,10 +89,7 @@ def mediate_command(
     from ..stats.mediation import mediate
     from ..study.io import read_table, write_json
 
-    if not 0.0 < conf < 100.0:
-        raise ConfigError(f"--conf is a percentage strictly between 0 and 100 (e.g. 95); got {conf:g}")
-    if conf <= 1.0:
-        raise ConfigError(f"--conf is given in percent: did you mean {conf * 100:g}? got {conf:g}")
+    conf = conf_fraction(conf)
     hc_arg = None
     if hc is not None:
         hc_arg = hc.strip().upper()
@@ -103,7 +101,7 @@ def mediate_command(
     contrast_arg = "absolute" if contrast_absolute else bool(contrast)
     frame = read_table(data)
     result = mediate(frame, x=x, m=mediators[0] if len(mediators) == 1 else mediators, y=y, covariates=_names(cov),
-                     categorical=_names(cat), n_boot=boot, conf=conf / 100.0, seed=seed, hc=hc_arg, cluster=cluster,
+                     categorical=_names(cat), n_boot=boot, conf=conf, seed=seed, hc=hc_arg, cluster=cluster,
                      ci=ci_arg, normal=normal, process_compat=process_compat, impute=impute or None,
                      pool=pool.strip().lower(), contrast=contrast_arg, covariates_in=covariates_in.strip().lower(),
                      covariate_map=_covariate_map(covariate_map), n_mc=n_mc, boot_coefficients=boot_coefficients,
