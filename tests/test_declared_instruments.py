@@ -299,7 +299,13 @@ def test_a_declared_alliance_measure_runs_through_validation_imputation_and_mode
     expected = score_declaration("wai", declare("wai", {**WAI, "missing_codes": []}), study.interviews)
     pd.testing.assert_series_equal(scored["wai_total"].where(scored["wave"].isin([4.5, 13.5])),
                                    expected["wai_total"].where(study.interviews["wave"].isin([4.5, 13.5])))
-    results = run_study(folder, report=False)
+    results = run_study(folder, out=str(tmp_path / "out"))
     mediators = {r["m"] for r in results.mediation}
     assert mediators == {"wai_4.5m", "wai_13.5m"}
     assert all(r["imputations"] == 2 for r in results.mediation)
+    # the declared label, not the machine name, is what readers see
+    import re
+
+    text = re.sub(r"<[^>]+>", " ", (tmp_path / "out" / "report.html").read_text(encoding="utf-8"))
+    assert "WAI-SR" in text
+    assert not re.search(r"\bwai_(4\.5|13\.5)m\b", text)

@@ -16,8 +16,11 @@ messages show the labels made here:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 __all__ = ["SHORT_LABELS", "INSTRUMENT_ORDER", "instrument_label", "instrument_title", "variable_label",
@@ -58,9 +61,35 @@ def instrument_title(code: str) -> str:
     return str(entry.get("title")) if isinstance(entry, dict) and entry.get("title") else str(code)
 
 
+#: labels of the study's own declarations (``instruments.<name>.label``), set by :func:`study_labels`
+_DECLARED_LABELS: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("fidelitymed_declared_labels",
+                                                                                    default={})
+
+
+@contextlib.contextmanager
+def study_labels(config: Any) -> Iterator[None]:
+    """Within the block, instruments a study declares are labelled as declared (WAI-SR, TMACT …).
+
+    ``config`` is a ``StudyConfig`` or its dict (``results.json``'s ``manifest.config``); a
+    declaration's ``label`` wins over the codebook, as in
+    :func:`fidelitymed.instruments.codebook.label`.
+    """
+    raw = getattr(config, "instruments", None) if not isinstance(config, Mapping) else config.get("instruments")
+    declared = {str(name): str(entry["label"]) for name, entry in (raw or {}).items()
+                if isinstance(entry, Mapping) and entry.get("label")}
+    token = _DECLARED_LABELS.set(declared)
+    try:
+        yield
+    finally:
+        _DECLARED_LABELS.reset(token)
+
+
 def instrument_label(code: Any) -> str:
     """Short label of an instrument: "QOLI-20", "THS", "RPRS", "ACE", "SMCM fidelity"."""
     code = str(code)
+    declared = _DECLARED_LABELS.get().get(code)
+    if declared:
+        return declared
     entry = _codebook().get(code)
     if isinstance(entry, dict):
         for key in ("label", "short_label", "abbreviation"):

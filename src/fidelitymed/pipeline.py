@@ -44,6 +44,7 @@ import pandas as pd
 
 from . import blas, parallel
 from .errors import ConfigError
+from .labels import instrument_label, study_labels
 from .study.writers import OutputFolder, neutralise_frame
 
 if TYPE_CHECKING:
@@ -59,7 +60,6 @@ RESULT_KEYS = ("mediation", "multilevel", "icc", "alpha_decisions", "hierarchica
 OUTPUT_KIND = "study results"
 
 _PACKAGES = ("numpy", "scipy", "pandas", "statsmodels", "pydantic", "dask", "distributed")
-_OUTCOME_LABELS = {"qoli20": "QOLI-20", "pgi": "PGI", "hope": "THS", "mcas": "MCAS", "rprs": "RPRS"}
 
 
 # ================================================================================== results
@@ -107,7 +107,6 @@ class StudyResults:
 
     def summary(self) -> str:
         """A short text table of every mediation model, with display labels (THS, not hope)."""
-        from .labels import instrument_label
 
         PRIME_C = "c\u2032"  # noqa: N806
         frame = self.to_frame()
@@ -384,7 +383,7 @@ def _pool_model(results: Sequence[Any], scheme: str, conf: float, seed: np.rando
 def _record_head(spec: ModelColumns, config, imputation_scheme: str, mediator: str | list[str]) -> dict[str, Any]:
     """The identifying keys of a mediation record (outcome, months, window, x/m/y, covariates)."""
     a = config.analysis
-    return {"outcome": spec.outcome, "outcome_label": _OUTCOME_LABELS.get(spec.outcome, spec.outcome),
+    return {"outcome": spec.outcome, "outcome_label": instrument_label(spec.outcome),
             "outcome_month": _month(spec.outcome_wave), "mediator_month": _month(spec.mediator_wave),
             "window_days": spec.window, "primary_window": spec.window == config.exposure.primary_window,
             "imputation_scheme": imputation_scheme,
@@ -615,6 +614,7 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
         target = output_guard.enter_context(OutputFolder(out, force=force, protected=_input_folders(root, inputs),
                                                          kind=OUTPUT_KIND))
     study = load_study(path, impute=impute)   # feasibility checked for the analysis actually run
+    output_guard.enter_context(study_labels(study.config))   # declared instruments keep their labels
     config = _override(study.config, impute=impute, imputations=imputations, n_boot=n_boot, seed=seed,
                        pooling=pooling)
     study = dataclasses.replace(study, config=config)

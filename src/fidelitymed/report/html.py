@@ -187,6 +187,15 @@ def render_report(results: dict[str, Any], out_dir: str | os.PathLike, *,
     Path
         The path of ``report.html``.
     """
+    from ..labels import study_labels
+
+    # a study's declared instruments (instruments.<name>.label) are labelled as declared everywhere
+    with study_labels(config_dict(config, normalize_results(results))):
+        return _render(results, out_dir, fidelity_assessments=fidelity_assessments, config=config, min_cell=min_cell)
+
+
+def _render(results: dict[str, Any], out_dir: str | os.PathLike, *, fidelity_assessments: Any, config: Any,
+            min_cell: int | None) -> Path:
     results = normalize_results(results)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
