@@ -31,6 +31,7 @@ import pandas as pd
 
 from ..blas import single_thread
 from ..errors import ConfigError
+from ._json import json_float
 from .multilevel.lmm import NestedGroups, fit_nested_lmm
 
 IccSource = Literal["team", "case_manager", "max"]
@@ -39,11 +40,7 @@ PATHS: tuple[str, ...] = ("a", "b", "c_prime", "c")
 __all__ = ["AlphaDecisions", "ICCResult", "LevelICC", "PathDecision", "alpha_decisions", "icc"]
 
 
-def _clean(value: float | None) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
+_clean = json_float
 
 
 @dataclass(frozen=True)

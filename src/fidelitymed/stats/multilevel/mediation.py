@@ -35,7 +35,6 @@ using lme4. *Journal of Statistical Software, 67*(1).
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +43,7 @@ import numpy as np
 import pandas as pd
 from ...blas import single_thread
 from ...errors import ConfigError, DataIssue, StudyDataError
+from .._json import json_float
 from ...seeding import SeedLike, root_sequence
 from .lmm import NestedGroups, NestedLMMFit, fit_nested_lmm
 
@@ -56,11 +56,7 @@ _PATH_KEYS = ("coef", "se", "df", "t", "p", "ci_low", "ci_high")
 _INDIRECT_KEYS = ("effect", "mc_se", "ci_low", "ci_high")
 
 
-def _json_float(v) -> float | None:
-    if v is None:
-        return None
-    v = float(v)
-    return v if math.isfinite(v) else None
+_json_float = json_float
 
 
 @dataclass(frozen=True)

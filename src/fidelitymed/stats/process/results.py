@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._json import json_float
+
 __all__ = ["MediationResult", "BOOT_COLUMNS"]
 
 #: Columns of :attr:`MediationResult.boot_draws` with one mediator (one row per resample).
@@ -18,11 +20,7 @@ _BOOT_COEF_KEYS = ("coef", "boot_mean", "boot_se", "boot_ci_low", "boot_ci_high"
 _STAR = "*" * 74
 
 
-def _json_float(v) -> float | None:
-    if v is None:
-        return None
-    v = float(v)
-    return v if np.isfinite(v) else None
+_json_float = json_float
 
 
 def _json_block(d: dict) -> dict:
