@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import typer
@@ -9,21 +11,28 @@ import typer
 from . import Interrupted, app
 
 
+def _shown_path(path) -> str:
+    """A path as the user would type it: relative to the working folder when it lies below it."""
+    relative = os.path.relpath(os.path.abspath(path))
+    return str(path) if relative.startswith("..") else relative
+
+
 def _print_results(results, quiet: bool) -> None:
     from rich.console import Console
 
     from ..report.console import print_summary
 
-    console = Console()
+    # a pipe or a log file gets the table unwrapped (rich assumes 80 columns off a terminal)
+    console = Console(width=None if sys.stdout.isatty() else 100)
     if not quiet:
         print_summary(results.to_dict(), console)
         share = results.missing.get("overall_share")
         if share is not None:
             console.print(f"missing at the scale level: {100 * share:.1f}%")
     if results.report is not None:
-        console.print(f"report: {results.report}")
+        console.print(f"report: {_shown_path(results.report)}")
     if results.out is not None:
-        console.print(f"outputs: {results.out}")
+        console.print(f"outputs: {_shown_path(results.out)}")
 
 
 def _run(study: Path, out: Path, *, force: bool, no_impute: bool, backend: str | None, workers: int | None,
