@@ -950,19 +950,18 @@ def _input_folders(root: str | os.PathLike, inputs: Sequence[str | os.PathLike])
     for p in inputs:
         folder = Path(p).resolve().parent
         if folder != resolved_root:
-            relative = Path(os.path.relpath(os.path.abspath(p), os.path.abspath(root))).as_posix()
-            folders.append((f"the folder of the input file {relative!r}", folder))
+            folders.append((f"the folder of the input file {_relative_to(p, root)!r}", folder))
     return folders
 
 
-def _relative_to_study(p: str | Path, study) -> str:
+def _relative_to(p: str | os.PathLike, root: str | os.PathLike) -> str:
     """An input's path relative to the study folder, ``/``-separated (``../shared/clients.csv`` if outside)."""
-    return Path(os.path.relpath(os.path.abspath(p), os.path.abspath(study.root))).as_posix()
+    return Path(os.path.relpath(os.path.abspath(p), os.path.abspath(root))).as_posix()
 
 
 def _input_records(study) -> dict[str, str | None]:
     """manifest.inputs: each input's path relative to the study folder -> its SHA-256 (no absolute paths)."""
-    return {_relative_to_study(p, study): study.hashes.get(name) for name, p in study.files.items()}
+    return {_relative_to(p, study.root): study.hashes.get(name) for name, p in study.files.items()}
 
 
 def _manifest_config(config, study) -> dict[str, Any]:
@@ -970,7 +969,7 @@ def _manifest_config(config, study) -> dict[str, Any]:
     data = config.model_dump(mode="json")
     for name in list(data.get("files") or {}):
         if name in study.files:
-            data["files"][name] = _relative_to_study(study.files[name], study)
+            data["files"][name] = _relative_to(study.files[name], study.root)
     return data
 
 

@@ -269,13 +269,15 @@ def _fmt_wave(w: float) -> str:
 
 
 # --------------------------------------------------------------------------------- validator
+def table_file(config: StudyConfig, table: str) -> str:
+    """The file name of a table as given in ``files:`` (a REDCap export: its ``path``)."""
+    entry = getattr(config.files, table)
+    return entry.path if isinstance(entry, RedcapInterviews) else entry
+
+
 def input_paths(root: Path, config: StudyConfig) -> dict[str, Path]:
     """Every input file ``study.yaml`` names (the four tables; a REDCap data dictionary), by role."""
-    def file(table: str) -> str:
-        entry = getattr(config.files, table)
-        return entry.path if isinstance(entry, RedcapInterviews) else entry
-
-    paths = {name: root / file(name) for name in TABLES}
+    paths = {name: root / table_file(config, name) for name in TABLES}
     interviews = config.files.interviews
     if isinstance(interviews, RedcapInterviews) and interviews.dictionary is not None:
         paths["dictionary"] = root / interviews.dictionary
@@ -295,8 +297,7 @@ class _Check:
 
     def file(self, table: str) -> str:
         """The file name of a table as given in ``files:`` (a REDCap export: its ``path``)."""
-        entry = getattr(self.config.files, table)
-        return entry.path if isinstance(entry, RedcapInterviews) else entry
+        return table_file(self.config, table)
 
     def add(self, table: str, position: int | None, column: str | None, value: Any, expected: str) -> None:
         file = self.file(table)
