@@ -256,3 +256,61 @@ def test_run_bootstrap_bit_identical_across_chunks_with_many_columns(monkeypatch
         a = np.linalg.lstsq(Zb[:, :p - 2], Zb[:, p - 2], rcond=None)[0][-1]
         cp, bb = np.linalg.lstsq(Zb[:, :p - 1], Zb[:, p - 1], rcond=None)[0][-2:]
         np.testing.assert_allclose(ref.draws[b, :4], [a, bb, cp, a * bb], rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 7])
+def test_run_bootstrap_bit_identical_across_thread_counts(threads):
+    """Chunks spread over threads: the same draws, failures and indices as one thread, bit for bit."""
+    from fidelitymed.stats.mediation import _make_statistic
+
+    rng = np.random.default_rng(12)
+    n, p = 311, 17
+    Z = np.column_stack([np.ones(n), rng.normal(size=(n, p - 1))])
+    Z[:, 1] = (rng.uniform(size=n) < 0.02).astype(float)  # a rare dummy: some resamples are redrawn
+    stat = _make_statistic(np.ones(3))
+    ref = bs.run_bootstrap(Z, stat, 5000, 8, threads=1, return_indices=True)
+    assert ref.n_failed > 0
+    got = bs.run_bootstrap(Z, stat, 5000, 8, threads=threads, return_indices=True)
+    np.testing.assert_array_equal(got.draws, ref.draws)
+    np.testing.assert_array_equal(got.indices, ref.indices)
+    assert got.n_failed == ref.n_failed
+
+
+def test_resample_threads_is_one_inside_executor_tasks(monkeypatch):
+    from fidelitymed import blas, parallel
+
+    monkeypatch.setenv("FIDELITYMED_THREADS", "3")
+    assert blas.resample_threads() == 3
+    with blas.in_task():
+        assert blas.resample_threads() == 1
+    assert blas.resample_threads() == 3
+    seen = parallel.map(lambda task: blas.resample_threads(), [parallel.Task(key=("t", 0), payload=None)],
+                        backend="serial")
+    assert seen == [1]
+    monkeypatch.setenv("FIDELITYMED_THREADS", "not a number")
+    assert blas.resample_threads() == 1
+    monkeypatch.delenv("FIDELITYMED_THREADS")
+    assert blas.resample_threads() >= 1
+
+
+def test_compiled_cholesky_equals_lapack_and_flags_singular():
+    """The batched kernel against numpy's LAPACK Cholesky, one matrix at a time (test-only loop)."""
+    rng = np.random.default_rng(13)
+    q, N = 9, 300  # N not a multiple of the kernel's tile
+    A = rng.normal(size=(N, 40, q))
+    S = np.einsum("bni,bnj->bij", A, A)
+    S[5, :, 3] = S[5, 3, :] = 2.0 * S[5, :, 2]  # column 3 = 2 x column 2: singular
+    S[5, 3, 3] = 4.0 * S[5, 2, 2]
+    L, ok = bs._cholesky_batch(np.ascontiguousarray(np.moveaxis(S, 0, -1)), bs.TOLERANCE)
+    assert not ok[5] and ok.sum() == N - 1
+    tril = np.tril_indices(q)
+    for b in np.flatnonzero(ok):
+        np.testing.assert_allclose(L[:, :, b][tril], np.linalg.cholesky(S[b])[tril], rtol=1e-12, atol=1e-12)
+    # packed storage read through an index map gives the same factor
+    packed = np.ascontiguousarray(np.moveaxis(S, 0, -1)[np.triu_indices(q)])
+    L2, ok2 = bs._cholesky_batch(packed, bs.TOLERANCE, index=bs.triangle_index(q))
+    np.testing.assert_array_equal(ok2, ok)
+    np.testing.assert_array_equal(L2[:, :, ok][tril], L[:, :, ok][tril])
+    # n_check: a singular last column is accepted when only the first q-1 are checked
+    _, ok3 = bs._cholesky_batch(np.ascontiguousarray(np.moveaxis(S[:, :4, :4], 0, -1)), bs.TOLERANCE, n_check=3)
+    assert ok3[5]

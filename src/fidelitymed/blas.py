@@ -32,7 +32,7 @@ import contextlib
 import threading
 from typing import Any
 
-__all__ = ["single_thread", "blas_threads"]
+__all__ = ["single_thread", "blas_threads", "in_task", "resample_threads"]
 
 _lock = threading.Lock()
 _depth = 0
@@ -70,6 +70,48 @@ class single_thread(contextlib.ContextDecorator):  # noqa: N801 - used like a fu
             if _depth == 0:
                 limiter, _limiter = _limiter, None
                 limiter.restore_original_limits()
+
+
+_task_flag = threading.local()
+
+
+@contextlib.contextmanager
+def in_task():
+    """Mark the running thread as executing a task of :mod:`fidelitymed.parallel`.
+
+    The executors run as many tasks at once as there are cores, so a statistic inside a task
+    must not start threads of its own (:func:`resample_threads` is then 1).
+    """
+    previous = getattr(_task_flag, "active", False)
+    _task_flag.active = True
+    try:
+        yield
+    finally:
+        _task_flag.active = previous
+
+
+def resample_threads() -> int:
+    """Threads a bootstrap may use to process its resample chunks side by side.
+
+    1 inside a task of :mod:`fidelitymed.parallel` (see :func:`in_task`); otherwise the
+    environment variable ``FIDELITYMED_THREADS`` when set, else the cores this process may run
+    on.  Each thread runs its chunks on one BLAS thread and the chunks' draws come from keyed
+    streams, so the number of threads changes the speed, never the result.
+    """
+    if getattr(_task_flag, "active", False):
+        return 1
+    import os
+
+    value = os.environ.get("FIDELITYMED_THREADS", "").strip()
+    if value:
+        try:
+            return max(1, int(value))
+        except ValueError:
+            return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def blas_threads() -> dict[str, int]:

@@ -42,7 +42,10 @@ Determinism
 Every task runs with one BLAS thread (:func:`fidelitymed.blas.single_thread`) on every backend,
 including ``"serial"``: a multi-threaded BLAS rounds a product differently for each thread
 count, so without the pin a serial run in a 2-thread process and a pool of 1-thread workers
-would differ in the last digits. Parallelism comes from running tasks side by side.
+would differ in the last digits. Parallelism comes from running tasks side by side; a task's
+bootstrap starts no threads of its own (:func:`fidelitymed.blas.in_task`), while a bootstrap
+called outside the executors spreads its resample chunks over the cores
+(:func:`fidelitymed.blas.resample_threads`) with the same result.
 
 Failures
 --------
@@ -79,7 +82,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .blas import single_thread
+from .blas import in_task, single_thread
 from .errors import ClusterError, ConfigError
 from .seeding import SeedLike, child_sequence
 
@@ -201,19 +204,19 @@ def _init_process_worker(context: Any, owner_pid: int | None = None) -> None:
 
 
 def _run_in_process(func: Callable, task: Task, with_context: bool) -> Any:
-    with single_thread():
+    with single_thread(), in_task():
         if with_context:
             return func(task, _WORKER_CONTEXT["value"])
         return func(task)
 
 
 def _run_with_context(func: Callable, task: Task, context: Any) -> Any:
-    with single_thread():
+    with single_thread(), in_task():
         return func(task, context)
 
 
 def _call(func: Callable, task: Task) -> Any:
-    with single_thread():
+    with single_thread(), in_task():
         return func(task)
 
 
@@ -379,7 +382,7 @@ class Executor:
         total = len(tasks)
         for i, task in enumerate(tasks):
             try:
-                with single_thread():
+                with single_thread(), in_task():
                     out.append(func(task) if context is None else func(task, context))
             except Exception as exc:
                 raise _annotate(exc, task)
