@@ -39,6 +39,7 @@ if any(v in os.environ for v in _BLAS_VARS) and not os.environ.get("_BENCH_REEXE
     os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
@@ -53,6 +54,7 @@ sys.path.insert(0, str(HERE))
 from make_mediation_example import study_like  # noqa: E402
 
 import fidelitymed as fm  # noqa: E402
+from fidelitymed.blas import resample_threads  # noqa: E402
 
 COVS = ["age", "gender", "housing", "employment", "education", "ace", "site", "long_hosp", "qol_baseline"]
 PEERS_VENV = HERE / ".venv-peers"
@@ -90,15 +92,16 @@ def matmul_rates(n: int, n_boot: int, p: int) -> dict[str, float]:
 
 
 def phases(n: int, n_boot: int, p: int, reps: int, run_ours) -> dict[str, float]:
-    """Median seconds of the bootstrap's phases on random data of the benchmark's shape.
+    """Median seconds of the bootstrap's phases on random data of the benchmark's shape, on one thread.
 
-    Timed interleaved with whole ``mediate`` calls (``total``), so that ``total`` minus the phases
-    is the rest of ``mediate`` under the same load.
-
-    The same kernel calls as :func:`fidelitymed.stats.bootstrap.run_bootstrap` makes (one chunk):
-    drawing + counting every RNG block, the moment products per group of blocks, the mediation
-    statistic (batched Cholesky) on the packed moments.
+    The same kernel calls as :func:`fidelitymed.stats.bootstrap.run_bootstrap` makes: drawing +
+    counting every RNG block, one moment product per block, the mediation statistic (compiled
+    batched Cholesky) on the packed moments -- each on one thread with one BLAS thread, so they
+    add up to the CPU time of the bootstrap.  ``mediate`` itself spreads the chunks over the
+    cores (``total``, timed interleaved with the phases so a busy spell hits all alike); the wall
+    time it saves is the difference between the sum of the phases and ``total``.
     """
+    from fidelitymed import blas
     from fidelitymed.stats import bootstrap as bs
     from fidelitymed.stats.mediation import _make_statistic
 
@@ -108,7 +111,6 @@ def phases(n: int, n_boot: int, p: int, reps: int, run_ours) -> dict[str, float]
     tri = bs.triangle_index(p)
     seed = np.random.SeedSequence(1)
     blocks = [(k, min(bs.BLOCK_SIZE, n_boot - k * bs.BLOCK_SIZE)) for k in range(-(-n_boot // bs.BLOCK_SIZE))]
-    unit = max(1, bs._CHUNK_ELEMENTS // (bs.BLOCK_SIZE * n))
     counts = np.empty((n_boot, n))
     packed = np.empty((outer_T.shape[0], n_boot))
     stat = _make_statistic(np.ones(3))
@@ -118,17 +120,18 @@ def phases(n: int, n_boot: int, p: int, reps: int, run_ours) -> dict[str, float]
             bs._draw_block_counts(seed, k, size, n, counts[k * bs.BLOCK_SIZE:k * bs.BLOCK_SIZE + size])
 
     def product():
-        for g in range(0, n_boot, unit * bs.BLOCK_SIZE):
-            w = min(unit * bs.BLOCK_SIZE, n_boot - g)
-            np.matmul(outer_T, counts[g:g + w].T, out=packed[:, g:g + w])
+        for k, size in blocks:
+            lo = k * bs.BLOCK_SIZE
+            np.matmul(outer_T, counts[lo:lo + size].T, out=packed[:, lo:lo + size])
 
     times: dict[str, list[float]] = {"draw_count": [], "product": [], "statistic": [], "total": []}
     for _ in range(reps):  # interleaved, so a busy spell hits all phases alike
         for name, fn in (("draw_count", draw), ("product", product), ("statistic", lambda: stat(packed, tri)),
                          ("total", run_ours)):
-            t = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t)
+            with blas.single_thread() if name != "total" else contextlib.nullcontext():
+                t = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t)
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
@@ -244,7 +247,8 @@ def main() -> None:
         floor_sh = flops / (rates["shape"] * 1e9)
         row = {"n": n, "regressors": n_reg, "ours_s": t_best, "ours_median_s": t_med, "ours_noboot_s": t_noboot,
                "ab": res.ab, "gflop": flops / 1e9, "rate_square": rates["square"], "rate_shape": rates["shape"],
-               "floor_square_s": floor_sq, "floor_shape_s": floor_sh, "phases_median_s": split}
+               "floor_square_s": floor_sq, "floor_shape_s": floor_sh, "phases_median_s": split,
+               "threads": resample_threads()}
         if peers_py is not None:
             dummies = pd.get_dummies(df, columns=["site"], drop_first=True, dtype=float)
             dummies = dummies.drop(columns=["client"])
@@ -295,10 +299,12 @@ def main() -> None:
         print(f"{'':>6} {'':>5} {'(no bootstrap)':<16} {row['ours_noboot_s']:>9.4f}   "
               f"median of ours: {row['ours_median_s']:.4f} s = {row['ours_median_s'] / row['floor_square_s']:.1f}x floor")
         ph = row["phases_median_s"]
-        rest = ph["total"] - ph["draw_count"] - ph["product"] - ph["statistic"]
-        print(f"{'':>6} {'':>5} {'(phases, median)':<16} of {ph['total'] * 1e3:.1f} ms: draw+count "
-              f"{ph['draw_count'] * 1e3:.1f}, moment products {ph['product'] * 1e3:.1f}, Cholesky statistic "
-              f"{ph['statistic'] * 1e3:.1f}, rest (fits, intervals, input) {rest * 1e3:.1f} ms")
+        cpu = ph["draw_count"] + ph["product"] + ph["statistic"]
+        print(f"{'':>6} {'':>5} {'(phases, median)':<16} one thread each: draw+count {ph['draw_count'] * 1e3:.1f}, "
+              f"moment products {ph['product'] * 1e3:.1f}, Cholesky statistic {ph['statistic'] * 1e3:.1f} ms "
+              f"(sum {cpu * 1e3:.1f} ms of CPU); mediate {ph['total'] * 1e3:.1f} ms wall on "
+              f"{row['threads']} thread(s), of which input checks, fits and intervals {row['ours_noboot_s'] * 1e3:.1f} ms "
+              "without a bootstrap")
     if rows and "peers" in rows[0]:
         print("\npeer versions:", json.dumps(rows[0]["peers"].get("versions", {})))
     print("ratio = peer time / fidelitymed time; for the floor rows, fidelitymed time / floor.")

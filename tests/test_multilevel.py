@@ -441,8 +441,11 @@ def test_batch_of_responses_equals_one_fit_each():
     assert batch.converged.all()
     for r in range(len(Y)):
         one = fit_nested_lmm(Y[r], X, groups)
-        np.testing.assert_allclose(batch.coef[r], one.coef, rtol=1e-6, atol=1e-8)
-        np.testing.assert_allclose(batch.se[r], one.se, rtol=1e-6)
+        # Both searches stop where the deviance is flat to ~1e-11; on some CPUs (other BLAS
+        # kernels, other rounding) that leaves the estimates 1e-6 apart (seen: 1.6e-6 in one
+        # coefficient), so they are compared at the engine's stated accuracy against lme4 (1e-5).
+        np.testing.assert_allclose(batch.coef[r], one.coef, rtol=1e-5, atol=1e-8)
+        np.testing.assert_allclose(batch.se[r], one.se, rtol=1e-5)
         np.testing.assert_allclose(batch.variances[r], one.variances, rtol=1e-5, atol=1e-8)
         np.testing.assert_allclose(batch.df[r], one.df, rtol=1e-4)
         assert batch.deviance[r] == pytest.approx(one.deviance, abs=1e-8)

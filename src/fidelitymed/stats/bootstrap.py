@@ -60,6 +60,8 @@ __all__ = [
     "percentile_interval",
     "resample_indices",
     "run_bootstrap",
+    "start_bootstrap",
+    "PendingBootstrap",
     "solve_from_moments",
     "triangle_index",
 ]
@@ -431,6 +433,28 @@ def _packed_moments(outer_T: np.ndarray, flat: np.ndarray, n: int) -> np.ndarray
     return outer_T @ counts.T  # (T, b): each row contiguous over resamples
 
 
+def start_bootstrap(
+    Z: np.ndarray,
+    statistic: Statistic,
+    n_boot: int,
+    seed: SeedLike,
+    *,
+    chunk_size: int | None = None,
+    return_indices: bool = False,
+    with_counts: bool = False,
+    threads: int | None = None,
+) -> PendingBootstrap:
+    """Start a bootstrap of a statistic of the moment matrix of ``Z`` (see :func:`run_bootstrap`).
+
+    With more than one thread the chunks are submitted to worker threads and this returns at once,
+    so the caller can fit its point estimates meanwhile; :meth:`PendingBootstrap.result` waits.
+    With one thread the bootstrap runs when the result is asked for.  Same arguments as
+    :func:`run_bootstrap`.
+    """
+    return _start(Z, statistic, n_boot, seed, chunk_size=chunk_size, return_indices=return_indices,
+                  with_counts=with_counts, threads=threads)
+
+
 def run_bootstrap(
     Z: np.ndarray,
     statistic: Statistic,
@@ -485,6 +509,11 @@ def run_bootstrap(
         attempts, applied per block): the data are too sparse for a bootstrap, e.g. a dummy
         with one or two cases.
     """
+    return _start(Z, statistic, n_boot, seed, chunk_size=chunk_size, return_indices=return_indices,
+                  with_counts=with_counts, threads=threads).result()
+
+
+def _start(Z, statistic, n_boot, seed, *, chunk_size, return_indices, with_counts, threads) -> PendingBootstrap:
     retain_freed_memory()  # the work arrays below are freed and allocated again on every call
     Z = np.asarray(Z, dtype=np.float64)
     n, p = Z.shape
@@ -510,20 +539,60 @@ def run_bootstrap(
                                 range(first, min(n_blocks, first + blocks_per_chunk)), with_counts, all_idx)
 
     starts = range(0, n_blocks, blocks_per_chunk)
-    # Each chunk's draws, products and statistic are the same whichever thread computes them
-    # (one BLAS thread each, keyed streams per block), so threads change the speed only.
-    with blas.single_thread():
-        if threads > 1 and len(starts) > 1:
+    if threads > 1 and len(starts) > 1:
+        return PendingBootstrap(chunk, starts, all_idx, threads=min(threads, len(starts)))
+    return PendingBootstrap(chunk, starts, all_idx, threads=1)
+
+
+class PendingBootstrap:
+    """A bootstrap in progress: :meth:`result` waits for its chunks and collects the draws.
+
+    Each chunk's draws, products and statistic are the same whichever thread computes them (one
+    BLAS thread each, keyed streams per block), so threads change the speed only.  While chunks
+    run on worker threads, every BLAS library stays on one thread (:func:`fidelitymed.blas.single_thread`).
+    """
+
+    def __init__(self, chunk: Callable[[int], tuple[np.ndarray, int]], starts: range, indices: np.ndarray | None,
+                 threads: int):
+        self._chunk = chunk
+        self._starts = starts
+        self._indices = indices
+        self._futures = None
+        self._pool = None
+        self._pin = None
+        if threads > 1:
             from concurrent.futures import ThreadPoolExecutor
 
-            with ThreadPoolExecutor(min(threads, len(starts))) as pool:
-                parts = list(pool.map(chunk, starts))
+            self._pin = blas.single_thread()
+            self._pin.__enter__()
+            self._pool = ThreadPoolExecutor(threads, thread_name_prefix="fidelitymed-bootstrap")
+            self._futures = [self._pool.submit(chunk, first) for first in starts]
+
+    def result(self) -> BootstrapRun:
+        """Wait for every chunk (re-raising the first error) and return the :class:`BootstrapRun`."""
+        if self._futures is None:
+            with blas.single_thread():
+                parts = [self._chunk(first) for first in self._starts]
         else:
-            parts = [chunk(first) for first in starts]
-    if not parts:
-        return BootstrapRun(draws=np.empty((0, 0)), n_failed=0, indices=all_idx)
-    out = parts[0][0] if len(parts) == 1 else np.concatenate([values for values, _ in parts])
-    return BootstrapRun(draws=out, n_failed=int(sum(failed for _, failed in parts)), indices=all_idx)
+            try:
+                parts = [future.result() for future in self._futures]
+            finally:
+                self.cancel()
+        if not parts:
+            return BootstrapRun(draws=np.empty((0, 0)), n_failed=0, indices=self._indices)
+        out = parts[0][0] if len(parts) == 1 else np.concatenate([values for values, _ in parts])
+        return BootstrapRun(draws=out, n_failed=int(sum(failed for _, failed in parts)), indices=self._indices)
+
+    def cancel(self) -> None:
+        """Drop chunks not yet started, wait for the running ones and release the threads."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self._pin is not None:
+            pin, self._pin = self._pin, None
+            pin.__exit__(None, None, None)
+
+
 
 
 def _bootstrap_chunk(outer_T: np.ndarray, tri: np.ndarray, statistic: Statistic, seed: np.random.SeedSequence,

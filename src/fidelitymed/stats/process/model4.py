@@ -96,48 +96,11 @@ def mediate_complete(
         raise FidelityMedError(f"{n} complete rows but the outcome model has {n_params} parameters; "
                                "need more rows than parameters")
     cr2 = cov_type == "CR2"
-    # CR2: classical fits first, their covariances replaced below
-    meds, out, tot = linear.fit_equations(design, x, mediators, cov_type="nonrobust" if cr2 else cov_type,
-                                          conf=conf, process_compat=process_compat, outcome=not binary)
-    cnames = np.array(design.covariate_names, dtype=object)
-    names_out = tuple(cnames[design.in_outcome])
-    names_med = tuple(cnames[design.in_mediators])
-    C_out = design.covariates_of("outcome")
-    ones = np.ones((n, 1))
-    X_out = np.column_stack([ones, design.x, design.M, C_out])
-    X_tot = np.column_stack([ones, design.x, C_out])
-    if binary:
-        out = logistic.fit_logit(design.y, X_out, names=("constant", x, *mediators, *names_out), conf=conf)
-        tot = logistic.fit_logit(design.y, X_tot, names=("constant", x, *names_out), conf=conf)
-    path_df = None
-    notes: list[str] = []
-    if cr2:
-        from .cr2 import refit_cr2
-
-        meds, out, tot, path_df, cr2_notes = refit_cr2(design, meds, out, tot, mediators, x, conf, binary)
-        notes += cr2_notes
-
-    a = np.array([f.coef[1] for f in meds])
-    b = np.array([out.coef[2 + j] for j in range(k)])
-    c_prime = float(out.coef[1])
     sd_x = float(np.std(design.x, ddof=1))
     sd_y = float(np.std(design.y, ddof=1))
-    with_std = not binary
-    columns = linear.boot_columns(mediators, contrast, with_std)
-    point = linear.indirect_columns(a[:, None], b[:, None], np.array([c_prime]), sd_x, sd_y, contrast,
-                                    with_std)[0]
-
     seq = root_sequence(seed)
-    rule = "process" if process_compat else "linear"
-    n_failed = 0
-    draws = None
-    coef_draws = None
-    coef_cols = linear.coefficient_columns(names_med, names_out, mediators, x)
-    if ci == "monte_carlo":
-        draws = montecarlo.draw_columns(design, meds, out, mediators, n_mc, child_sequence(seq, ("monte_carlo",)),
-                                        sd_x, sd_y, contrast, with_std)
     run_boot = n_boot > 0 and (ci != "monte_carlo" or boot_coefficients)
-    Z = statistic = None
+    pending = None
     if run_boot:
         Z, centre, spread = linear.standardized_frame(design)
         layout = linear.MomentLayout.of(design)
@@ -147,14 +110,53 @@ def mediate_complete(
         for j in range(k):
             scale[layout.im[j] - 1] = float(np.std(design.M[:, j], ddof=1))
         scale[layout.iy - 1] = sd_y
+        if not binary:
+            # The linear statistic needs no fit: the resamples run on worker threads (when the
+            # cores are free) while the equations are fitted below.
+            statistic = linear.make_statistic(scale, layout, contrast, (centre, spread) if boot_coefficients else None)
+            pending = bs.start_bootstrap(Z, statistic, n_boot, seq)
+    try:
+        fits = _fit_all(design, x, mediators, cov_type, cr2, conf, process_compat, binary)
+    except BaseException:
+        if pending is not None:
+            pending.cancel()
+        raise
+    meds, out, tot, X_out, X_tot, path_df, notes = fits
+    cnames = np.array(design.covariate_names, dtype=object)
+    names_out = tuple(cnames[design.in_outcome])
+    names_med = tuple(cnames[design.in_mediators])
+
+    a = np.array([f.coef[1] for f in meds])
+    b = np.array([out.coef[2 + j] for j in range(k)])
+    c_prime = float(out.coef[1])
+    with_std = not binary
+    columns = linear.boot_columns(mediators, contrast, with_std)
+    point = linear.indirect_columns(a[:, None], b[:, None], np.array([c_prime]), sd_x, sd_y, contrast,
+                                    with_std)[0]
+
+    rule = "process" if process_compat else "linear"
+    n_failed = 0
+    draws = None
+    coef_draws = None
+    coef_cols = linear.coefficient_columns(names_med, names_out, mediators, x)
+    if ci == "monte_carlo":
+        try:
+            draws = montecarlo.draw_columns(design, meds, out, mediators, n_mc,
+                                            child_sequence(seq, ("monte_carlo",)), sd_x, sd_y, contrast, with_std)
+        except BaseException:
+            if pending is not None:
+                pending.cancel()
+            raise
+    if not run_boot:
+        Z = statistic = None
+    else:
         if binary:
             statistic = _logistic_statistic(design, layout, scale, out, tot, X_out, X_tot, contrast,
                                             (centre, spread) if boot_coefficients else None)
             chunk = max(bs.BLOCK_SIZE, (1 << 21) // n)
             run = bs.run_bootstrap(Z, statistic, n_boot, seq, with_counts=True, chunk_size=chunk)
         else:
-            statistic = linear.make_statistic(scale, layout, contrast, (centre, spread) if boot_coefficients else None)
-            run = bs.run_bootstrap(Z, statistic, n_boot, seq)
+            run = pending.result()
         n_failed = run.n_failed
         boot_all = run.draws
         if boot_coefficients:
@@ -245,6 +247,31 @@ def mediate_complete(
         y_levels=design.y_levels, x_dichotomous=design.x_is_dichotomous,
         total_reported=design.all_in_all and not binary, covariates_mediators=names_med,
         covariates_outcome=names_out, path_df=path_df)
+
+
+def _fit_all(design, x, mediators, cov_type, cr2, conf, process_compat, binary):
+    """The equations' fits: OLS mediators, OLS or logistic outcome and total, CR2 covariances last."""
+    n = design.n
+    # CR2: classical fits first, their covariances replaced below
+    meds, out, tot = linear.fit_equations(design, x, mediators, cov_type="nonrobust" if cr2 else cov_type,
+                                          conf=conf, process_compat=process_compat, outcome=not binary)
+    cnames = np.array(design.covariate_names, dtype=object)
+    names_out = tuple(cnames[design.in_outcome])
+    C_out = design.covariates_of("outcome")
+    ones = np.ones((n, 1))
+    X_out = np.column_stack([ones, design.x, design.M, C_out])
+    X_tot = np.column_stack([ones, design.x, C_out])
+    if binary:
+        out = logistic.fit_logit(design.y, X_out, names=("constant", x, *mediators, *names_out), conf=conf)
+        tot = logistic.fit_logit(design.y, X_tot, names=("constant", x, *names_out), conf=conf)
+    path_df = None
+    notes: list[str] = []
+    if cr2:
+        from .cr2 import refit_cr2
+
+        meds, out, tot, path_df, cr2_notes = refit_cr2(design, meds, out, tot, mediators, x, conf, binary)
+        notes += cr2_notes
+    return meds, out, tot, X_out, X_tot, path_df, notes
 
 
 def _boot_coefficient_table(coef_cols, coef_draws, meds, out, tot, mediators, k, conf, rule):
