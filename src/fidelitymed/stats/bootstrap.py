@@ -33,7 +33,10 @@ and sec. 5.3 (normal equations via the Cholesky factor of the augmented cross-pr
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
@@ -544,6 +547,24 @@ def _start(Z, statistic, n_boot, seed, *, chunk_size, return_indices, with_count
     return PendingBootstrap(chunk, starts, all_idx, threads=1)
 
 
+_pool_lock = threading.Lock()
+_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, threads, pool)
+
+
+def _thread_pool(threads: int) -> ThreadPoolExecutor:
+    """The process's bootstrap threads (kept between calls: starting threads costs ~0.1 ms per call).
+
+    A child made by ``fork`` inherits the object but not its threads, so the pool is keyed by pid.
+    """
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid() or _pool[1] < threads:
+            if _pool is not None and _pool[0] == os.getpid():
+                _pool[2].shutdown(wait=False)  # a wider pool replaces it; running chunks finish
+            _pool = (os.getpid(), threads, ThreadPoolExecutor(threads, thread_name_prefix="fidelitymed-bootstrap"))
+        return _pool[2]
+
+
 class PendingBootstrap:
     """A bootstrap in progress: :meth:`result` waits for its chunks and collects the draws.
 
@@ -558,15 +579,12 @@ class PendingBootstrap:
         self._starts = starts
         self._indices = indices
         self._futures = None
-        self._pool = None
         self._pin = None
         if threads > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
             self._pin = blas.single_thread()
             self._pin.__enter__()
-            self._pool = ThreadPoolExecutor(threads, thread_name_prefix="fidelitymed-bootstrap")
-            self._futures = [self._pool.submit(chunk, first) for first in starts]
+            pool = _thread_pool(threads)
+            self._futures = [pool.submit(chunk, first) for first in starts]
 
     def result(self) -> BootstrapRun:
         """Wait for every chunk (re-raising the first error) and return the :class:`BootstrapRun`."""
@@ -584,10 +602,11 @@ class PendingBootstrap:
         return BootstrapRun(draws=out, n_failed=int(sum(failed for _, failed in parts)), indices=self._indices)
 
     def cancel(self) -> None:
-        """Drop chunks not yet started, wait for the running ones and release the threads."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Drop chunks not yet started, wait for the running ones and release the BLAS pin."""
+        if self._futures is not None:
+            for future in self._futures:
+                future.cancel()
+            wait(self._futures)
         if self._pin is not None:
             pin, self._pin = self._pin, None
             pin.__exit__(None, None, None)

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from ..errors import ConfigError, FidelityMedError
 
@@ -71,10 +71,14 @@ def process_t_quantile(conf: float, df: float) -> float:
 
 
 def t_quantile(conf: float, df: float, process_compat: bool = False) -> float:
-    """Two-sided critical t value: exact (:func:`scipy.stats.t.ppf`) or PROCESS's approximation."""
+    """Two-sided critical t value: exact or PROCESS's approximation.
+
+    Exact is :func:`scipy.special.stdtrit`, the function behind :func:`scipy.stats.t.ppf` (same
+    values), called directly: the distribution object's argument checks cost ~0.1 ms per call.
+    """
     if process_compat:
         return process_t_quantile(conf, df)
-    return float(stats.t.ppf(0.5 + conf / 2.0, df))
+    return float(special.stdtrit(df, 0.5 + conf / 2.0))
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
