@@ -29,6 +29,7 @@ process share it and the last one out restores the original limits.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from typing import Any
 
@@ -100,8 +101,6 @@ def resample_threads() -> int:
     """
     if getattr(_task_flag, "active", False):
         return 1
-    import os
-
     value = os.environ.get("FIDELITYMED_THREADS", "").strip()
     if value:
         try:

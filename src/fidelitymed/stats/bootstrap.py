@@ -43,7 +43,6 @@ import numpy as np
 from scipy import special
 
 from .. import blas
-from ..blas import resample_threads
 from ..errors import FidelityMedError
 from ..heap import retain_freed_memory
 from ..seeding import SeedLike, child_sequence, root_sequence
@@ -81,7 +80,6 @@ TOLERANCE = 1e-10
 # Target number of float64 elements (~32 MB) of the packed moments (T x chunk) and of the statistic's
 # batch-last work arrays (about 2T x chunk for a Cholesky factor) per processing chunk.
 _CHUNK_ELEMENTS = 1 << 22
-
 
 
 # --------------------------------------------------------------------------- resampling plans
@@ -454,8 +452,32 @@ def start_bootstrap(
     With one thread the bootstrap runs when the result is asked for.  Same arguments as
     :func:`run_bootstrap`.
     """
-    return _start(Z, statistic, n_boot, seed, chunk_size=chunk_size, return_indices=return_indices,
-                  with_counts=with_counts, threads=threads)
+    retain_freed_memory()  # the work arrays below are freed and allocated again on every call
+    Z = np.asarray(Z, dtype=np.float64)
+    n, p = Z.shape
+    seed = root_sequence(seed)
+    outer_T = np.ascontiguousarray(_row_outer_products(Z).T)
+    tri = triangle_index(p)
+    # One moment product per RNG block, written into the chunk's packed moments: BLAS may round a
+    # column differently in a product of another width (kernel edges, small-matrix paths), so
+    # products of fixed shape are what makes the result bit-identical across chunk sizes and
+    # thread counts.  A (171 x 311) @ (311 x 500) product runs within 10 % of the full BLAS rate.
+    if chunk_size is None:
+        # bound the packed moments (T x chunk) and the statistic's factor (~2T x chunk) held at once
+        chunk_size = _CHUNK_ELEMENTS // (3 * outer_T.shape[0])
+    blocks_per_chunk = max(1, int(chunk_size) // BLOCK_SIZE)
+    n_blocks = -(-n_boot // BLOCK_SIZE)
+    threads = max(1, blas.resample_threads() if threads is None else int(threads))
+    if threads > 1:  # at least one chunk per thread
+        blocks_per_chunk = min(blocks_per_chunk, -(-n_blocks // threads))
+    all_idx = np.empty((n_boot, n), dtype=np.intp) if return_indices else None
+
+    def chunk(first: int) -> tuple[np.ndarray, int]:
+        return _bootstrap_chunk(outer_T, tri, statistic, seed, n, n_boot,
+                                range(first, min(n_blocks, first + blocks_per_chunk)), with_counts, all_idx)
+
+    starts = range(0, n_blocks, blocks_per_chunk)
+    return PendingBootstrap(chunk, starts, all_idx, threads=min(threads, len(starts)))
 
 
 def run_bootstrap(
@@ -512,39 +534,8 @@ def run_bootstrap(
         attempts, applied per block): the data are too sparse for a bootstrap, e.g. a dummy
         with one or two cases.
     """
-    return _start(Z, statistic, n_boot, seed, chunk_size=chunk_size, return_indices=return_indices,
-                  with_counts=with_counts, threads=threads).result()
-
-
-def _start(Z, statistic, n_boot, seed, *, chunk_size, return_indices, with_counts, threads) -> PendingBootstrap:
-    retain_freed_memory()  # the work arrays below are freed and allocated again on every call
-    Z = np.asarray(Z, dtype=np.float64)
-    n, p = Z.shape
-    seed = root_sequence(seed)
-    outer_T = np.ascontiguousarray(_row_outer_products(Z).T)
-    tri = triangle_index(p)
-    # One moment product per RNG block, written into the chunk's packed moments: BLAS may round a
-    # column differently in a product of another width (kernel edges, small-matrix paths), so
-    # products of fixed shape are what makes the result bit-identical across chunk sizes and
-    # thread counts.  A (171 x 311) @ (311 x 500) product runs within 10 % of the full BLAS rate.
-    if chunk_size is None:
-        # bound the packed moments (T x chunk) and the statistic's factor (~2T x chunk) held at once
-        chunk_size = _CHUNK_ELEMENTS // (3 * outer_T.shape[0])
-    blocks_per_chunk = max(1, int(chunk_size) // BLOCK_SIZE)
-    n_blocks = -(-n_boot // BLOCK_SIZE)
-    threads = max(1, resample_threads() if threads is None else int(threads))
-    if threads > 1:  # at least one chunk per thread
-        blocks_per_chunk = min(blocks_per_chunk, -(-n_blocks // threads))
-    all_idx = np.empty((n_boot, n), dtype=np.intp) if return_indices else None
-
-    def chunk(first: int) -> tuple[np.ndarray, int]:
-        return _bootstrap_chunk(outer_T, tri, statistic, seed, n, n_boot,
-                                range(first, min(n_blocks, first + blocks_per_chunk)), with_counts, all_idx)
-
-    starts = range(0, n_blocks, blocks_per_chunk)
-    if threads > 1 and len(starts) > 1:
-        return PendingBootstrap(chunk, starts, all_idx, threads=min(threads, len(starts)))
-    return PendingBootstrap(chunk, starts, all_idx, threads=1)
+    return start_bootstrap(Z, statistic, n_boot, seed, chunk_size=chunk_size, return_indices=return_indices,
+                           with_counts=with_counts, threads=threads).result()
 
 
 _pool_lock = threading.Lock()
@@ -610,8 +601,6 @@ class PendingBootstrap:
         if self._pin is not None:
             pin, self._pin = self._pin, None
             pin.__exit__(None, None, None)
-
-
 
 
 def _bootstrap_chunk(outer_T: np.ndarray, tri: np.ndarray, statistic: Statistic, seed: np.random.SeedSequence,

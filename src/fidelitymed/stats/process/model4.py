@@ -116,12 +116,17 @@ def mediate_complete(
             statistic = linear.make_statistic(scale, layout, contrast, (centre, spread) if boot_coefficients else None)
             pending = bs.start_bootstrap(Z, statistic, n_boot, seq)
     try:
-        fits = _fit_all(design, x, mediators, cov_type, cr2, conf, process_compat, binary)
+        meds, out, tot, X_out, X_tot, path_df, notes = _fit_all(design, x, mediators, cov_type, cr2, conf,
+                                                                process_compat, binary)
+        mc_draws = None
+        if ci == "monte_carlo":
+            mc_draws = montecarlo.draw_columns(design, meds, out, mediators, n_mc,
+                                               child_sequence(seq, ("monte_carlo",)), sd_x, sd_y, contrast,
+                                               not binary)
     except BaseException:
-        if pending is not None:
+        if pending is not None:  # no thread keeps resampling for a call that failed
             pending.cancel()
         raise
-    meds, out, tot, X_out, X_tot, path_df, notes = fits
     cnames = np.array(design.covariate_names, dtype=object)
     names_out = tuple(cnames[design.in_outcome])
     names_med = tuple(cnames[design.in_mediators])
@@ -136,17 +141,9 @@ def mediate_complete(
 
     rule = "process" if process_compat else "linear"
     n_failed = 0
-    draws = None
+    draws = mc_draws
     coef_draws = None
     coef_cols = linear.coefficient_columns(names_med, names_out, mediators, x)
-    if ci == "monte_carlo":
-        try:
-            draws = montecarlo.draw_columns(design, meds, out, mediators, n_mc,
-                                            child_sequence(seq, ("monte_carlo",)), sd_x, sd_y, contrast, with_std)
-        except BaseException:
-            if pending is not None:
-                pending.cancel()
-            raise
     if not run_boot:
         Z = statistic = None
     else:
