@@ -272,3 +272,63 @@ def test_pipeline_imputation_stage_same_frames_on_two_processes():
         pd.testing.assert_frame_equal(a, b, check_exact=True)
     assert serial.imputation == spread.imputation
     assert serial.missing == spread.missing
+
+
+def test_sorted_order_is_a_stable_argsort():
+    from fidelitymed.stats.impute import _sorted_order
+
+    rng = np.random.default_rng(5)
+    # ties (repeated values), both signs, signed zeros and the inf that marks unobserved cases
+    keyed = rng.choice(np.array([-2.5, -1e-300, -0.0, 0.0, 1e-12, 3.0, 7.25, np.inf]), size=(3, 257))
+    keyed[1] = rng.standard_normal(257)
+    order = _sorted_order(keyed)
+    assert (order == np.argsort(keyed, axis=1, kind="stable")).all()
+
+
+def test_item_runs_share_one_gram_and_match_the_item_by_item_fits(study, imputed, monkeypatch):
+    """A scale's items fitted from one cross-product matrix (with rank updates) impute exactly
+    what fitting every item from its own gathered predictors imputes."""
+    from fidelitymed.stats import impute as engine
+
+    clients, interviews, aux = study
+    found = []
+    real_runs = engine._item_runs
+
+    def counted(*args, **kwargs):
+        runs = real_runs(*args, **kwargs)
+        found.append(sum(len(r.targets) for r in runs.values()))
+        return runs
+
+    monkeypatch.setattr(engine, "_item_runs", counted)
+    with_runs = impute_interviews(interviews, clients, m=4, iterations=4, seed=11, auxiliary=aux)
+    assert found and found[0] > 20                    # the item targets did go through the shared Gram
+    monkeypatch.setattr(engine, "_item_runs", lambda *args, **kwargs: {})
+    item_by_item = impute_interviews(interviews, clients, m=4, iterations=4, seed=11, auxiliary=aux)
+    for a, b in zip(with_runs, item_by_item, strict=True):
+        pd.testing.assert_frame_equal(a, b)
+    for a, b in zip(with_runs, imputed, strict=True):
+        pd.testing.assert_frame_equal(a, b)
+
+
+def test_run_gram_after_rank_updates_equals_direct_cross_products():
+    from fidelitymed.stats.impute import _ItemRun, _run_block, _run_target
+
+    rng = np.random.default_rng(9)
+    n_chains, n, q = 2, 400, 5
+    values = rng.integers(1, 6, size=(n_chains, q, n)).astype(float)
+    rows = np.arange(n)
+    missing = {t: np.sort(rng.choice(n, 30, replace=False)) for t in range(3)}
+    run = _ItemRun(targets=(0, 1, 2), columns=np.arange(q), rows=rows,
+                   y_pos={t: t + 1 for t in range(3)},
+                   predictor_pos={t: np.array([0, *[c + 1 for c in range(q) if c != t]]) for t in range(3)},
+                   observed_pos={t: np.setdiff1d(rows, missing[t]) for t in range(3)},
+                   missing_pos=missing)
+    block, gram = _run_block(values, run)
+    for t in range(3):
+        p = run.predictor_pos[t].size
+        _run_target(values, block, gram, run, t, rng.standard_normal((n_chains, p, 1)),
+                    rng.chisquare(n - p, n_chains), u_pairs=rng.random(n_chains * missing[t].size),
+                    ridge=1e-5, donors=5)
+        direct = np.matmul(block, np.swapaxes(block, 1, 2))
+        np.testing.assert_allclose(gram, direct, rtol=1e-12, atol=1e-9)
+        np.testing.assert_array_equal(block[:, 1:, :], values)     # the block follows the imputed values

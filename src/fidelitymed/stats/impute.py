@@ -102,6 +102,69 @@ def _refresh(values: np.ndarray, passive: _Passive) -> None:
         values[:, passive.column, :] = (values[:, passive.members[0], :] == passive.level)
 
 
+@dataclass(frozen=True)
+class _ItemRun:
+    """Consecutive targets that are the items of one scale at one wave, fitted from one Gram.
+
+    Every target of the run imputes one column of ``columns`` from all the others, on the same
+    rows ``rows`` (observed for it or missing and imputed), and changes nothing else in
+    ``columns``. So one cross-product matrix ``G`` of ``[1, columns]`` over ``rows``, formed
+    once per run and iteration, serves every target: its ``X'X`` and ``X'y`` are ``G`` less the
+    contribution of its own missing rows, and after it imputes, ``G`` is brought up to date by
+    the change in its column (a rank-2 update). That replaces a gather and an ``n p^2`` product
+    per item by one per scale -- the cost that grows with the number of clients.
+    """
+
+    targets: tuple[int, ...]
+    columns: np.ndarray                  # value columns, in the block's order after the intercept
+    rows: np.ndarray                     # cases the run works on (observed or imputed for each target)
+    y_pos: dict[int, int]                # target -> block position of its column (intercept = 0)
+    predictor_pos: dict[int, np.ndarray]  # target -> block positions of [intercept, predictors]
+    observed_pos: dict[int, np.ndarray]   # target -> positions in ``rows`` where it is observed
+    missing_pos: dict[int, np.ndarray]    # target -> positions in ``rows`` where it is imputed
+
+
+def _item_runs(targets: Sequence[_Target], passives: Sequence[_Passive], observed: Sequence[np.ndarray],
+               member_of: Mapping[int, Sequence[int]]) -> dict[int, _ItemRun]:
+    """The runs of :class:`_ItemRun` among ``targets`` (unshared data: none), by first target."""
+    def shape(t: int):
+        target = targets[t]
+        if target.copy != (target.y,) or target.y in target.predictors or not target.missing.any():
+            return None
+        cols = frozenset((target.y, *target.predictors))
+        if len(cols) != len(target.predictors) + 1:
+            return None
+        # the columns it refreshes (its scale score) must lie outside the block
+        if any(passives[j].column in cols for j in member_of.get(target.y, ())):
+            return None
+        return cols, (observed[t] | target.missing)
+
+    runs: dict[int, _ItemRun] = {}
+    t = 0
+    while t < len(targets):
+        first = shape(t)
+        end = t + 1
+        while first is not None and end < len(targets):
+            nxt = shape(end)
+            if nxt is None or nxt[0] != first[0] or not np.array_equal(nxt[1], first[1]) \
+                    or (observed[end] & targets[end].missing).any():
+                break
+            end += 1
+        if first is not None and end - t >= 2 and not (observed[t] & targets[t].missing).any():
+            members = tuple(range(t, end))
+            columns = np.array(sorted(first[0]), dtype=np.intp)
+            at = {c: i + 1 for i, c in enumerate(columns)}
+            rows = np.flatnonzero(first[1])
+            runs[t] = _ItemRun(
+                members, columns, rows,
+                {k: at[targets[k].y] for k in members},
+                {k: np.array([0, *(at[c] for c in targets[k].predictors)], dtype=np.intp) for k in members},
+                {k: np.flatnonzero(observed[k][rows]) for k in members},
+                {k: np.flatnonzero(targets[k].missing[rows]) for k in members})
+        t = end
+    return runs
+
+
 def _run_chains(base: np.ndarray, targets: Sequence[_Target], passives: Sequence[_Passive],
                 seeds: Sequence[np.random.SeedSequence], *, iterations: int, donors: int, ridge: float,
                 rows: np.ndarray | None = None, trace_groups: Sequence[tuple[int, np.ndarray]] = ()
@@ -142,6 +205,9 @@ def _run_chains(base: np.ndarray, targets: Sequence[_Target], passives: Sequence
         for c in pv.members:
             member_of.setdefault(c, []).append(j)
     passive_at = {pv.column: j for j, pv in enumerate(passives)}
+    runs = _item_runs(targets, passives, observed, member_of) if rows is None else {}
+    run_of = {t: run for run in runs.values() for t in run.targets}
+    block = gram = None
 
     # -- initialisation: each missing cell gets a random observed value of its target
     for k, gen in enumerate(gens):
@@ -188,6 +254,16 @@ def _run_chains(base: np.ndarray, targets: Sequence[_Target], passives: Sequence
             z_offset += p
             if mis_rows[t].size == 0:
                 continue
+            run = run_of.get(t)
+            if run is not None:
+                if t == run.targets[0]:
+                    clean(run.columns)
+                    block, gram = _run_block(values, run)
+                sel_k, rows_i, donor_rows = _run_target(values, block, gram, run, t, zt, chi[:, t], u_pairs=np.concatenate(
+                    [u[k][u_offset[k]:u_offset[k] + n_mis[k, t]] for k in range(n_chains)]), ridge=ridge, donors=donors)
+                dirty.update(member_of.get(target.y, ()))
+                u_offset += n_mis[:, t]
+                continue
             clean((target.y, *target.predictors))
             x = np.empty((n_chains, p, n))
             x[:, 0, :] = 1.0
@@ -230,7 +306,81 @@ def _run_chains(base: np.ndarray, targets: Sequence[_Target], passives: Sequence
     return np.swapaxes(values, 1, 2), trace
 
 
-def _match(fitted: np.ndarray, obs: np.ndarray, n_obs: np.ndarray, pair_chain: np.ndarray,
+def _run_block(values: np.ndarray, run: _ItemRun) -> tuple[np.ndarray, np.ndarray]:
+    """``[1, columns]`` over the run's rows, per chain ``(K, b, r)``, and its Gram ``(K, b, b)``."""
+    n_chains = values.shape[0]
+    block = np.empty((n_chains, run.columns.size + 1, run.rows.size))
+    block[:, 0, :] = 1.0
+    block[:, 1:, :] = np.take(np.take(values, run.columns, axis=1), run.rows, axis=2)
+    return block, np.matmul(block, np.swapaxes(block, 1, 2))
+
+
+def _run_target(values: np.ndarray, block: np.ndarray, gram: np.ndarray, run: _ItemRun, t: int, z: np.ndarray,
+                chi: np.ndarray, *, u_pairs: np.ndarray, ridge: float, donors: int):
+    """One item of an :class:`_ItemRun`: the same draw and match as the general path, from the Gram.
+
+    Updates ``values``, ``block`` and ``gram`` in place; returns the (chain, row) pairs imputed
+    and their donor rows.
+    """
+    n_chains = values.shape[0]
+    jy, cols = run.y_pos[t], run.predictor_pos[t]
+    obs_pos, mis_pos = run.observed_pos[t], run.missing_pos[t]
+    at_missing = block[:, :, mis_pos]                                   # (K, b, n_mis)
+    fit_gram = gram - np.matmul(at_missing, np.swapaxes(at_missing, 1, 2))
+    xtx = fit_gram[:, cols[:, None], cols[None, :]]
+    xty = fit_gram[:, cols, jy][:, :, None]
+    diag = np.einsum("kii->ki", xtx)
+    diag += ridge * np.maximum(diag, 1e-8 * diag.max(axis=1, keepdims=True))
+    coef = np.linalg.solve(xtx, xty)
+    chol = np.linalg.cholesky(xtx)
+    # coefficients over the whole block, 0 on the target's own column
+    coef_block = np.zeros((n_chains, 1, block.shape[1]))
+    coef_block[:, 0, cols] = coef[:, :, 0]
+    # over all the run's rows (no gather of the block), then the observed ones
+    fitted = np.matmul(coef_block, block)[:, 0, obs_pos]              # (K, n_obs)
+    rss = np.sum((block[:, jy, obs_pos] - fitted) ** 2, axis=1)
+    sigma = np.sqrt(rss / chi)
+    beta_star = coef + sigma[:, None, None] * np.linalg.solve(np.swapaxes(chol, 1, 2), z)
+    star_block = np.zeros((n_chains, 1, block.shape[1]))
+    star_block[:, 0, cols] = beta_star[:, :, 0]
+    pred_mis = np.matmul(star_block, at_missing)[:, 0, :].ravel()      # chain by chain, row by row
+    sel_k = np.repeat(np.arange(n_chains), mis_pos.size)
+    donor_pos = obs_pos[_match(fitted, None, np.full(n_chains, obs_pos.size), sel_k, pred_mis, u_pairs, donors)]
+    old = block[:, jy, mis_pos]
+    new = block[sel_k, jy, donor_pos].reshape(n_chains, mis_pos.size)
+    change = new - old
+    # G[j, :] and G[:, j] move by sum_i change_i * block[:, i]; the diagonal also by sum change^2
+    shift = np.matmul(at_missing, change[:, :, None])[:, :, 0]         # (K, b), with the old column j
+    gram[:, jy, :] += shift
+    gram[:, :, jy] += shift
+    gram[:, jy, jy] += np.sum(change * change, axis=1)
+    block[:, jy, mis_pos] = new
+    rows_i = np.tile(run.rows[mis_pos], n_chains)
+    values[sel_k, run.columns[jy - 1], rows_i] = new.ravel()
+    return sel_k, rows_i, run.rows[donor_pos]
+
+
+def _sorted_order(keyed: np.ndarray) -> np.ndarray:
+    """``argsort(keyed, axis=1, kind="stable")`` through a sort of unique 64-bit keys.
+
+    Each value's order-preserving bit pattern keeps its high bits and takes its position in the
+    low ``ceil(log2 n)`` bits, so equal values stay in position order (as a stable sort keeps
+    them) and the keys are unique: every sort algorithm, on every CPU, returns the same order.
+    Values closer than ``2**(bits - 52)`` relative are also ordered by position; the caller
+    compares exact values within a window of candidates, so that does not change a match.
+    """
+    n = keyed.shape[1]
+    bits = max(1, int(n - 1).bit_length())
+    raw = (np.asarray(keyed, dtype=np.float64) + 0.0).view(np.uint64)   # + 0.0: -0.0 ties with 0.0
+    sign = np.uint64(1 << 63)
+    ordered = np.where(raw & sign, ~raw, raw | sign)
+    low = np.uint64((1 << bits) - 1)
+    keys = (ordered & ~low) | np.arange(n, dtype=np.uint64)
+    keys.sort(axis=1)
+    return (keys & low).astype(np.intp)
+
+
+def _match(fitted: np.ndarray, obs: np.ndarray | None, n_obs: np.ndarray, pair_chain: np.ndarray,
            pred_mis: np.ndarray, u: np.ndarray, donors: int) -> np.ndarray:
     """Type-1 PMM donor rows, one per (chain, missing case) pair, among the ``donors`` nearest.
 
@@ -239,8 +389,8 @@ def _match(fitted: np.ndarray, obs: np.ndarray, n_obs: np.ndarray, pair_chain: n
     candidate ``floor(u * d)`` of the ``d`` nearest (``u`` uniform, one per pair).
     """
     n_chains, n = fitted.shape
-    keyed = np.where(obs, fitted, np.inf)
-    order = np.argsort(keyed, axis=1, kind="stable")
+    keyed = fitted if obs is None else np.where(obs, fitted, np.inf)
+    order = _sorted_order(keyed)
     sorted_fit = np.take_along_axis(keyed, order, axis=1)
     bounds = np.searchsorted(pair_chain, np.arange(n_chains + 1))
     pos = np.empty(pred_mis.shape, dtype=np.int64)
