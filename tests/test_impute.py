@@ -279,10 +279,12 @@ def test_sorted_order_is_a_stable_argsort():
 
     rng = np.random.default_rng(5)
     # ties (repeated values), both signs, signed zeros and the inf that marks unobserved cases
-    keyed = rng.choice(np.array([-2.5, -1e-300, -0.0, 0.0, 1e-12, 3.0, 7.25, np.inf]), size=(3, 257))
-    keyed[1] = rng.standard_normal(257)
-    order = _sorted_order(keyed)
-    assert (order == np.argsort(keyed, axis=1, kind="stable")).all()
+    for n in (257, 5000):          # numpy's sort below the radix threshold, the compiled radix sort above
+        keyed = rng.choice(np.array([-2.5, -1e-300, -0.0, 0.0, 1e-12, 3.0, 7.25, np.inf]), size=(3, n))
+        keyed[1] = rng.standard_normal(n)
+        keyed[2, : n // 2] = 4.0 + rng.standard_normal(n // 2) * 1e-3    # one exponent: skipped radix passes
+        order = _sorted_order(keyed)
+        assert (order == np.argsort(keyed, axis=1, kind="stable")).all()
 
 
 def test_item_runs_share_one_gram_and_match_the_item_by_item_fits(study, imputed, monkeypatch):

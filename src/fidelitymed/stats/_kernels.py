@@ -25,7 +25,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["cholesky_packed", "count_draws"]
+__all__ = ["cholesky_packed", "count_draws", "radix_sort_rows"]
 
 
 @numba.njit(nogil=True, cache=True, boundscheck=False)
@@ -110,3 +110,43 @@ def cholesky_packed(packed: np.ndarray, index: np.ndarray, tol: float, n_check: 
             for j in range(i + 1):
                 for b in range(w):
                     L[i, j, t0 + b] = tile[i, j, b]
+
+
+@numba.njit(nogil=True, cache=True, boundscheck=False)
+def radix_sort_rows(keys: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Sort each row of a 2-D uint64 array in place (least-significant-digit radix, 8-bit digits).
+
+    Predictive mean matching sorts the observed cases' predicted means once per target, chain
+    and iteration (:func:`fidelitymed.stats.impute._sorted_order`); numpy's comparison sort
+    costs ~35 ns per key at 20,000 cases, most of an item's update.  Eight counting passes
+    are linear in the rows, and a pass whose digit is the same in every key (the sign and
+    exponent bytes of predicted means on one scale mostly are) is skipped.  Sorting is exact:
+    the keys are unique, so the result is the one sorted order whatever the algorithm.
+    """
+    n = keys.shape[1]
+    buffer = np.empty(n, dtype=np.uint64)
+    counts = np.empty(256, dtype=np.int64)
+    for r in range(keys.shape[0]):
+        source = keys[r]
+        target = buffer
+        in_row = True
+        for digit in range(8):
+            shift = np.uint64(8 * digit)
+            counts[:] = 0
+            for j in range(n):
+                counts[(source[j] >> shift) & np.uint64(255)] += 1
+            if counts[(source[0] >> shift) & np.uint64(255)] == n:
+                continue                      # one value of this digit: the pass would not move a key
+            total = 0
+            for b in range(256):
+                c = counts[b]
+                counts[b] = total
+                total += c
+            for j in range(n):
+                b = (source[j] >> shift) & np.uint64(255)
+                target[counts[b]] = source[j]
+                counts[b] += 1
+            source, target = target, source
+            in_row = not in_row
+        if not in_row:
+            keys[r, :] = source
