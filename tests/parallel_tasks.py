@@ -22,3 +22,13 @@ def sleepy_task(task) -> int:
 def dying_task(task) -> None:
     """Kill the worker process that runs it (as the kernel's OOM killer would)."""
     os._exit(1)
+
+
+def context_task(task, context) -> tuple[int, object]:
+    """The worker's process id and the shared context it holds."""
+    return os.getpid(), context
+
+
+def pid_task(task) -> int:
+    """The worker's process id."""
+    return os.getpid()

@@ -153,6 +153,18 @@ def test_every_task_runs_on_one_blas_thread():
     assert blas_threads() == before          # the caller's own setting is restored
 
 
+def test_process_pool_keeps_its_workers_for_a_map_without_context():
+    from parallel_tasks import context_task, pid_task
+
+    tasks = parallel.make_tasks({(i,): None for i in range(4)}, seeded=False)
+    with parallel.Executor("processes", workers=2) as ex:
+        first = ex.map(context_task, tasks, context={"run": 1})
+        second = ex.map(context_task, tasks, context={"run": 2})
+        assert {ctx["run"] for _, ctx in first} == {1} and {ctx["run"] for _, ctx in second} == {2}
+        # no context to install: the workers of the last map run it (no new processes)
+        assert set(ex.map(pid_task, tasks)) <= {pid for pid, _ in second}
+
+
 def test_single_thread_nests_and_restores():
     from fidelitymed.blas import single_thread
 

@@ -356,7 +356,9 @@ class Executor:
         progress
             ``progress(done, total, key)``, called in this process after each finished task.
         context
-            Optional object shared by all tasks, shipped once per worker.
+            Optional object shared by all tasks, shipped once per worker. On ``"processes"`` a
+            context other than the last map's starts new workers; a map without one runs on the
+            workers already started.
 
         Raises
         ------
@@ -391,8 +393,10 @@ class Executor:
         return out
 
     def _ensure_pool(self, context: Any) -> ProcessPoolExecutor:
-        # A new shared context needs fresh workers (it is installed by the initializer).
-        if self._pool is not None and self._pool_context_id != id(context):
+        # A new shared context needs fresh workers (it is installed by the initializer); a map
+        # without one runs on the workers there are: a fresh worker spends 1-2 s importing numpy,
+        # scipy and matplotlib again.
+        if self._pool is not None and context is not None and self._pool_context_id != id(context):
             self._pool.shutdown(wait=True)
             self._pool = None
         if self._pool is None:
