@@ -18,6 +18,7 @@ summed resident sets of its worker processes (sampled with psutil).
     .venv/bin/python benchmarks/bench_study.py --quick              # m = 5, 1,000 resamples
     .venv/bin/python benchmarks/bench_study.py --clients 20000 --imputations 5 --backends processes
     .venv/bin/python benchmarks/bench_study.py --pooling boot_mi --backends processes
+    .venv/bin/python benchmarks/bench_study.py --pooling boot_mi --boot-mi-resamples 40 --backends dask --workers 4
 
 Not a test: run it when the machine is quiet.
 """
@@ -115,6 +116,23 @@ def stage_row(timings: dict[str, float]) -> dict[str, float]:
     return row
 
 
+def _with_resamples(study_path: Path, folder: Path, resamples: int) -> Path:
+    """A copy of the study whose study.yaml sets ``analysis.boot_mi_resamples``."""
+    import shutil
+
+    import yaml
+
+    source = Path(study_path)
+    source_dir = source.parent if source.is_file() else source
+    yaml_path = source if source.is_file() else source / "study.yaml"
+    shutil.copytree(source_dir, folder)
+    config = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
+    config.setdefault("analysis", {})["boot_mi_resamples"] = int(resamples)
+    target = folder / yaml_path.name
+    target.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return target
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="m = 5 and 1,000 resamples")
@@ -125,8 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pooling", default=None, help="override analysis.pooling (stacked, rubin_mc, boot_mi)")
     parser.add_argument("--backends", default="serial,processes",
                         help="comma-separated backends to time (default: serial,processes)")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", default="2",
+                        help="worker count, or comma-separated counts each timed in turn (e.g. 1,2,4)")
     parser.add_argument("--report", action="store_true", help="also render the HTML report (timed in 'outputs')")
+    parser.add_argument("--boot-mi-resamples", type=int, default=None,
+                        help="analysis.boot_mi_resamples of the study (default: the study's, 200); with "
+                             "--pooling boot_mi, fewer resamples time the speed-up over workers sooner")
     args = parser.parse_args(argv)
 
     from fidelitymed import parallel
@@ -144,8 +166,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"simulated {args.clients} clients in {time.perf_counter() - start:.1f} s")
         else:
             study_path = demo_study_path()
-        for backend in args.backends.split(","):
-            workers = 1 if backend == "serial" else args.workers
+        if args.boot_mi_resamples:
+            study_path = _with_resamples(study_path, Path(tmp) / "resamples", args.boot_mi_resamples)
+        counts = [int(w) for w in str(args.workers).split(",")]
+        runs = [(b, w) for b in args.backends.split(",") for w in ([1] if b == "serial" else counts)]
+        for backend, workers in runs:
             ex = parallel.Executor(backend, workers=workers)
             start = time.perf_counter()
             with ex, WorkerMemory() as workers_rss:
@@ -193,6 +218,15 @@ def main(argv: list[str] | None = None) -> int:
         for backend, workers, total, *_ in rows:
             if backend != "serial":
                 print(f"{backend} x{workers}: {serial[2] / total:.2f}x the serial speed")
+    for backend in dict.fromkeys(r[0] for r in rows):
+        same = [r for r in rows if r[0] == backend]
+        if len(same) > 1:
+            one = same[0]
+            print(f"{backend}: " + ", ".join(f"{w} workers {one[2] / t:.2f}x"
+                                             + (f" (boot-MI stage {one[4]['boot-MI'] / st['boot-MI']:.2f}x)"
+                                                if st["boot-MI"] > 0 else "")
+                                             for _, w, t, _, st, _ in same[1:])
+                  + f" the speed of {one[1]} worker(s)")
     return 0
 
 
