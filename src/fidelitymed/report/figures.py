@@ -1,11 +1,16 @@
 """Figures of the report, drawn with matplotlib's object API (no pyplot state, Agg canvas).
 
 Each figure is a function returning a :class:`matplotlib.figure.Figure`; :func:`save_figure`
-writes it as PNG and SVG. The figures mirror what the study published: the conceptual
-mediation model (the paper's Figure 1), one results diagram per model with the
-coefficients, their CIs and significance under the adjusted alpha (Figures 2–3), plus a
-forest plot of the completely standardized indirect effects (Hayes, 2022, sec. 3.5) across
-all models and fidelity windows, outcome means by wave, and team fidelity trajectories.
+writes it as PNG and SVG. :func:`figure_specs` lists the report's figures as picklable
+:class:`FigureSpec` objects (a module-level builder and its arguments), and
+:func:`render_figures` turns them into bytes -- 300 dpi PNG, SVG and the inline image, from one
+raster draw -- serially or on a :class:`fidelitymed.parallel.Executor`.
+
+The figures mirror what the study published: the conceptual mediation model (the paper's
+Figure 1), one results diagram per model with the coefficients, their CIs and significance
+under the adjusted alpha (Figures 2–3), plus a forest plot of the completely standardized
+indirect effects (Hayes, 2022, sec. 3.5) across all models and fidelity windows, outcome
+means by wave, and team fidelity trajectories.
 
 Figures read only the ``results.json`` dict (``docs/results-schema.md``) and, for the
 trajectories, the table of team fidelity assessments; no client or case-manager identifier
@@ -16,20 +21,23 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 # Figures are bare matplotlib.figure.Figure objects drawn on the Agg canvas at savefig time, so
 # no pyplot state is touched and a notebook's interactive backend is left alone.
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+from PIL import Image
 from scipy import stats
 
 from ..study.io import atomic_path
@@ -76,29 +84,110 @@ def _figure(width: float, height: float) -> Figure:
 
 
 PRINT_DPI = 300  # journals ask for 300 dpi line art at the printed size
+SCREEN_DPI = 110  # the report's inline images
+
+# Print PNGs: zlib levels 1-3 share deflate's fast match search. Measured on the demo study's 34
+# figures at 300 dpi (RGB, Pillow 13): level 1 encodes in 1.30 s for 5.44 MB, level 3 in 1.32 s for
+# 5.32 MB, 4 in 1.73 s for 4.58 MB, 6 (Pillow's default) in 1.85 s for 4.49 MB, 9 in 5.9 s for
+# 4.37 MB; level 0 still takes 1.17 s (Pillow's per-row filter choice). Level 3 is the smallest of
+# the fast levels: files 18% above the default's for 30% less encoding time.
+PNG_COMPRESS_LEVEL = 3
+# The inline image is the print raster resampled, not a second draw at screen resolution: on the
+# same 34 figures the 110 dpi redraw took 3.0 s (the draw -- text layout, paths -- costs nearly the
+# same at any dpi), a Lanczos resample of the 300 dpi raster 1.0 s, or 0.45 s after a box
+# reduction by 2 (reducing_gap=1, no visible difference), and a 256-colour palette (FASTOCTREE)
+# with its encoding 0.15 s. The palette makes the inline PNGs 0.5 MB instead of 2.45 MB (RGB
+# resampled) or 1.57 MB (redrawn) at a mean colour error of 2/255; the image shows the print layout.
+INLINE_COLOURS = 256
+# the palette images are small: level 6 costs 0.03 s more than 3 on the demo and saves 15%
+INLINE_COMPRESS_LEVEL = 6
+
+
+@dataclass(frozen=True)
+class RenderedFigure:
+    """One figure of the report as bytes: what the report writes and inlines.
+
+    ``png`` (at :data:`PRINT_DPI`) and ``svg`` are ``None`` for a figure the report only inlines.
+    """
+
+    key: str
+    png: bytes | None
+    svg: bytes | None
+    inline_png: bytes
+
+
+def _raster(fig: Figure, dpi: float) -> Image.Image:
+    """``fig`` drawn on the Agg canvas at ``dpi``, as savefig would; RGB when it is opaque."""
+    canvas = FigureCanvasAgg(fig)
+    screen_dpi = fig.dpi
+    fig.dpi = dpi
+    try:
+        canvas.draw()
+        rgba = np.asarray(canvas.buffer_rgba())
+        # the white figure face leaves alpha at 255 everywhere: RGB holds the same pixels in 3/4
+        # of the bytes, which zlib and the resampling then do not have to read
+        image = Image.fromarray(rgba, "RGBA")
+        return image.convert("RGB") if rgba[..., 3].min() == 255 else image.copy()
+    finally:
+        fig.dpi = screen_dpi
+
+
+def _png(image: Image.Image, dpi: float) -> bytes:
+    buf = io.BytesIO()
+    # no text chunks (no "Software", no date): one seed -> byte-identical files
+    image.save(buf, format="png", compress_level=PNG_COMPRESS_LEVEL, dpi=(dpi, dpi))
+    return buf.getvalue()
+
+
+def _svg(fig: Figure) -> bytes:
+    if fig.get_layout_engine() is not None:
+        # the raster draw placed every axes; keep that layout for the SVG rather than solve it again
+        fig.set_layout_engine("none")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    return buf.getvalue()
+
+
+def _inline(image: Image.Image, image_dpi: float, dpi: float) -> bytes:
+    """The screen-resolution PNG of a raster drawn at ``image_dpi`` (see :data:`INLINE_COLOURS`)."""
+    scale = dpi / image_dpi
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    small = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=1.0)
+    palette = small.quantize(INLINE_COLOURS, method=Image.Quantize.FASTOCTREE)
+    buf = io.BytesIO()
+    palette.save(buf, format="png", compress_level=INLINE_COMPRESS_LEVEL, dpi=(dpi, dpi))
+    return buf.getvalue()
+
+
+def _print_files(fig: Figure, dpi: float) -> tuple[Image.Image, bytes, bytes]:
+    """The raster at ``dpi``, its PNG and the SVG of ``fig``: one raster draw, one vector draw."""
+    with matplotlib.rc_context(_RC):
+        image = _raster(fig, dpi)
+        return image, _png(image, dpi), _svg(fig)
+
+
+def write_figure_files(path_without_suffix: str | os.PathLike, png: bytes, svg: bytes) -> tuple[Path, Path]:
+    """Write ``<path>.png`` and ``<path>.svg`` (each atomically); return both paths."""
+    base = Path(path_without_suffix)
+    paths = base.with_name(base.name + ".png"), base.with_name(base.name + ".svg")
+    for path, data in zip(paths, (png, svg)):
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
+    return paths
 
 
 def save_figure(fig: Figure, path_without_suffix: str | os.PathLike, *, dpi: int = PRINT_DPI) -> tuple[Path, Path]:
     """Write ``fig`` as ``<path>.png`` and ``<path>.svg`` (atomically); return both paths."""
-    base = Path(path_without_suffix)
-    png, svg = base.with_name(base.name + ".png"), base.with_name(base.name + ".svg")
-    with matplotlib.rc_context(_RC):
-        with atomic_path(png) as tmp:
-            fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
-        if fig.get_layout_engine() is not None:
-            # the PNG draw placed every axes; keep that layout for the SVG rather than solve it again
-            fig.set_layout_engine("none")
-        with atomic_path(svg) as tmp:
-            fig.savefig(tmp, format="svg", metadata={"Date": None, "Creator": None})
-    return png, svg
+    _, png, svg = _print_files(fig, dpi)
+    return write_figure_files(path_without_suffix, png, svg)
 
 
-def figure_png_bytes(fig: Figure, *, dpi: int = 110) -> bytes:
-    """PNG bytes of ``fig`` (for inlining in the HTML report)."""
-    buf = io.BytesIO()
+def figure_png_bytes(fig: Figure, *, dpi: int = SCREEN_DPI) -> bytes:
+    """PNG bytes of ``fig`` for inlining in the HTML report: the print raster resampled to ``dpi``."""
+    raster_dpi = max(dpi, PRINT_DPI)
     with matplotlib.rc_context(_RC):
-        fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
-    return buf.getvalue()
+        image = _raster(fig, raster_dpi)
+    return _inline(image, raster_dpi, dpi)
 
 
 # --------------------------------------------------------------------------- path diagrams
@@ -400,6 +489,30 @@ class NumberedFigure:
     figure: Figure
 
 
+@dataclass(frozen=True)
+class FigureSpec:
+    """A figure of the report not drawn yet: its text, and how to draw it.
+
+    ``builder`` is a module-level function or a :func:`functools.partial` of one over plain
+    data (records, tables), so a spec pickles to a worker process or a Dask worker. It reads
+    display labels when called: call it under the same :func:`fidelitymed.labels.study_labels`
+    as the spec was made (:func:`render_figure_task` does). ``files=False`` marks a figure the
+    report only inlines (no PNG or SVG file).
+    """
+
+    key: str  # file stem
+    number: str
+    title: str
+    caption: str
+    alt: str
+    builder: Callable[[], Figure]
+    files: bool = True
+
+    def build(self) -> Figure:
+        """The figure, drawn by ``builder``."""
+        return self.builder()
+
+
 def _wave_caption(records: Sequence[dict[str, Any]], conf: float) -> str:
     outcomes = ", ".join(outcome_label(r) for r in records)
     r0 = records[0]
@@ -423,9 +536,9 @@ def _alt(record: dict[str, Any]) -> str:
             f"{fmt_num(ind.get('effect'), 3)} [{fmt_num(ind.get('ci_low'), 3)}, {fmt_num(ind.get('ci_high'), 3)}].")
 
 
-def figure_catalog(results: dict[str, Any], *, assessments: Any = None, covariates: Sequence[str] | None = None,
-                   threshold: float | None = None, n_domains: int | None = None) -> list[NumberedFigure]:
-    """Every figure of the report, numbered as in a paper.
+def figure_specs(results: dict[str, Any], *, assessments: Any = None, covariates: Sequence[str] | None = None,
+                 threshold: float | None = None, n_domains: int | None = None) -> list[FigureSpec]:
+    """Every figure of the report, numbered as in a paper, as :class:`FigureSpec` (nothing drawn).
 
     Figure 1: the model. Figures 2, 3, ...: one multi-panel figure per outcome wave of the
     primary window (the paper's Figures 2 and 3: 9 and 18 months). Supplementary figures S1,
@@ -435,16 +548,16 @@ def figure_catalog(results: dict[str, Any], *, assessments: Any = None, covariat
     conf = stored_conf(results)
     covariates = list(covariates) if covariates is not None else list(DEFAULT_COVARIATES)
     cov_names = ", ".join(COVARIATE_LABELS.get(c, L.covariate_label(c)) for c in covariates)
-    main: list[tuple[str, str, str, str, Figure]] = [(
+    main: list[tuple[str, str, str, str, Callable[[], Figure]]] = [(
         "figure1_model", "Simple mediation model (PROCESS Model 4)",
         "Team SMCM fidelity (X) predicts the client\u2013case manager working alliance (M) by path a; the alliance "
         f"predicts the client outcome (Y) by path b; c\u2032 is the direct effect of fidelity. The indirect effect "
         f"is ab. Both equations adjust for {len(covariates)} covariates: {cov_names}.",
         "Diagram: team fidelity (X) affects the working alliance (M) through path a; the alliance affects the client "
-        "outcome (Y) through path b; the direct path from X to Y is c prime.", conceptual_diagram(covariates))]
-    supplement: list[tuple[str, str, str, str, Figure]] = []
+        "outcome (Y) through path b; the direct path from X to Y is c prime.", partial(conceptual_diagram, covariates))]
+    supplement: list[tuple[str, str, str, str, Callable[[], Figure]]] = []
     ws = windows(results)
-    from .parallel import is_parallel, parallel_figures
+    from .parallel import is_parallel, parallel_figure_entries
 
     parallel = is_parallel(results)
     for w_i, w in enumerate(ws if not parallel else []):
@@ -457,39 +570,47 @@ def figure_catalog(results: dict[str, Any], *, assessments: Any = None, covariat
             key = L.file_slug("mediation", L.month_text(month), L.window_text(w))
             alt = " ".join(_alt(r) for r in group)
             (main if w_i == 0 else supplement).append((key, title, _wave_caption(group, conf), alt,
-                                                        mediation_panels(group, conf=conf)))
+                                                        partial(mediation_panels, group, conf=conf)))
     if results.get("mediation") and not parallel:
         supplement.append(("forest_indirect_std", "Completely standardized indirect effects",
                            f"Completely standardized indirect effect ab_cs of team fidelity through the working "
                            f"alliance with its {level_text(conf)} percentile bootstrap CI, for every outcome, wave and "
                            "fidelity window; filled markers: significant indirect effects.",
                            "Forest plot of completely standardized indirect effects with bootstrap intervals for every "
-                           "outcome, wave and fidelity window.", indirect_forest(results)))
+                           "outcome, wave and fidelity window.", partial(indirect_forest, results)))
     if (results.get("descriptives") or {}).get("table2"):
         supplement.append(("outcome_means", "Mean scores by wave",
                            "Mean of each study variable at each wave with its t-based 95% CI, from the n, M and SD of "
                            "Table 2 (observed scores).",
                            "Line charts of mean scores by wave with 95% confidence intervals, one panel per variable.",
-                           outcome_means(results)))
+                           partial(outcome_means, results)))
     if assessments is not None and (hasattr(assessments, "scored_fidelity") or len(assessments)):
         supplement.append(("fidelity_trajectories", "Team SMCM fidelity over time",
                            "Each team's total SMCM fidelity score at each assessment (points) and the daily linear "
                            "interpolation between assessments from which the exposure windows are averaged (line); "
                            "the dashed line marks high fidelity.",
                            "Line charts of each team's total fidelity score at each assessment.",
-                           fidelity_trajectories(assessments, threshold=threshold, n_domains=n_domains)))
-    supplement += parallel_figures(results) if parallel else []
+                           partial(fidelity_trajectories, assessments, threshold=threshold, n_domains=n_domains)))
+    supplement += parallel_figure_entries(results) if parallel else []
     for _, rec in mediation_records(results) if not parallel else []:
         if rec.get("window_days") is None:
             continue
         supplement.append((figure_key(rec), f"Mediation model: {diagram_title(rec)}",
-                           _wave_caption([rec], conf), _alt(rec), mediation_diagram(rec, conf=conf)))
+                           _wave_caption([rec], conf), _alt(rec), partial(mediation_diagram, rec, conf=conf)))
     out = []
-    for k, (key, title, caption, alt, fig) in enumerate(main, start=1):
-        out.append(NumberedFigure(f"figure{k}_{key}" if k > 1 else key, f"Figure {k}", title, caption, alt, fig))
-    for k, (key, title, caption, alt, fig) in enumerate(supplement, start=1):
-        out.append(NumberedFigure(f"figureS{k:02d}_{key}", f"Figure S{k}", title, caption, alt, fig))
+    for k, (key, title, caption, alt, builder) in enumerate(main, start=1):
+        out.append(FigureSpec(f"figure{k}_{key}" if k > 1 else key, f"Figure {k}", title, caption, alt, builder))
+    for k, (key, title, caption, alt, builder) in enumerate(supplement, start=1):
+        out.append(FigureSpec(f"figureS{k:02d}_{key}", f"Figure S{k}", title, caption, alt, builder))
     return out
+
+
+def figure_catalog(results: dict[str, Any], *, assessments: Any = None, covariates: Sequence[str] | None = None,
+                   threshold: float | None = None, n_domains: int | None = None) -> list[NumberedFigure]:
+    """Every figure of the report, numbered as in a paper and drawn (see :func:`figure_specs`)."""
+    return [NumberedFigure(s.key, s.number, s.title, s.caption, s.alt, s.build())
+            for s in figure_specs(results, assessments=assessments, covariates=covariates, threshold=threshold,
+                                  n_domains=n_domains)]
 
 
 def build_figures(results: dict[str, Any], *, assessments: Any = None,
@@ -498,3 +619,59 @@ def build_figures(results: dict[str, Any], *, assessments: Any = None,
     """Every figure of the report by file stem, in report order (see :func:`figure_catalog`)."""
     return {f.key: f.figure for f in figure_catalog(results, assessments=assessments, covariates=covariates,
                                                     threshold=threshold, n_domains=n_domains)}
+
+
+# --------------------------------------------------------------------------- rendering
+
+def render_figure(spec: FigureSpec) -> RenderedFigure:
+    """Draw ``spec`` and return its bytes: PNG at :data:`PRINT_DPI`, SVG, and the inline PNG.
+
+    One raster draw at print resolution gives the PNG file and, resampled, the inline image
+    (:data:`INLINE_COLOURS`); one vector draw gives the SVG, on the layout of the raster draw.
+    The bytes carry no date or software version: the same figure gives the same bytes.
+    """
+    fig = spec.build()
+    try:
+        if spec.files:
+            image, png, svg = _print_files(fig, PRINT_DPI)
+        else:
+            with matplotlib.rc_context(_RC):
+                image = _raster(fig, PRINT_DPI)
+            png = svg = None
+        return RenderedFigure(spec.key, png, svg, _inline(image, PRINT_DPI, SCREEN_DPI))
+    finally:
+        fig.clear()
+
+
+def render_figure_task(task: Any) -> RenderedFigure:
+    """:func:`render_figure` as a :mod:`fidelitymed.parallel` task, under the study's labels.
+
+    ``task.payload`` is ``(spec, config)``. The declared instrument labels live in a context
+    variable of the calling process, which a worker process does not share, so the worker enters
+    ``study_labels(config)`` itself.
+    """
+    spec, config = task.payload
+    with L.study_labels(config):
+        return render_figure(spec)
+
+
+def render_figures(specs: Sequence[FigureSpec], config: Any, *, executor: Any = None) -> list[RenderedFigure]:
+    """:func:`render_figure` of every spec, in order, on ``executor`` (``None``: in this process).
+
+    Parameters
+    ----------
+    specs
+        From :func:`figure_specs` (and the report's other sections).
+    config
+        The study configuration (``StudyConfig`` or its dict): the figures are labelled as under
+        ``study_labels(config)``, on any executor.
+    executor
+        A :class:`fidelitymed.parallel.Executor`; the figures come back as bytes, so its workers
+        need not share this process's file system.
+    """
+    from .. import parallel
+
+    # the config rides in each payload rather than as the map's shared context: a new context
+    # would restart a process pool's workers, and it is a few kB
+    tasks = parallel.make_tasks({("figure", spec.key): (spec, config) for spec in specs}, seeded=False)
+    return (executor if executor is not None else parallel.Executor("serial")).map(render_figure_task, tasks)

@@ -8,6 +8,8 @@ figures (:mod:`fidelitymed.report.tables`, :mod:`fidelitymed.report.figures`) ar
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import matplotlib
@@ -17,7 +19,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from . import tables as T  # noqa: E402
 
-__all__ = ["is_parallel", "parallel_diagram", "parallel_figures", "parallel_table"]
+__all__ = ["is_parallel", "parallel_diagram", "parallel_figure_entries", "parallel_figures", "parallel_table"]
 
 
 def is_parallel(results: dict[str, Any]) -> bool:
@@ -102,8 +104,12 @@ def parallel_diagram(record: dict[str, Any]) -> Figure:
     return fig
 
 
-def parallel_figures(results: dict[str, Any]) -> list[tuple[str, str, str, str, Figure]]:
-    """(key, title, caption, alt, figure) of one diagram per parallel model (the report's supplement)."""
+def parallel_figure_entries(results: dict[str, Any]) -> list[tuple[str, str, str, str, Callable[[], Figure]]]:
+    """(key, title, caption, alt, builder) of one diagram per parallel model; ``builder()`` draws it.
+
+    The builder is a :func:`functools.partial` of :func:`parallel_diagram` over the record, so
+    it pickles to a worker (:class:`fidelitymed.report.figures.FigureSpec`).
+    """
     out = []
     for _, r in T.mediation_records(results):
         if r.get("window_days") is None:
@@ -114,5 +120,10 @@ def parallel_figures(results: dict[str, Any]) -> list[tuple[str, str, str, str, 
         out.append((key, f"Parallel mediation model: {what}",
                     f"Unstandardized paths of team fidelity through {names} (parallel mediators) to {what}.",
                     f"Path diagram: team fidelity to {names} to the outcome, with a, b and c prime coefficients.",
-                    parallel_diagram(r)))
+                    partial(parallel_diagram, r)))
     return out
+
+
+def parallel_figures(results: dict[str, Any]) -> list[tuple[str, str, str, str, Figure]]:
+    """(key, title, caption, alt, figure) of one diagram per parallel model (the report's supplement)."""
+    return [(key, title, caption, alt, build()) for key, title, caption, alt, build in parallel_figure_entries(results)]
