@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import html
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ import pandas as pd
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
-from .figures import _figure, figure_png_bytes
+from .figures import FigureSpec, _figure, figure_png_bytes
 from .tables import OUTCOME_LABELS, fmt_num, fmt_p, month_label
 
 _ADJUST_NAMES = {"holm": "Holm", "fdr_bh": "Benjamini-Hochberg (FDR)"}
@@ -104,19 +105,35 @@ def domain_table(domains: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def domains_section_html(domains: dict[str, Any] | None) -> str:
-    """The HTML fragment of the domain section ("" when the analysis was not run)."""
+_HEATMAP_ALT = "heat map of the standardized indirect effects by fidelity domain and outcome"
+
+
+def domain_heatmap_spec(domains: dict[str, Any] | None) -> FigureSpec | None:
+    """The section's heat map as an inline-only :class:`~fidelitymed.report.figures.FigureSpec` (``None``: not run)."""
+    if not domains or not domains.get("models"):
+        return None
+    return FigureSpec(key="fidelity_domains_heatmap", number="", title="Fidelity domains", caption="",
+                      alt=_HEATMAP_ALT, builder=partial(domain_heatmap, domains), files=False)
+
+
+def domains_section_html(domains: dict[str, Any] | None, heatmap_png: bytes | None = None) -> str:
+    """The HTML fragment of the domain section ("" when the analysis was not run).
+
+    ``heatmap_png``: the inline image of :func:`domain_heatmap_spec` when the caller rendered it
+    with the report's other figures; without it the heat map is drawn here.
+    """
     if not domains or not domains.get("models"):
         return ""
-    png = base64.b64encode(figure_png_bytes(domain_heatmap(domains))).decode("ascii")
+    if heatmap_png is None:
+        heatmap_png = figure_png_bytes(domain_heatmap(domains))
+    png = base64.b64encode(heatmap_png).decode("ascii")
     adjust = _ADJUST_NAMES.get(domains.get("adjust"), domains.get("adjust"))
     parts = ['<section id="fidelity-domains">', "<h2>Fidelity domains, alliance and outcomes</h2>",
              f"<p>One PROCESS Model 4 per fidelity domain, outcome and wave: the domain's exposure over the "
              f"{int(domains['window_days'])}-day window before the alliance interview as X. p-values and the CIs "
              f"of the indirect effects are adjusted across the {len(domains.get('domains', []))} domains "
              f"({html.escape(str(adjust))}).</p>",
-             f'<img alt="heat map of the standardized indirect effects by fidelity domain and outcome" '
-             f'src="data:image/png;base64,{png}"/>',
+             f'<img alt="{_HEATMAP_ALT}" src="data:image/png;base64,{png}"/>',
              domain_table(domains).to_html(index=False, escape=True, border=0, classes="table")]
     for c in domains.get("collinearity", []):
         vifs = ", ".join(f"{html.escape(domain_label(d))} {v:.2f}" for d, v in c["vif"].items())

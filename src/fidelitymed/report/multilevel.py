@@ -11,12 +11,15 @@ property: its effect can only be identified between teams), the single-level ``b
 from __future__ import annotations
 
 import base64
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from matplotlib.figure import Figure
+
 from . import figures as F
 
-__all__ = ["multilevel_section"]
+__all__ = ["multilevel_figure_spec", "multilevel_section", "paths_figure"]
 
 _ALPHA = 0.05
 
@@ -89,7 +92,8 @@ def _table(pairs: list[tuple[dict, dict]]) -> dict[str, Any]:
             "numeric": [False] + [True] * (len(headers) - 1), "rows": rows, "note": note}
 
 
-def _figure(pairs: list[tuple[dict, dict]], fig_dir: Path) -> dict[str, Any]:
+def paths_figure(pairs: list[tuple[dict, dict]]) -> Figure:
+    """Paths a and b with their CIs, OLS beside the multilevel estimates, one row per (single, multilevel) pair."""
     n = len(pairs)
     fig = F._figure(7.0, 1.5 + 0.42 * n)
     axes = fig.subplots(1, 2, sharey=True)
@@ -117,14 +121,23 @@ def _figure(pairs: list[tuple[dict, dict]], fig_dir: Path) -> dict[str, Any]:
                   ncol=len(specs))
     axes[0].set_yticks(ys, [_label(s) for s, _ in pairs])
     fig.set_layout_engine("constrained")
-    png, svg = F.save_figure(fig, fig_dir / "multilevel_paths")
-    fig.clear()
-    return {"key": "multilevel_paths", "title": "Paths a and b with 95% CIs: single-level OLS and multilevel "
-            "(between / within teams), primary fidelity window",
-            "alt": "Two dot-and-whisker panels, path a and path b, one row per outcome and month; OLS estimates "
-                   "beside multilevel between-team and within-team estimates with their confidence intervals.",
-            "png_b64": base64.b64encode(png.read_bytes()).decode("ascii"),
-            "files": (f"figures/{png.name}", f"figures/{svg.name}")}
+    return fig
+
+
+def _figure_spec(pairs: list[tuple[dict, dict]]) -> F.FigureSpec:
+    return F.FigureSpec(
+        key="multilevel_paths", number="", caption="",
+        title="Paths a and b with 95% CIs: single-level OLS and multilevel (between / within teams), primary "
+              "fidelity window",
+        alt="Two dot-and-whisker panels, path a and path b, one row per outcome and month; OLS estimates beside "
+            "multilevel between-team and within-team estimates with their confidence intervals.",
+        builder=partial(paths_figure, pairs))
+
+
+def multilevel_figure_spec(results: dict[str, Any]) -> F.FigureSpec | None:
+    """The section's figure as a :class:`~fidelitymed.report.figures.FigureSpec` (``None``: no multilevel records)."""
+    pairs = _pairs(results)
+    return _figure_spec(pairs) if pairs else None
 
 
 def _differences(pairs: list[tuple[dict, dict]]) -> list[str]:
@@ -146,12 +159,25 @@ def _differences(pairs: list[tuple[dict, dict]]) -> list[str]:
     return out
 
 
-def multilevel_section(results: dict[str, Any], fig_dir: Path) -> dict[str, Any] | None:
-    """Context of the report's multilevel section, or ``None`` when results.json has no multilevel records."""
+def multilevel_section(results: dict[str, Any], fig_dir: Path,
+                       rendered: F.RenderedFigure | None = None) -> dict[str, Any] | None:
+    """Context of the report's multilevel section, or ``None`` when results.json has no multilevel records.
+
+    ``rendered`` is the figure of :func:`multilevel_figure_spec` when the caller rendered it (and
+    wrote its files into ``fig_dir``) with the report's other figures; without it the figure is
+    drawn and written here.
+    """
     pairs = _pairs(results)
     if not pairs:
         return None
     fig_dir.mkdir(parents=True, exist_ok=True)
+    spec = _figure_spec(pairs)
+    if rendered is None:
+        rendered = F.render_figure(spec)
+        F.write_figure_files(fig_dir / spec.key, rendered.png, rendered.svg)
+    figure = {"key": spec.key, "title": spec.title, "alt": spec.alt,
+              "png_b64": base64.b64encode(rendered.inline_png).decode("ascii"),
+              "files": (f"figures/{spec.key}.png", f"figures/{spec.key}.svg")}
     differences = _differences(pairs)
-    return {"table": _table(pairs), "figure": _figure(pairs, fig_dir), "differences": differences,
+    return {"table": _table(pairs), "figure": figure, "differences": differences,
             "n_models": len(pairs), "notes": sorted({n for _, ml in pairs for n in ml.get("notes", [])})}
