@@ -20,7 +20,8 @@ The flow of ``docs/DESIGN`` and nothing else; every statistic lives in its own m
    relative to the study folder; no timestamps, no absolute paths) and the outputs, written
    into a temporary folder that is checked, locked and created before step 1 and renamed into
    place at the end (:class:`fidelitymed.study.writers.OutputFolder`): ``results.json``, tidy
-   CSVs, ``results.xlsx``, the HTML report and the ``.fidelitymed-output`` marker.
+   CSVs, ``results.xlsx``, the HTML report (its figures drawn on the run's executor) and the
+   ``.fidelitymed-output`` marker.
 
 One seed gives a byte-identical ``results.json`` on every backend except for
 ``manifest.executor``, which records where the run happened.
@@ -641,77 +642,79 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
                                  for pair in a.waves for outcome in a.outcomes for window in config.exposure.windows]
 
     ex, owned = _executor(executor, config)
-    try:
-        ex.start()  # an unreachable or workerless Dask cluster fails now, not after the imputation
-        with _Progress(progress) as prog:
-            # --- imputation --------------------------------------------------------------
-            cb = prog.stage(f"imputing (m={m})" if do_impute else "analysis frame",
-                            1 if ex.backend == "serial" or not do_impute else min(m, ex.workers))
-            prepared = prepare_frames(study, seed=seed_value, exposure=exposure, observed_scores=observed_scores,
-                                      observed=observed, impute=do_impute, m=m, executor=ex, progress=cb)
-            if not do_impute:
-                cb(1, 1, ("frame",))
-            frames = list(prepared.frames)
-            imputation_info = prepared.imputation
-            missing_info = prepared.missing
-            lap("imputation")
-            ml = a.multilevel
-            keep = sorted({c for s in specs for c in (s.x, *s.mediators, s.y, *s.covariates)} | {"client"}
-                          | (set(ml.groups) if ml.enabled else set()))
-            frames = [f[keep] for f in frames]
+    if owned:
+        # kept open past the analysis: the report's figures are drawn on the same workers. The
+        # guard closes it when the run ends, on an error too, before the output folder is released.
+        output_guard.callback(ex.close)
+    ex.start()  # an unreachable or workerless Dask cluster fails now, not after the imputation
+    with _Progress(progress) as prog:
+        # --- imputation --------------------------------------------------------------
+        cb = prog.stage(f"imputing (m={m})" if do_impute else "analysis frame",
+                        1 if ex.backend == "serial" or not do_impute else min(m, ex.workers))
+        prepared = prepare_frames(study, seed=seed_value, exposure=exposure, observed_scores=observed_scores,
+                                  observed=observed, impute=do_impute, m=m, executor=ex, progress=cb)
+        if not do_impute:
+            cb(1, 1, ("frame",))
+        frames = list(prepared.frames)
+        imputation_info = prepared.imputation
+        missing_info = prepared.missing
+        lap("imputation")
+        ml = a.multilevel
+        keep = sorted({c for s in specs for c in (s.x, *s.mediators, s.y, *s.covariates)} | {"client"}
+                      | (set(ml.groups) if ml.enabled else set()))
+        frames = [f[keep] for f in frames]
 
-            # --- model tasks -------------------------------------------------------------
-            # boot_mi takes the indirect-effect interval from its resamples: no bootstrap per imputation
-            opts = {"n_boot": 0 if scheme == "boot_mi" else a.n_boot, "conf": a.conf, "ci": a.ci,
-                    "save_boot": scheme == "stacked"}
-            payloads = {("mediation", s.outcome, f"{s.outcome_wave:g}", s.window, k): (s, k, opts)
-                        for s in specs for k in range(m)}
-            tasks = parallel.make_tasks(payloads, seed=root_seed)
-            # one shared context for both maps: a process pool keeps its workers between them
-            context = {"frames": frames, "observed": observed[["client", "team", "case_manager",
-                                                                *{c for c, _ in _dependent_variables(a)}]]}
-            fitted = ex.map(_mediation_task, tasks, context=context,
-                            progress=prog.stage(f"models ({len(specs)} x {m})", len(tasks)))
-            by_model: dict[ModelColumns, list[Any]] = {}
-            for task, result in zip(tasks, fitted, strict=True):
-                by_model.setdefault(task.payload[0], []).append(result)
-            lap("mediation models")
+        # --- model tasks -------------------------------------------------------------
+        # boot_mi takes the indirect-effect interval from its resamples: no bootstrap per imputation
+        opts = {"n_boot": 0 if scheme == "boot_mi" else a.n_boot, "conf": a.conf, "ci": a.ci,
+                "save_boot": scheme == "stacked"}
+        payloads = {("mediation", s.outcome, f"{s.outcome_wave:g}", s.window, k): (s, k, opts)
+                    for s in specs for k in range(m)}
+        tasks = parallel.make_tasks(payloads, seed=root_seed)
+        # one shared context for both maps: a process pool keeps its workers between them
+        context = {"frames": frames, "observed": observed[["client", "team", "case_manager",
+                                                            *{c for c, _ in _dependent_variables(a)}]]}
+        fitted = ex.map(_mediation_task, tasks, context=context,
+                        progress=prog.stage(f"models ({len(specs)} x {m})", len(tasks)))
+        by_model: dict[ModelColumns, list[Any]] = {}
+        for task, result in zip(tasks, fitted, strict=True):
+            by_model.setdefault(task.payload[0], []).append(result)
+        lap("mediation models")
 
-            # --- the same models with nested random intercepts ------------------------------
-            ml_by_model: dict[ModelColumns, list[Any]] = {}
-            if ml.enabled:
-                # with imputations the CIs come from the pooled paths: per data set a token MC
-                ml_opts = {"groups": list(ml.groups), "decompose": ml.decompose, "conf": a.conf,
-                           "n_mc": 100 if m > 1 else ml.n_mc}
-                ml_tasks = parallel.make_tasks({("multilevel", s.outcome, f"{s.outcome_wave:g}", s.window, k):
-                                                (s, k, ml_opts) for s in specs for k in range(m)}, seed=root_seed)
-                ml_fitted = ex.map(_multilevel_task, ml_tasks, context=context,
-                                   progress=prog.stage(f"multilevel models ({len(specs)} x {m})", len(ml_tasks)))
-                for task, result in zip(ml_tasks, ml_fitted, strict=True):
-                    ml_by_model.setdefault(task.payload[0], []).append(result)
-                lap("multilevel models")
+        # --- the same models with nested random intercepts ------------------------------
+        ml_by_model: dict[ModelColumns, list[Any]] = {}
+        if ml.enabled:
+            # with imputations the CIs come from the pooled paths: per data set a token MC
+            ml_opts = {"groups": list(ml.groups), "decompose": ml.decompose, "conf": a.conf,
+                       "n_mc": 100 if m > 1 else ml.n_mc}
+            ml_tasks = parallel.make_tasks({("multilevel", s.outcome, f"{s.outcome_wave:g}", s.window, k):
+                                            (s, k, ml_opts) for s in specs for k in range(m)}, seed=root_seed)
+            ml_fitted = ex.map(_multilevel_task, ml_tasks, context=context,
+                               progress=prog.stage(f"multilevel models ({len(specs)} x {m})", len(ml_tasks)))
+            for task, result in zip(ml_tasks, ml_fitted, strict=True):
+                ml_by_model.setdefault(task.payload[0], []).append(result)
+            lap("multilevel models")
 
-            # --- ICCs of every dependent variable (observed data) -------------------------
-            levels = ["team", "case_manager"]
-            icc_tasks = parallel.make_tasks({("icc", name): (col, levels, name) for col, name in _dependent_variables(a)},
-                                            seeded=False)
-            icc_results = ex.map(_icc_task, icc_tasks, context=context, progress=prog.stage("ICCs", len(icc_tasks)))
-            lap("ICCs")
+        # --- ICCs of every dependent variable (observed data) -------------------------
+        levels = ["team", "case_manager"]
+        icc_tasks = parallel.make_tasks({("icc", name): (col, levels, name) for col, name in _dependent_variables(a)},
+                                        seeded=False)
+        icc_results = ex.map(_icc_task, icc_tasks, context=context, progress=prog.stage("ICCs", len(icc_tasks)))
+        lap("ICCs")
 
-            # --- item-level bootstrap-then-impute: one task per resample -------------------
-            boot_mi_estimates = None
-            if scheme == "boot_mi":
-                from .study_boot_mi import run_boot_mi
+        # --- item-level bootstrap-then-impute: one task per resample -------------------
+        boot_mi_estimates = None
+        if scheme == "boot_mi":
+            from .study_boot_mi import run_boot_mi
 
-                boot_mi_estimates = run_boot_mi(
-                    ex, study, exposure, prepared.auxiliary, specs, resamples=a.boot_mi_resamples,
-                    imputations=a.boot_mi_imputations, seed=root_seed,
-                    progress=prog.stage(f"boot-MI ({a.boot_mi_resamples} x {a.boot_mi_imputations})",
-                                        a.boot_mi_resamples))
-                lap("boot_mi")
-    finally:
-        if owned:
-            ex.close()
+            boot_mi_estimates = run_boot_mi(
+                ex, study, exposure, prepared.auxiliary, specs, resamples=a.boot_mi_resamples,
+                imputations=a.boot_mi_imputations, seed=root_seed,
+                progress=prog.stage(f"boot-MI ({a.boot_mi_resamples} x {a.boot_mi_imputations})",
+                                    a.boot_mi_resamples))
+            lap("boot_mi")
+    if owned and (target is None or not report):
+        ex.close()  # no figures to draw: the workers are not needed past the analysis
 
     rule = a.alpha_rule
     icc_source = getattr(rule, "level", "max")
@@ -873,7 +876,7 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
         results = dataclasses.replace(results, domains=domain_results.to_dict())
         lap("fidelity domains")
     if target is not None:
-        results = _write_outputs(results, target, study=study, report=report)
+        results = _write_outputs(results, target, study=study, report=report, executor=ex)
         lap("outputs")
     return dataclasses.replace(results, timings=dict(timings))
 
@@ -973,8 +976,12 @@ def _manifest_config(config, study) -> dict[str, Any]:
     return data
 
 
-def _write_outputs(results: StudyResults, target: OutputFolder, *, study, report: bool) -> StudyResults:
-    """Write results.json, the tidy CSVs, results.xlsx and the report into ``target`` and put it in place."""
+def _write_outputs(results: StudyResults, target: OutputFolder, *, study, report: bool,
+                   executor: parallel.Executor | None = None) -> StudyResults:
+    """Write results.json, the tidy CSVs, results.xlsx and the report into ``target`` and put it in place.
+
+    The report's figures are drawn on ``executor`` (``None``: in this process).
+    """
     from .study.writers import write_json
 
     tmp = target.tmp
@@ -986,18 +993,19 @@ def _write_outputs(results: StudyResults, target: OutputFolder, *, study, report
     with pd.ExcelWriter(tmp / "results.xlsx", engine="openpyxl") as xlsx:
         for name, frame in tables.items():
             frame.to_excel(xlsx, sheet_name=name[:31], index=False)
-    report_path = _render_report(results, tmp, study) if report else None
+    report_path = _render_report(results, tmp, study, executor) if report else None
     out = target.commit()
     if report_path is not None:
         report_path = out / report_path.relative_to(tmp)
     return dataclasses.replace(results, out=out, report=report_path)
 
 
-def _render_report(results: StudyResults, folder: Path, study) -> Path | None:
+def _render_report(results: StudyResults, folder: Path, study, executor: parallel.Executor | None) -> Path | None:
     try:
         from .report.html import render_report
     except ImportError:
         return None
     fidelity = study.scored_fidelity()
     keep = [c for c in fidelity.columns if c in ("team", "date") or c.startswith("fidelity_")]
-    return Path(render_report(results.to_dict(), folder, fidelity_assessments=fidelity[keep], config=study.config))
+    return Path(render_report(results.to_dict(), folder, fidelity_assessments=fidelity[keep], config=study.config,
+                              executor=executor))
