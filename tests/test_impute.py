@@ -334,3 +334,20 @@ def test_run_gram_after_rank_updates_equals_direct_cross_products():
         direct = np.matmul(block, np.swapaxes(block, 1, 2))
         np.testing.assert_allclose(gram, direct, rtol=1e-12, atol=1e-9)
         np.testing.assert_array_equal(block[:, 1:, :], values)     # the block follows the imputed values
+
+
+def test_compiled_normal_draw_equals_lapack_and_refuses_an_indefinite_matrix():
+    from fidelitymed.stats.impute import _fit_and_draw
+
+    rng = np.random.default_rng(12)
+    design = rng.standard_normal((6, 200, 31))
+    xtx = np.matmul(np.swapaxes(design, 1, 2), design)
+    xty, z = rng.standard_normal((6, 31, 1)), rng.standard_normal((6, 31, 1))
+    coef, deviation = _fit_and_draw(xtx, xty, z)
+    np.testing.assert_allclose(coef, np.linalg.solve(xtx, xty), rtol=1e-10, atol=1e-13)
+    lower = np.linalg.cholesky(xtx)
+    np.testing.assert_allclose(deviation, np.linalg.solve(np.swapaxes(lower, 1, 2), z), rtol=1e-10, atol=1e-13)
+    indefinite = xtx.copy()
+    indefinite[3] = -np.eye(31)
+    with pytest.raises(np.linalg.LinAlgError):
+        _fit_and_draw(indefinite, xty, z)

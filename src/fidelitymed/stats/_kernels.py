@@ -25,7 +25,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["cholesky_packed", "count_draws", "radix_sort_rows"]
+__all__ = ["cholesky_packed", "count_draws", "normal_draw", "radix_sort_rows"]
 
 
 @numba.njit(nogil=True, cache=True, boundscheck=False)
@@ -150,3 +150,47 @@ def radix_sort_rows(keys: np.ndarray) -> None:  # pragma: no cover - compiled
             in_row = not in_row
         if not in_row:
             keys[r, :] = source
+
+
+@numba.njit(nogil=True, cache=True, boundscheck=False, error_model="numpy")
+def normal_draw(xtx: np.ndarray, xty: np.ndarray, z: np.ndarray, coef: np.ndarray,
+                deviation: np.ndarray) -> bool:  # pragma: no cover - compiled
+    """Least-squares coefficients and the Bayesian draw's deviation of ``K`` small systems.
+
+    For each chain ``k``: the Cholesky factor ``L L' = X'X`` (Golub & Van Loan 2013, alg.
+    4.2.1), ``coef = (X'X)^-1 X'y`` by two triangular solves and ``deviation = L^-T z``, so
+    that ``beta* = coef + sigma* deviation`` has covariance ``sigma*^2 (X'X)^-1`` (``mice``'s
+    ``.norm.draw``; van Buuren 2018, alg. 3.1).  One factorisation replaces numpy's LU solve,
+    Cholesky and second solve: three LAPACK calls per target whose fixed cost exceeded their
+    arithmetic at ``p`` = 40.  Sums run in index order in IEEE double arithmetic (no fused
+    multiply-add), the same on every CPU.  Returns False when a matrix is not positive definite.
+    """
+    n_chains, p = xty.shape
+    L = np.empty((p, p))
+    work = np.empty(p)
+    for k in range(n_chains):
+        for j in range(p):
+            for i in range(j, p):
+                s = xtx[k, i, j]
+                for m in range(j):
+                    s -= L[i, m] * L[j, m]
+                if i == j:
+                    if not (s > 0.0) or not np.isfinite(s):
+                        return False
+                    L[j, j] = np.sqrt(s)
+                else:
+                    L[i, j] = s / L[j, j]
+        for i in range(p):                       # L w = X'y
+            s = xty[k, i]
+            for m in range(i):
+                s -= L[i, m] * work[m]
+            work[i] = s / L[i, i]
+        for i in range(p - 1, -1, -1):           # L' coef = w ;  L' deviation = z
+            s = work[i]
+            d = z[k, i]
+            for m in range(i + 1, p):
+                s -= L[m, i] * coef[k, m]
+                d -= L[m, i] * deviation[k, m]
+            coef[k, i] = s / L[i, i]
+            deviation[k, i] = d / L[i, i]
+    return True

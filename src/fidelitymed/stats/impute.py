@@ -283,13 +283,12 @@ def _run_chains(base: np.ndarray, targets: Sequence[_Target], passives: Sequence
             diag = np.einsum("kii->ki", xtx)    # a writeable view: the ridge goes into xtx
             # a predictor that is constant 0 in a bootstrap resample still gets a penalty
             diag += ridge * np.maximum(diag, 1e-8 * diag.max(axis=1, keepdims=True))
-            coef = np.linalg.solve(xtx, xty)                      # (K, p, 1)
-            chol = np.linalg.cholesky(xtx)
+            coef, deviation = _fit_and_draw(xtx, xty, zt)          # (K, p, 1) each
             fitted = np.matmul(np.swapaxes(x, 1, 2), coef)[:, :, 0]
             rss = np.sum(np.where(obs[t], y - fitted, 0.0) ** 2, axis=1)
             sigma = np.sqrt(rss / chi[:, t])
             # beta* = beta_hat + sigma* L^-T z has covariance sigma*^2 (X'X + ridge)^-1
-            beta_star = coef + sigma[:, None, None] * np.linalg.solve(np.swapaxes(chol, 1, 2), zt)
+            beta_star = coef + sigma[:, None, None] * deviation
             # the cases to impute as (chain, row) pairs, ordered by chain then row
             sel_k, sel_i = np.nonzero(miss[t][:, mis_rows[t]])
             rows_i = mis_rows[t][sel_i]
@@ -307,6 +306,18 @@ def _run_chains(base: np.ndarray, targets: Sequence[_Target], passives: Sequence
             with np.errstate(invalid="ignore", divide="ignore"):
                 trace[g, it] = np.where(mask, values[:, column, :], 0.0).sum(axis=1) / mask.sum(axis=1)
     return np.swapaxes(values, 1, 2), trace
+
+
+def _fit_and_draw(xtx: np.ndarray, xty: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``beta_hat = (X'X)^-1 X'y`` and ``L^-T z`` (``L L' = X'X``) per chain, each ``(K, p, 1)``."""
+    from ._kernels import normal_draw
+
+    n_chains, p = xty.shape[:2]
+    coef, deviation = np.empty((n_chains, p)), np.empty((n_chains, p))
+    if not normal_draw(np.ascontiguousarray(xtx), np.ascontiguousarray(xty[:, :, 0]),
+                       np.ascontiguousarray(z[:, :, 0]), coef, deviation):
+        raise np.linalg.LinAlgError("an imputation model's X'X is not positive definite")
+    return coef[:, :, None], deviation[:, :, None]
 
 
 def _run_block(values: np.ndarray, run: _ItemRun) -> tuple[np.ndarray, np.ndarray]:
@@ -334,8 +345,7 @@ def _run_target(values: np.ndarray, block: np.ndarray, gram: np.ndarray, run: _I
     xty = fit_gram[:, cols, jy][:, :, None]
     diag = np.einsum("kii->ki", xtx)
     diag += ridge * np.maximum(diag, 1e-8 * diag.max(axis=1, keepdims=True))
-    coef = np.linalg.solve(xtx, xty)
-    chol = np.linalg.cholesky(xtx)
+    coef, deviation = _fit_and_draw(xtx, xty, z)
     # coefficients over the whole block, 0 on the target's own column
     coef_block = np.zeros((n_chains, 1, block.shape[1]))
     coef_block[:, 0, cols] = coef[:, :, 0]
@@ -343,7 +353,7 @@ def _run_target(values: np.ndarray, block: np.ndarray, gram: np.ndarray, run: _I
     fitted = np.matmul(coef_block, block)[:, 0, obs_pos]              # (K, n_obs)
     rss = np.sum((block[:, jy, obs_pos] - fitted) ** 2, axis=1)
     sigma = np.sqrt(rss / chi)
-    beta_star = coef + sigma[:, None, None] * np.linalg.solve(np.swapaxes(chol, 1, 2), z)
+    beta_star = coef + sigma[:, None, None] * deviation
     star_block = np.zeros((n_chains, 1, block.shape[1]))
     star_block[:, 0, cols] = beta_star[:, :, 0]
     pred_mis = np.matmul(star_block, at_missing)[:, 0, :].ravel()      # chain by chain, row by row
