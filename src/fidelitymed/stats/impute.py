@@ -333,44 +333,24 @@ def _run_target(values: np.ndarray, block: np.ndarray, gram: np.ndarray, run: _I
                 chi: np.ndarray, *, u_pairs: np.ndarray, ridge: float, donors: int):
     """One item of an :class:`_ItemRun`: the same draw and match as the general path, from the Gram.
 
-    Updates ``values``, ``block`` and ``gram`` in place; returns the (chain, row) pairs imputed
-    and their donor rows.
+    The step is one compiled call (:func:`fidelitymed.stats._kernels.item_update`): at a few
+    hundred cases the two dozen numpy calls it replaced cost more in fixed overhead than in
+    arithmetic. Updates ``values``, ``block`` and ``gram`` in place; returns the (chain, row)
+    pairs imputed and their donor values.
     """
+    from ._kernels import item_update
+
     n_chains = values.shape[0]
-    jy, cols = run.y_pos[t], run.predictor_pos[t]
-    obs_pos, mis_pos = run.observed_pos[t], run.missing_pos[t]
-    at_missing = block[:, :, mis_pos]                                   # (K, b, n_mis)
-    fit_gram = gram - np.matmul(at_missing, np.swapaxes(at_missing, 1, 2))
-    xtx = fit_gram[:, cols[:, None], cols[None, :]]
-    xty = fit_gram[:, cols, jy][:, :, None]
-    diag = np.einsum("kii->ki", xtx)
-    diag += ridge * np.maximum(diag, 1e-8 * diag.max(axis=1, keepdims=True))
-    coef, deviation = _fit_and_draw(xtx, xty, z)
-    # coefficients over the whole block, 0 on the target's own column
-    coef_block = np.zeros((n_chains, 1, block.shape[1]))
-    coef_block[:, 0, cols] = coef[:, :, 0]
-    # over all the run's rows (no gather of the block), then the observed ones
-    fitted = np.matmul(coef_block, block)[:, 0, obs_pos]              # (K, n_obs)
-    rss = np.sum((block[:, jy, obs_pos] - fitted) ** 2, axis=1)
-    sigma = np.sqrt(rss / chi)
-    beta_star = coef + sigma[:, None, None] * deviation
-    star_block = np.zeros((n_chains, 1, block.shape[1]))
-    star_block[:, 0, cols] = beta_star[:, :, 0]
-    pred_mis = np.matmul(star_block, at_missing)[:, 0, :].ravel()      # chain by chain, row by row
+    mis_pos = run.missing_pos[t]
+    new = np.empty((n_chains, mis_pos.size))
+    if not item_update(block, gram, run.predictor_pos[t], run.y_pos[t], run.observed_pos[t], mis_pos,
+                       np.ascontiguousarray(z[:, :, 0]), np.ascontiguousarray(chi, dtype=np.float64),
+                       np.ascontiguousarray(u_pairs, dtype=np.float64), float(ridge), int(donors), new):
+        raise np.linalg.LinAlgError(f"the imputation model of {t}'s X'X is not positive definite")
     sel_k = np.repeat(np.arange(n_chains), mis_pos.size)
-    donor_pos = obs_pos[_match(fitted, None, np.full(n_chains, obs_pos.size), sel_k, pred_mis, u_pairs, donors)]
-    old = block[:, jy, mis_pos]
-    new = block[sel_k, jy, donor_pos].reshape(n_chains, mis_pos.size)
-    change = new - old
-    # G[j, :] and G[:, j] move by sum_i change_i * block[:, i]; the diagonal also by sum change^2
-    shift = np.matmul(at_missing, change[:, :, None])[:, :, 0]         # (K, b), with the old column j
-    gram[:, jy, :] += shift
-    gram[:, :, jy] += shift
-    gram[:, jy, jy] += np.sum(change * change, axis=1)
-    block[:, jy, mis_pos] = new
     rows_i = np.tile(run.rows[mis_pos], n_chains)
-    values[sel_k, run.columns[jy - 1], rows_i] = new.ravel()
-    return sel_k, rows_i, run.rows[donor_pos]
+    values[sel_k, run.columns[run.y_pos[t] - 1], rows_i] = new.ravel()
+    return sel_k, rows_i, new
 
 
 def _sorted_order(keyed: np.ndarray) -> np.ndarray:

@@ -289,11 +289,14 @@ def _level_label(v) -> str:
 
 def _numeric(frame: pd.DataFrame, col: str, rows: np.ndarray) -> np.ndarray:
     s = frame[col]
-    values = pd.to_numeric(s, errors="coerce")
-    bad = np.flatnonzero(values.isna().to_numpy() & s.notna().to_numpy())
-    if bad.size:
-        raise StudyDataError([DataIssue(None, int(rows[i]) + 2, col, s.iloc[i], "a number") for i in bad[:5]])
-    out = values.to_numpy(dtype=np.float64)
+    if s.dtype.kind in "fiub":     # already numbers (an imputed frame): no parse, no per-value check
+        out = s.to_numpy(dtype=np.float64)
+    else:
+        values = pd.to_numeric(s, errors="coerce")
+        bad = np.flatnonzero(values.isna().to_numpy() & s.notna().to_numpy())
+        if bad.size:
+            raise StudyDataError([DataIssue(None, int(rows[i]) + 2, col, s.iloc[i], "a number") for i in bad[:5]])
+        out = values.to_numpy(dtype=np.float64)
     if not np.isfinite(out).all():
         i = int(np.flatnonzero(~np.isfinite(out))[0])
         raise StudyDataError(row=int(rows[i]) + 2, column=col, value=float(out[i]), expected="a finite number")
