@@ -7,7 +7,7 @@ floor, the ratio to the floor and the speed-up over serial.
 
 The floor is the arithmetic the study cannot avoid: one moment-product GEMM per model task,
 (n_boot x n) @ (n x 171) -- the resample count matrix times the 171 distinct cross-products of
-a model's 18 columns -- timed in this same run (median of 7), times the number of model
+a model's 18 columns -- timed in this same run (median of 7 before and 7 after the runs), times the number of model
 tasks. Timing in the same run makes the ratio meaningful on a loaded machine; the absolute
 seconds are not.
 
@@ -40,6 +40,7 @@ STAGES = {
     "load": ("load", "exposure + frame"),
     "imputation": ("imputation",),
     "models": ("mediation models",),
+    "multilevel": ("multilevel models",),
     "ICCs": ("ICCs",),
     "boot-MI": ("boot_mi",),
     "outputs": ("outputs",),
@@ -58,8 +59,8 @@ def _diff(x, y, path=""):
         yield path, x, y
 
 
-def gemm_seconds(n_boot: int, n: int, repeats: int = 7) -> float:
-    """Median seconds of one (n_boot x n) @ (n x 171) float64 product (the per-model floor)."""
+def gemm_times(n_boot: int, n: int, repeats: int = 7) -> list[float]:
+    """Seconds of ``repeats`` (n_boot x n) @ (n x 171) float64 products (the per-model floor)."""
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -71,7 +72,7 @@ def gemm_seconds(n_boot: int, n: int, repeats: int = 7) -> float:
         start = time.perf_counter()
         counts @ moments
         times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return times
 
 
 class WorkerMemory:
@@ -168,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
             study_path = demo_study_path()
         if args.boot_mi_resamples:
             study_path = _with_resamples(study_path, Path(tmp) / "resamples", args.boot_mi_resamples)
+        from fidelitymed.study.schema import load_study
+
+        n_clients = len(load_study(study_path, impute=False).clients)
+        gemm_before = gemm_times(n_boot, n_clients)   # n of the models is at most the clients
         counts = [int(w) for w in str(args.workers).split(",")]
         runs = [(b, w) for b in args.backends.split(",") for w in ([1] if b == "serial" else counts)]
         for backend, workers in runs:
@@ -177,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                 if backend == "dask":
                     ex._ensure_client()          # cluster start-up timed separately
                 started = time.perf_counter() - start
-                results = run_study(study_path, out=str(Path(tmp) / backend), executor=ex, imputations=m,
+                results = run_study(study_path, out=str(Path(tmp) / f"{backend}-{workers}"), executor=ex, imputations=m,
                                     n_boot=n_boot, pooling=args.pooling, report=args.report)
             total = time.perf_counter() - start
             d = results.to_dict()
@@ -197,13 +202,17 @@ def main(argv: list[str] | None = None) -> int:
         n_models = len(reference["mediation"])
 
     tasks = n_models * m
-    gemm = gemm_seconds(n_boot, n)
+    import numpy as np
+
+    # timed before and after the runs: the median of both sets is less at the mercy of one busy moment
+    times = (gemm_before if n == n_clients else []) + gemm_times(n_boot, n)
+    gemm = float(np.median(times))
     floor = tasks * gemm
     print(f"study: n = {n}, m = {m}, {n_boot} resamples, {n_models} models -> {tasks} model tasks, "
           f"pooling {reference['mediation'][0].get('pooling')}; {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f} at the end")
     print(f"floor: {tasks} x GEMM ({n_boot} x {n}) @ ({n} x {MOMENT_COLUMNS}) = {tasks} x {gemm * 1000:.2f} ms "
-          f"= {floor:.2f} s (timed in this run)")
+          f"= {floor:.2f} s (median of {len(times)} timed in this run)")
     head = (f"{'backend':<10} {'workers':>7} {'total s':>8} {'x floor':>8} "
             + " ".join(f"{s:>10}" for s in (*STAGES, "other")))
     print(head)
