@@ -177,9 +177,33 @@ def test_pipeline_runs_boot_mi_with_the_other_schemes_keys(small_study, tmp_path
     assert set(rec["boot_mi"]["percentile"]) == {"indirect", "indirect_partially_std", "indirect_std"}
     # the paths are the main analysis' Rubin-pooled ones, the same as under the other schemes
     assert rec["paths"] == other["paths"]
+    # the indirect effects carry the percentile limits (analysis.boot_mi_interval's default, which
+    # the coverage simulation favours); von Hippel & Bartlett's t interval is kept beside them
     ab = rec["boot_mi"]["parameters"]["ab"]
-    assert rec["indirect"]["effect"] == ab["estimate"]
-    assert rec["indirect"]["ci_low"] < ab["estimate"] < rec["indirect"]["ci_high"]
+    assert rec["boot_mi"]["interval"] == "percentile"
+    for key in ("indirect", "indirect_partially_std", "indirect_std"):
+        assert rec[key] == rec["boot_mi"]["percentile"][key]
+    assert rec["indirect"]["effect"] == other["indirect"]["effect"]        # the MI estimate
+    vh = rec["boot_mi"]["von_hippel"]["indirect"]
+    assert vh["effect"] == ab["estimate"] and vh["ci_low"] < ab["estimate"] < vh["ci_high"]
+    assert (vh["ci_low"], vh["ci_high"]) == (ab["ci_low"], ab["ci_high"])
+
+
+def test_pipeline_boot_mi_interval_von_hippel_puts_the_t_interval_in_the_record(small_study, tmp_path):
+    import shutil
+
+    folder = tmp_path / "study"
+    shutil.copytree(small_study[0], folder)
+    cfg = yaml.safe_load((folder / "study.yaml").read_text())
+    cfg["analysis"]["boot_mi_interval"] = "von_hippel"
+    (folder / "study.yaml").write_text(yaml.safe_dump(cfg))
+    res = run_study(folder, pooling="boot_mi", imputations=2, n_boot=20, seed=SEED, executor="serial", report=False)
+    rec = res.to_dict()["mediation"][0]
+    assert rec["boot_mi"]["interval"] == "von_hippel"
+    for key in ("indirect", "indirect_partially_std", "indirect_std"):
+        assert rec[key] == rec["boot_mi"]["von_hippel"][key]
+        assert rec[key] != rec["boot_mi"]["percentile"][key]
+    assert rec["indirect"]["effect"] == rec["boot_mi"]["parameters"]["ab"]["estimate"]
 
 
 def _coverage(replicates: int, **kw):

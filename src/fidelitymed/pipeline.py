@@ -733,7 +733,8 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
         if boot_mi_estimates is not None:
             from .study_boot_mi import pool_boot_mi_model
 
-            body = pool_boot_mi_model(results, boot_mi_estimates[:, i_spec], a.conf, seed_value)
+            body = pool_boot_mi_model(results, boot_mi_estimates[:, i_spec], a.conf, seed_value,
+                                      interval=a.boot_mi_interval)
         elif do_impute:
             body = _pool_model(results, scheme, a.conf,
                                child_sequence(root_seed, ("pool", spec.outcome, f"{spec.outcome_wave:g}", spec.window)),

@@ -426,6 +426,10 @@ class AnalysisConfig(_Model):
     #: pooling boot_mi: B resamples x M imputations each (von Hippel & Bartlett 2021: B = 200, M = 2)
     boot_mi_resamples: int = Field(200, ge=2, le=MAX_N_BOOT)
     boot_mi_imputations: int = Field(2, ge=2, le=100)
+    #: pooling boot_mi: the indirect effects' interval -- "percentile" limits of the per-resample
+    #: means (Schomaker & Heumann 2018; nominal coverage in tests/coverage_sim.py) or von Hippel &
+    #: Bartlett's (2021) symmetric "von_hippel" t interval (undercovers the skewed ab there)
+    boot_mi_interval: Literal["percentile", "von_hippel"] = "percentile"
     n_boot: int = Field(5000, ge=1, le=MAX_N_BOOT)
     conf: float = Field(0.95, gt=0, lt=1)
     ci: Literal["percentile", "bca"] = "percentile"
