@@ -401,8 +401,13 @@ class Executor:
             self._pool = None
         if self._pool is None:
             method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+            mp_context = multiprocessing.get_context(method)
+            if method == "forkserver":
+                # the fork server imports the analysis once; its workers start with it loaded (this
+                # has no effect once the fork server runs, e.g. started by another pool)
+                mp_context.set_forkserver_preload(["fidelitymed._preload"])
             self._pool = ProcessPoolExecutor(max_workers=self.workers,
-                                             mp_context=multiprocessing.get_context(method),
+                                             mp_context=mp_context,
                                              initializer=_init_process_worker,
                                              initargs=(context, os.getpid()))
             self._pool_context_id = id(context)
