@@ -29,7 +29,7 @@ def _warm_kernels() -> None:
     observed, missing = np.arange(2, rows, dtype=np.intp), np.arange(2, dtype=np.intp)
     z = rng.standard_normal((n_chains, cols.size))
     _kernels.item_update(block, gram, cols, 1, observed, missing, z, np.ones(n_chains), rng.random(n_chains * 2),
-                         1e-5, 5, np.empty((n_chains, missing.size)))
+                         1e-5, 5, np.empty((n_chains, missing.size)), _impute._RADIX_FROM)
     xtx = np.ascontiguousarray(gram[:, :3, :3])
     _kernels.normal_draw(xtx, np.ascontiguousarray(gram[:, :3, 3]), z, np.empty((n_chains, 3)),
                          np.empty((n_chains, 3)))

@@ -345,7 +345,7 @@ def _run_target(values: np.ndarray, block: np.ndarray, gram: np.ndarray, run: _I
     new = np.empty((n_chains, mis_pos.size))
     if not item_update(block, gram, run.predictor_pos[t], run.y_pos[t], run.observed_pos[t], mis_pos,
                        np.ascontiguousarray(z[:, :, 0]), np.ascontiguousarray(chi, dtype=np.float64),
-                       np.ascontiguousarray(u_pairs, dtype=np.float64), float(ridge), int(donors), new):
+                       np.ascontiguousarray(u_pairs, dtype=np.float64), float(ridge), int(donors), new, _RADIX_FROM):
         raise np.linalg.LinAlgError(f"the imputation model of {t}'s X'X is not positive definite")
     sel_k = np.repeat(np.arange(n_chains), mis_pos.size)
     rows_i = np.tile(run.rows[mis_pos], n_chains)
