@@ -212,8 +212,9 @@ def item_update(block: np.ndarray, gram: np.ndarray, cols: np.ndarray, jy: int, 
     :func:`fidelitymed.stats.impute._sorted_order` and the candidate window of
     :func:`fidelitymed.stats.impute._match`.  ``new`` (K, n_mis) receives the imputed values;
     ``block`` and ``gram`` are brought up to date (rank-2 update).  The numpy steps it replaces
-    cost ~25 calls of fixed overhead per item and chain group; this is one.  Returns False when
-    an ``X'X`` is not positive definite (nothing is then changed for that chain onwards).
+    cost ~25 calls of fixed overhead per item and chain group; this is one.  Predicted means
+    are ordered with :func:`radix_sort_rows` from ``radix_from`` cases, numba's sort below.
+    Returns False when an ``X'X`` is not positive definite (the caller raises).
     """
     n_chains = block.shape[0]
     b = block.shape[1]

@@ -262,7 +262,7 @@ def _run_chains(base: np.ndarray, targets: Sequence[_Target], passives: Sequence
                 if t == run.targets[0]:
                     clean(run.columns)
                     block, gram = _run_block(values, run)
-                sel_k, rows_i, donor_rows = _run_target(values, block, gram, run, t, zt, chi[:, t], u_pairs=np.concatenate(
+                _run_target(values, block, gram, run, t, zt, chi[:, t], u_pairs=np.concatenate(
                     [u[k][u_offset[k]:u_offset[k] + n_mis[k, t]] for k in range(n_chains)]), ridge=ridge, donors=donors)
                 dirty.update(member_of.get(target.y, ()))
                 u_offset += n_mis[:, t]
@@ -330,13 +330,12 @@ def _run_block(values: np.ndarray, run: _ItemRun) -> tuple[np.ndarray, np.ndarra
 
 
 def _run_target(values: np.ndarray, block: np.ndarray, gram: np.ndarray, run: _ItemRun, t: int, z: np.ndarray,
-                chi: np.ndarray, *, u_pairs: np.ndarray, ridge: float, donors: int):
+                chi: np.ndarray, *, u_pairs: np.ndarray, ridge: float, donors: int) -> None:
     """One item of an :class:`_ItemRun`: the same draw and match as the general path, from the Gram.
 
     The step is one compiled call (:func:`fidelitymed.stats._kernels.item_update`): at a few
     hundred cases the two dozen numpy calls it replaced cost more in fixed overhead than in
-    arithmetic. Updates ``values``, ``block`` and ``gram`` in place; returns the (chain, row)
-    pairs imputed and their donor values.
+    arithmetic. Updates ``values``, ``block`` and ``gram`` in place.
     """
     from ._kernels import item_update
 
@@ -346,11 +345,9 @@ def _run_target(values: np.ndarray, block: np.ndarray, gram: np.ndarray, run: _I
     if not item_update(block, gram, run.predictor_pos[t], run.y_pos[t], run.observed_pos[t], mis_pos,
                        np.ascontiguousarray(z[:, :, 0]), np.ascontiguousarray(chi, dtype=np.float64),
                        np.ascontiguousarray(u_pairs, dtype=np.float64), float(ridge), int(donors), new, _RADIX_FROM):
-        raise np.linalg.LinAlgError(f"the imputation model of {t}'s X'X is not positive definite")
-    sel_k = np.repeat(np.arange(n_chains), mis_pos.size)
-    rows_i = np.tile(run.rows[mis_pos], n_chains)
-    values[sel_k, run.columns[run.y_pos[t] - 1], rows_i] = new.ravel()
-    return sel_k, rows_i, new
+        raise np.linalg.LinAlgError("an imputation model's X'X is not positive definite")
+    values[np.repeat(np.arange(n_chains), mis_pos.size), run.columns[run.y_pos[t] - 1],
+           np.tile(run.rows[mis_pos], n_chains)] = new.ravel()
 
 
 def _sorted_order(keyed: np.ndarray) -> np.ndarray:
