@@ -274,6 +274,41 @@ def test_pipeline_imputation_stage_same_frames_on_two_processes():
     assert serial.missing == spread.missing
 
 
+def test_pipeline_imputation_in_memory_batches_gives_the_same_frames(monkeypatch):
+    """A large study imputes its chains a batch at a time (memory); the frames, the
+    diagnostics and R-hat are those of one vectorized group."""
+    from fidelitymed import pipeline
+    from fidelitymed.simulate import demo_study_path
+    from fidelitymed.study.schema import load_study
+
+    demo = load_study(demo_study_path())
+    together = pipeline.prepare_frames(demo, seed=5, impute=True, m=3)
+    calls = []
+    real = pipeline._imputation_task
+
+    def counted(task, context):
+        calls.append(task.payload)
+        return real(task, context)
+
+    from fidelitymed.stats import impute as engine
+
+    batches = []
+    real_impute = engine.impute_interviews
+
+    def impute_spy(*args, **kwargs):
+        batches.append(list(kwargs["chains"]))
+        return real_impute(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_COMPLETED_CELLS", 1)        # one chain per batch
+    monkeypatch.setattr(pipeline, "_imputation_task", counted)
+    monkeypatch.setattr(engine, "impute_interviews", impute_spy)
+    batched = pipeline.prepare_frames(demo, seed=5, impute=True, m=3)
+    assert calls == [[0, 1, 2]] and batches == [[0], [1], [2]]
+    for a, b in zip(together.frames, batched.frames, strict=True):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert together.imputation == batched.imputation
+
+
 def test_sorted_order_is_a_stable_argsort():
     from fidelitymed.stats.impute import _sorted_order
 

@@ -464,6 +464,11 @@ class PreparedFrames:
     auxiliary: pd.DataFrame | None = None
 
 
+#: completed interview cells held at once by one imputation task (8 bytes each): chains beyond it
+#: are imputed in further batches -- the same data sets, since each chain has its own stream
+_COMPLETED_CELLS = 30_000_000
+
+
 def _imputation_task(task: parallel.Task, context: Mapping[str, Any]) -> tuple[list[pd.DataFrame], Any, dict]:
     """One group of imputation chains: impute, re-score, one analysis frame per chain.
 
@@ -472,15 +477,27 @@ def _imputation_task(task: parallel.Task, context: Mapping[str, Any]) -> tuple[l
     the convergence trace and the diagnostics travel back).
     """
     from .completed import completed_frames
-    from .stats.impute import impute_interviews
+    from .stats.impute import ConvergenceTrace, impute_interviews
 
     study = context["study"]
-    imputed = impute_interviews(study.interviews, study.clients, study.config, m=context["m"], seed=context["seed"],
-                                iterations=study.config.analysis.imputation_iterations,
-                                auxiliary=context["auxiliary"], chains=task.payload)
-    frames = completed_frames(study, imputed, context["exposure"])
-    info = {k: v for k, v in imputed.to_dict().items() if k != "convergence"}
-    return frames, imputed.convergence, info
+    # a completed interview table per chain is the memory peak of a large study (20,000 clients:
+    # ~160 MB a chain): chains are imputed a few at a time, each batch turned into its frames at once
+    cells = max(1, study.interviews.shape[0] * study.interviews.shape[1])
+    per_batch = max(1, _COMPLETED_CELLS // cells)
+    chains = list(task.payload)
+    batches = [chains[i:i + per_batch] for i in range(0, len(chains), per_batch)]
+    frames, traces, info = [], [], None
+    for batch in batches:
+        imputed = impute_interviews(study.interviews, study.clients, study.config, m=context["m"],
+                                    seed=context["seed"], iterations=study.config.analysis.imputation_iterations,
+                                    auxiliary=context["auxiliary"], chains=batch)
+        frames += completed_frames(study, imputed, context["exposure"])
+        traces.append(imputed.convergence)
+        if info is None:
+            info = {k: v for k, v in imputed.to_dict().items() if k != "convergence"}
+        del imputed
+    convergence = traces[0] if len(traces) == 1 else ConvergenceTrace.combine(traces, batches)
+    return frames, convergence, info
 
 
 def prepare_frames(study, *, seed: int | None = None, exposure: pd.DataFrame | None = None,
