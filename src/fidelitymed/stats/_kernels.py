@@ -25,7 +25,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["cholesky_packed", "count_draws", "item_update", "normal_draw", "radix_sort_rows"]
+__all__ = ["cholesky_packed", "count_draws", "item_update", "normal_draw", "radix_sort_rows", "stable_order",
+           "stable_order_rows"]
 
 
 @numba.njit(nogil=True, cache=True, boundscheck=False)
@@ -152,6 +153,86 @@ def radix_sort_rows(keys: np.ndarray) -> None:  # pragma: no cover - compiled
             keys[r, :] = source
 
 
+@numba.njit(nogil=True, cache=True, boundscheck=False)
+def stable_order(values: np.ndarray, order: np.ndarray, normalized: np.ndarray, keys: np.ndarray,
+                 radix_from: int) -> None:  # pragma: no cover - compiled
+    """``order`` = ``argsort(values, kind="stable")`` through a sort of unique 64-bit keys.
+
+    Each value's order-preserving bit pattern (``-0.0`` first made ``0.0``) keeps its high bits
+    and takes its position in the low ``ceil(log2 n)`` bits, so equal values stay in position
+    order and the keys are unique: every sort algorithm, on every CPU, gives the same order.
+    Values closer than ``2**(bits - 52)`` relative are also ordered by position (predictive mean
+    matching then compares exact values within a window of candidates).  :func:`radix_sort_rows`
+    from ``radix_from`` values, numba's sort below; ``normalized`` and ``keys`` are scratch of
+    ``values``' length.
+    """
+    n = values.shape[0]
+    bits = 1
+    while (1 << bits) < n:
+        bits += 1
+    low = np.uint64((1 << bits) - 1)
+    sign = np.uint64(1) << np.uint64(63)
+    for o in range(n):
+        normalized[o] = values[o] + 0.0
+    raw = normalized.view(np.uint64)
+    for o in range(n):
+        r = raw[o]
+        ordered = ~r if (r & sign) != 0 else r | sign
+        keys[o] = (ordered & ~low) | np.uint64(o)
+    if n >= radix_from:
+        radix_sort_rows(keys.reshape((1, n)))
+    else:
+        keys.sort()
+    for o in range(n):
+        order[o] = np.int64(keys[o] & low)
+
+
+@numba.njit(nogil=True, cache=True, boundscheck=False)
+def stable_order_rows(values: np.ndarray, order: np.ndarray, radix_from: int) -> None:  # pragma: no cover
+    """:func:`stable_order` of each row of a 2-D array."""
+    n = values.shape[1]
+    normalized = np.empty(n)
+    keys = np.empty(n, dtype=np.uint64)
+    for r in range(values.shape[0]):
+        stable_order(values[r], order[r], normalized, keys, radix_from)
+
+
+@numba.njit(nogil=True, cache=True, boundscheck=False, error_model="numpy")
+def _cholesky_draw(xtx: np.ndarray, xty: np.ndarray, z: np.ndarray, L: np.ndarray, work: np.ndarray,
+                   coef: np.ndarray, deviation: np.ndarray) -> bool:  # pragma: no cover - compiled
+    """``L L' = X'X``, ``coef = (X'X)^-1 X'y`` and ``deviation = L^-T z`` of one ``p x p`` system.
+
+    Left-looking Cholesky (Golub & Van Loan 2013, alg. 4.2.1) and three triangular solves, sums
+    in index order; ``L`` and ``work`` are scratch.  False when ``X'X`` is not positive definite.
+    """
+    p = xty.shape[0]
+    for j in range(p):
+        for i in range(j, p):
+            s = xtx[i, j]
+            for m in range(j):
+                s -= L[i, m] * L[j, m]
+            if i == j:
+                if not (s > 0.0) or not np.isfinite(s):
+                    return False
+                L[j, j] = np.sqrt(s)
+            else:
+                L[i, j] = s / L[j, j]
+    for i in range(p):                       # L w = X'y
+        s = xty[i]
+        for m in range(i):
+            s -= L[i, m] * work[m]
+        work[i] = s / L[i, i]
+    for i in range(p - 1, -1, -1):           # L' coef = w ;  L' deviation = z
+        s = work[i]
+        d = z[i]
+        for m in range(i + 1, p):
+            s -= L[m, i] * coef[m]
+            d -= L[m, i] * deviation[m]
+        coef[i] = s / L[i, i]
+        deviation[i] = d / L[i, i]
+    return True
+
+
 @numba.njit(nogil=True, cache=True, boundscheck=False, error_model="numpy")
 def normal_draw(xtx: np.ndarray, xty: np.ndarray, z: np.ndarray, coef: np.ndarray,
                 deviation: np.ndarray) -> bool:  # pragma: no cover - compiled
@@ -169,30 +250,8 @@ def normal_draw(xtx: np.ndarray, xty: np.ndarray, z: np.ndarray, coef: np.ndarra
     L = np.empty((p, p))
     work = np.empty(p)
     for k in range(n_chains):
-        for j in range(p):
-            for i in range(j, p):
-                s = xtx[k, i, j]
-                for m in range(j):
-                    s -= L[i, m] * L[j, m]
-                if i == j:
-                    if not (s > 0.0) or not np.isfinite(s):
-                        return False
-                    L[j, j] = np.sqrt(s)
-                else:
-                    L[i, j] = s / L[j, j]
-        for i in range(p):                       # L w = X'y
-            s = xty[k, i]
-            for m in range(i):
-                s -= L[i, m] * work[m]
-            work[i] = s / L[i, i]
-        for i in range(p - 1, -1, -1):           # L' coef = w ;  L' deviation = z
-            s = work[i]
-            d = z[k, i]
-            for m in range(i + 1, p):
-                s -= L[m, i] * coef[k, m]
-                d -= L[m, i] * deviation[k, m]
-            coef[k, i] = s / L[i, i]
-            deviation[k, i] = d / L[i, i]
+        if not _cholesky_draw(xtx[k], xty[k], z[k], L, work, coef[k], deviation[k]):
+            return False
     return True
 
 
@@ -209,12 +268,11 @@ def item_update(block: np.ndarray, gram: np.ndarray, cols: np.ndarray, jy: int, 
     draw ``beta* = beta_hat + sigma* L^-T z`` with ``sigma* = sqrt(RSS / chi)``, predicted means,
     and type-1 matching -- the donor is candidate ``floor(u * d)`` of the ``d = donors`` observed
     cases nearest in predicted mean (van Buuren 2018, 3.4), with the order of
-    :func:`fidelitymed.stats.impute._sorted_order` and the candidate window of
+    :func:`stable_order` and the candidate window of
     :func:`fidelitymed.stats.impute._match`.  ``new`` (K, n_mis) receives the imputed values;
     ``block`` and ``gram`` are brought up to date (rank-2 update).  The numpy steps it replaces
-    cost ~25 calls of fixed overhead per item and chain group; this is one.  Predicted means
-    are ordered with :func:`radix_sort_rows` from ``radix_from`` cases, numba's sort below.
-    Returns False when an ``X'X`` is not positive definite (the caller raises).
+    cost ~25 calls of fixed overhead per item and chain group; this is one.  ``radix_from``
+    is passed on to :func:`stable_order`.  Returns False when an ``X'X`` is not positive definite (the caller raises).
     """
     n_chains = block.shape[0]
     b = block.shape[1]
@@ -240,11 +298,7 @@ def item_update(block: np.ndarray, gram: np.ndarray, cols: np.ndarray, jy: int, 
     dist = np.empty(width)
     rank = np.empty(width, dtype=np.int64)
     shift = np.empty(b)
-    bits = 1
-    while (1 << bits) < n_obs:
-        bits += 1
-    low = np.uint64((1 << bits) - 1)
-    sign = np.uint64(1) << np.uint64(63)
+    normalized = np.empty(n_obs)
     for k in range(n_chains):
         # X'X and X'y over the observed rows: the Gram less the imputed rows
         for a in range(p):
@@ -267,30 +321,8 @@ def item_update(block: np.ndarray, gram: np.ndarray, cols: np.ndarray, jy: int, 
         for a in range(p):
             xtx[a, a] += ridge * max(xtx[a, a], 1e-8 * top)
         # Cholesky, beta_hat and L^-T z
-        for j in range(p):
-            for i in range(j, p):
-                s = xtx[i, j]
-                for m in range(j):
-                    s -= L[i, m] * L[j, m]
-                if i == j:
-                    if not (s > 0.0) or not np.isfinite(s):
-                        return False
-                    L[j, j] = np.sqrt(s)
-                else:
-                    L[i, j] = s / L[j, j]
-        for i in range(p):
-            s = xty[i]
-            for m in range(i):
-                s -= L[i, m] * work[m]
-            work[i] = s / L[i, i]
-        for i in range(p - 1, -1, -1):
-            s = work[i]
-            d = z[k, i]
-            for m in range(i + 1, p):
-                s -= L[m, i] * coef[m]
-                d -= L[m, i] * dev[m]
-            coef[i] = s / L[i, i]
-            dev[i] = d / L[i, i]
+        if not _cholesky_draw(xtx, xty, z[k], L, work, coef, dev):
+            return False
         # predicted means of the observed cases (beta_hat) and residual sum of squares
         # over all the scale's rows, contiguous (the compiler vectorizes it), then the observed ones
         for o in range(n_rows):
@@ -314,18 +346,8 @@ def item_update(block: np.ndarray, gram: np.ndarray, cols: np.ndarray, jy: int, 
             for a in range(p):
                 s += dev[a] * block[k, cols[a], mis_pos[i]]
             pred[i] = s
-        # the stable order of the predicted means through unique keys (value bits, then position)
-        raw = (fitted + 0.0).view(np.uint64)
+        stable_order(fitted, order, normalized, keys, radix_from)
         for o in range(n_obs):
-            r = raw[o]
-            ordered = ~r if (r & sign) != 0 else r | sign
-            keys[o] = (ordered & ~low) | np.uint64(o)
-        if n_obs >= radix_from:
-            radix_sort_rows(keys.reshape((1, n_obs)))
-        else:
-            keys.sort()
-        for o in range(n_obs):
-            order[o] = np.int64(keys[o] & low)
             sorted_fit[o] = fitted[order[o]]
         for i in range(n_mis):
             target = pred[i]

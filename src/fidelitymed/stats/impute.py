@@ -351,28 +351,14 @@ def _run_target(values: np.ndarray, block: np.ndarray, gram: np.ndarray, run: _I
 
 
 def _sorted_order(keyed: np.ndarray) -> np.ndarray:
-    """``argsort(keyed, axis=1, kind="stable")`` through a sort of unique 64-bit keys.
+    """``argsort(keyed, axis=1, kind="stable")``, the same on every CPU
+    (:func:`fidelitymed.stats._kernels.stable_order`: a sort of unique 64-bit keys)."""
+    from ._kernels import stable_order_rows
 
-    Each value's order-preserving bit pattern keeps its high bits and takes its position in the
-    low ``ceil(log2 n)`` bits, so equal values stay in position order (as a stable sort keeps
-    them) and the keys are unique: every sort algorithm, on every CPU, returns the same order.
-    Values closer than ``2**(bits - 52)`` relative are also ordered by position; the caller
-    compares exact values within a window of candidates, so that does not change a match.
-    """
-    n = keyed.shape[1]
-    bits = max(1, int(n - 1).bit_length())
-    raw = (np.asarray(keyed, dtype=np.float64) + 0.0).view(np.uint64)   # + 0.0: -0.0 ties with 0.0
-    sign = np.uint64(1 << 63)
-    ordered = np.where(raw & sign, ~raw, raw | sign)
-    low = np.uint64((1 << bits) - 1)
-    keys = (ordered & ~low) | np.arange(n, dtype=np.uint64)
-    if n >= _RADIX_FROM:
-        from ._kernels import radix_sort_rows
-
-        radix_sort_rows(keys)
-    else:
-        keys.sort(axis=1)
-    return (keys & low).astype(np.intp)
+    values = np.ascontiguousarray(keyed, dtype=np.float64)
+    order = np.empty(values.shape, dtype=np.intp)
+    stable_order_rows(values, order, _RADIX_FROM)
+    return order
 
 
 def _match(fitted: np.ndarray, obs: np.ndarray | None, n_obs: np.ndarray, pair_chain: np.ndarray,
