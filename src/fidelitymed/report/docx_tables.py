@@ -217,6 +217,7 @@ def _add_table(document: Any, t: Any, header_rows: list[list[tuple[str, int]]], 
                numeric: list[bool], layout: TableLayout) -> None:
     from docx.enum.table import WD_CELL_VERTICAL_ALIGNMENT, WD_TABLE_ALIGNMENT
     from docx.enum.text import WD_ALIGN_PARAGRAPH
+    from docx.oxml.ns import qn
     from docx.shared import Pt
 
     n_head = len(header_rows)
@@ -228,7 +229,9 @@ def _add_table(document: Any, t: Any, header_rows: list[list[tuple[str, int]]], 
     rows = table.rows  # Row.cells is linear per row; Table.cell(i, j) rescans the table each call
     keep = len(body) <= KEEP_TOGETHER_ROWS
     size = Pt(layout.font_pt)
-
+    p_tag, ppr_tag, keep_next_tag, jc_tag, r_tag, rpr_tag, b_tag, sz_tag, t_tag = (
+        qn(f"w:{t}") for t in ("p", "pPr", "keepNext", "jc", "r", "rPr", "b", "sz", "t"))
+    val_attr, space_attr = qn("w:val"), qn("xml:space")
     half_points = str(int(round(layout.font_pt * 2)))
     justify = {WD_ALIGN_PARAGRAPH.LEFT: "left", WD_ALIGN_PARAGRAPH.RIGHT: "right",
                WD_ALIGN_PARAGRAPH.CENTER: "center"}
@@ -245,23 +248,23 @@ def _add_table(document: Any, t: Any, header_rows: list[list[tuple[str, int]]], 
             run.bold = bold
             return
         # the XML python-docx's setters write, built directly: its get-or-add lookups cost ~1 ms a cell
-        par = cell._tc.find(_P)
-        ppr = SubElement(par, _PPR)
-        keep = SubElement(ppr, _KEEP_NEXT)
+        par = cell._tc.find(p_tag)
+        ppr = SubElement(par, ppr_tag)
+        keep_el = SubElement(ppr, keep_next_tag)
         if not keep_next:
-            keep.set(_VAL, "0")
-        SubElement(ppr, _JC).set(_VAL, justify[align])
-        run = SubElement(par, _R)
-        rpr = SubElement(run, _RPR)
-        b = SubElement(rpr, _B)
+            keep_el.set(val_attr, "0")
+        SubElement(ppr, jc_tag).set(val_attr, justify[align])
+        run = SubElement(par, r_tag)
+        rpr = SubElement(run, rpr_tag)
+        b = SubElement(rpr, b_tag)
         if not bold:
-            b.set(_VAL, "0")
-        SubElement(rpr, _SZ).set(_VAL, half_points)
+            b.set(val_attr, "0")
+        SubElement(rpr, sz_tag).set(val_attr, half_points)
         if text:
-            t_el = SubElement(run, _T)
+            t_el = SubElement(run, t_tag)
             t_el.text = text
             if len(text.strip()) < len(text):      # as python-docx decides it
-                t_el.set(_XML_SPACE, "preserve")
+                t_el.set(space_attr, "preserve")
 
     for h, runs in enumerate(header_rows):
         cells = rows[h].cells
@@ -299,15 +302,6 @@ def _add_table(document: Any, t: Any, header_rows: list[list[tuple[str, int]]], 
 
 #: table cells written as XML directly (False: through python-docx's setters; the same bytes, tested)
 _DIRECT_CELL_XML = True
-
-
-def _w(tag: str) -> str:
-    return "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}" + tag
-
-
-_P, _PPR, _KEEP_NEXT, _JC, _R, _RPR, _B, _SZ, _T, _VAL = (_w(t) for t in (
-    "p", "pPr", "keepNext", "jc", "r", "rPr", "b", "sz", "t", "val"))
-_XML_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
 
 
 def _cell_widths(row: Any, widths: Sequence[float]) -> list[float]:
