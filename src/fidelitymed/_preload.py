@@ -33,7 +33,7 @@ def _warm_kernels() -> None:
     xtx = np.ascontiguousarray(gram[:, :3, :3])
     _kernels.normal_draw(xtx, np.ascontiguousarray(gram[:, :3, 3]), z, np.empty((n_chains, 3)),
                          np.empty((n_chains, 3)))
-    _kernels.radix_sort_rows(rng.integers(0, 2**62, size=(1, 8), dtype=np.uint64))
+    _impute._sorted_order(rng.random((1, 8)))
     # the bootstrap's kernels, through a small mediation (also its numpy paths)
     x = rng.standard_normal(40)
     m = 0.3 * x + rng.standard_normal(40)
