@@ -483,3 +483,19 @@ def test_multilevel_ci_covers_where_ols_under_covers_full():
     res = _coverage(4000, seed=2026)
     assert 0.93 <= res.multilevel <= 0.97  # Monte Carlo SE 0.34 points
     assert res.ols < 0.90
+
+
+def test_nested_units_are_ordered_as_their_joined_labels_sort():
+    """Unit codes follow the sort of "outer\\x1finner" (lme4's team:case_manager factor levels),
+    now computed in integers: the same codes and parents as joining and sorting the strings."""
+    rng = np.random.default_rng(7)
+    team = rng.choice(["t10", "t2", "t1", "a"], size=200)
+    cm = rng.choice([1, 2, 10, 3], size=200)
+    nested = NestedGroups.from_columns([team, cm], ["team", "cm"])
+    joined = np.char.add(np.char.add(team.astype(str), "\x1f"), cm.astype(str))
+    codes, uniques = pd.factorize(joined, sort=True)
+    np.testing.assert_array_equal(nested.codes[1], codes)
+    np.testing.assert_array_equal(nested.codes[0], pd.factorize(team, sort=True)[0])
+    assert nested.sizes == (4, len(uniques))
+    parents_from_strings = pd.factorize(pd.Series(uniques).str.split("\x1f").str[0], sort=True)[0]
+    np.testing.assert_array_equal(nested.parents[0], parents_from_strings)

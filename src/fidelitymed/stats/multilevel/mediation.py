@@ -366,13 +366,14 @@ def _prepare(data, x, m, y, covariates, categorical, groups):
     blocks, names = [], []
     for col in covariates:
         if col in categorical:
-            levels = sorted(pd.unique(frame[col]), key=lambda v: (isinstance(v, str), v))
-            if len(levels) < 2:
-                raise StudyDataError(column=col, value=levels[0] if levels else None,
+            value_code, uniques = pd.factorize(frame[col])
+            order = sorted(range(len(uniques)), key=lambda i: (isinstance(uniques[i], str), uniques[i]))
+            if len(order) < 2:
+                raise StudyDataError(column=col, value=uniques[0] if len(uniques) else None,
                                      expected="at least two levels of a categorical covariate")
-            for lev in levels[1:]:
-                blocks.append((frame[col] == lev).to_numpy(dtype=np.float64))
-                names.append(f"{col}[T.{_level_label(lev)}]")
+            for i in order[1:]:
+                blocks.append((value_code == i).astype(np.float64))
+                names.append(f"{col}[T.{_level_label(uniques[i])}]")
         else:
             blocks.append(values[col])
             names.append(col)
