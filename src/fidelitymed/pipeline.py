@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from . import blas, parallel
+from . import blas, interrupt, parallel
 from .errors import ConfigError
 from .labels import instrument_label, study_labels
 from .study.writers import OutputFolder, neutralise_frame
@@ -623,6 +623,7 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
         now = time.perf_counter()
         timings[name] = timings.get(name, 0.0) + now - clock
         clock = now
+        interrupt.raise_if_requested()  # a stop whose signal exception was lost ends the run here
 
     target = None
     if out is not None:

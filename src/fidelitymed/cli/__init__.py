@@ -20,7 +20,9 @@ import threading
 import typer
 from typer.core import TyperOption
 
+from .. import interrupt
 from ..errors import FidelityMedError
+from ..interrupt import Interrupted  # noqa: F401 - the commands import it from here
 
 _display_type_rich = TyperOption.display_type_rich
 
@@ -55,26 +57,14 @@ def _root(ctx: typer.Context,
         raise typer.Exit(0)
 
 
-class Interrupted(BaseException):
-    """Ctrl-C (SIGINT) or SIGTERM while a command runs.
-
-    A ``BaseException`` like ``KeyboardInterrupt``: every ``finally`` and ``with`` block unwinds
-    (temporary outputs are removed) and no ``except Exception`` swallows it; unlike
-    ``KeyboardInterrupt`` it passes through typer/click, which would turn it into a silent exit.
-    """
-
-    def __init__(self, signum: int, note: str = "no output written") -> None:
-        super().__init__(signum, note)
-        self.signum = signum
-        self.note = note
-
-
 def _raise_interrupted(signum: int, frame: object) -> None:
     if os.getpid() != _MAIN_PID:
         # a child forked with this handler (not ours to clean up): die of the signal as usual
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return
+    # recorded first: raised inside a ctypes callback the exception is lost (see fidelitymed.interrupt)
+    interrupt.request(signum)
     raise Interrupted(signum)
 
 
@@ -90,12 +80,25 @@ def _signals_as_interrupted():
         yield
         return
     _MAIN_PID = os.getpid()
+    interrupt.clear()
     previous = {s: signal.signal(s, _raise_interrupted) for s in _SIGNALS}
+    previous_hook = sys.unraisablehook
+
+    def quiet_lost_interruption(unraisable) -> None:
+        # Interrupted raised where Python cannot propagate it (a ctypes callback of numba's
+        # compiler): already recorded, and the run stops at its next check; no traceback
+        if isinstance(unraisable.exc_value, Interrupted):
+            return
+        previous_hook(unraisable)
+
+    sys.unraisablehook = quiet_lost_interruption
     try:
         yield
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        sys.unraisablehook = previous_hook
+        interrupt.clear()
 
 
 def _interrupted(exc: Interrupted) -> int:

@@ -33,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import interrupt
 from ..errors import ConfigError
 
 __all__ = ["FORMULA_PREFIXES", "MARKER_NAME", "OutputFolder", "atomic_directory", "atomic_path",
@@ -62,6 +63,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~_current_umask())
     try:
         yield tmp
+        interrupt.raise_if_requested()  # told to stop (see fidelitymed.interrupt): the old file stays
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -313,6 +315,7 @@ class OutputFolder:
         """Record what was written in the marker and rename the temporary folder onto ``target``."""
         if self.tmp is None:
             raise RuntimeError("OutputFolder.commit() outside its with-block")
+        interrupt.raise_if_requested()  # told to stop: nothing is put in place (the with-block cleans up)
         files = [f for f in _tree(self.tmp) if f != MARKER_NAME]
         _write_marker(self.tmp, marker_payload(self.kind, files))
         action = self.check()  # the target may have changed during a long analysis
