@@ -169,6 +169,24 @@ def test_process_pool_keeps_its_workers_for_a_map_without_context():
         assert ex._pool is pool and third <= set(pool._processes)
 
 
+def test_starting_a_process_executor_starts_the_fork_server_but_no_pool(tasks):
+    """``start()`` launches the fork server (its import of the analysis overlaps the caller's
+    work before the first map) without waiting for it; workers come only with a map."""
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork server on this platform")
+    with parallel.Executor("processes", workers=2) as ex:
+        started = time.perf_counter()
+        ex.start()
+        assert time.perf_counter() - started < 1.0       # the preload (seconds) is not waited for
+        assert forkserver._forkserver._forkserver_pid is not None
+        assert ex._pool is None
+        results = ex.map(parallel.example_task, tasks)
+    assert all(np.array_equal(a, b) for a, b in zip(results, parallel.map(parallel.example_task, tasks)))
+
+
 def test_single_thread_nests_and_restores():
     from fidelitymed.blas import single_thread
 

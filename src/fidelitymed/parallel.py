@@ -196,6 +196,17 @@ def _exit_with_parent(owner_pid: int) -> None:
     threading.Thread(target=watch, name="fidelitymed-parent-watchdog", daemon=True).start()
 
 
+def _process_context() -> multiprocessing.context.BaseContext:
+    """The start method of worker processes: ``forkserver`` where the platform has it, else ``spawn``."""
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    mp_context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        # the fork server imports the analysis once; its workers start with it loaded (this has
+        # no effect once the fork server runs, e.g. started by another pool)
+        mp_context.set_forkserver_preload(["fidelitymed._preload"])
+    return mp_context
+
+
 def _init_process_worker(context: Any, owner_pid: int | None = None) -> None:
     if owner_pid is not None:
         _exit_with_parent(owner_pid)
@@ -319,11 +330,19 @@ class Executor:
         """Connect to the Dask scheduler (and wait for a worker) or start the local cluster now.
 
         :meth:`map` does this itself on first use; calling it early makes an unreachable or
-        workerless cluster fail before any work is done. A no-op for ``"serial"`` and for
-        ``"processes"`` (whose pool starts with its shared context at the first map).
+        workerless cluster fail before any work is done. For ``"processes"`` it starts the fork
+        server, which imports the analysis while the caller goes on (the pool itself starts with
+        its shared context at the first map); a no-op for ``"serial"``.
         """
         if self.backend == "dask":
             self._ensure_client()
+        elif self.backend == "processes" and _process_context().get_start_method() == "forkserver":
+            # the fork server's import of the analysis (~2.5 s on one core) overlaps with whatever
+            # the caller does before its first map (the study run: reading and scoring the data);
+            # ensure_running() does not wait for it
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()
         return self
 
     def close(self) -> None:
@@ -400,14 +419,8 @@ class Executor:
             self._pool.shutdown(wait=True)
             self._pool = None
         if self._pool is None:
-            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-            mp_context = multiprocessing.get_context(method)
-            if method == "forkserver":
-                # the fork server imports the analysis once; its workers start with it loaded (this
-                # has no effect once the fork server runs, e.g. started by another pool)
-                mp_context.set_forkserver_preload(["fidelitymed._preload"])
             self._pool = ProcessPoolExecutor(max_workers=self.workers,
-                                             mp_context=mp_context,
+                                             mp_context=_process_context(),
                                              initializer=_init_process_worker,
                                              initargs=(context, os.getpid()))
             self._pool_context_id = id(context)

@@ -352,6 +352,13 @@ def _override(config, *, impute: bool | None, imputations: int | None, n_boot: i
     return parse_config(data, source="run_study overrides")
 
 
+def _configured(path: str | os.PathLike):
+    """The ``study.yaml`` of ``path`` (its ``analysis.executor`` is needed before the data are read)."""
+    from .study.config import load_config
+
+    return load_config(path)
+
+
 def _executor(executor, config) -> tuple[parallel.Executor, bool]:
     """The executor to use and whether this call owns it (and must close it)."""
     if isinstance(executor, parallel.Executor):
@@ -632,6 +639,14 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
         root, inputs = _declared_inputs(path)
         target = output_guard.enter_context(OutputFolder(out, force=force, protected=_input_folders(root, inputs),
                                                          kind=OUTPUT_KIND))
+    # the executor starts first: a processes pool's fork server imports the analysis while the
+    # study is read and scored here, a Dask cluster that cannot be reached fails before any work
+    ex, owned = _executor(executor, None if executor is not None else _configured(path))
+    if owned:
+        # kept open past the analysis: the report's figures are drawn on the same workers. The
+        # guard closes it when the run ends, on an error too, before the output folder is released.
+        output_guard.callback(ex.close)
+    ex.start()
     study = load_study(path, impute=impute)   # feasibility checked for the analysis actually run
     output_guard.enter_context(study_labels(study.config))   # declared instruments keep their labels
     config = _override(study.config, impute=impute, imputations=imputations, n_boot=n_boot, seed=seed,
@@ -659,12 +674,6 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
     specs: list[ModelColumns] = [model_columns(config, outcome, pair, window)
                                  for pair in a.waves for outcome in a.outcomes for window in config.exposure.windows]
 
-    ex, owned = _executor(executor, config)
-    if owned:
-        # kept open past the analysis: the report's figures are drawn on the same workers. The
-        # guard closes it when the run ends, on an error too, before the output folder is released.
-        output_guard.callback(ex.close)
-    ex.start()  # an unreachable or workerless Dask cluster fails now, not after the imputation
     with _Progress(progress) as prog:
         # --- imputation --------------------------------------------------------------
         cb = prog.stage(f"imputing (m={m})" if do_impute else "analysis frame",
