@@ -352,13 +352,6 @@ def _override(config, *, impute: bool | None, imputations: int | None, n_boot: i
     return parse_config(data, source="run_study overrides")
 
 
-def _configured(path: str | os.PathLike):
-    """The ``study.yaml`` of ``path`` (its ``analysis.executor`` is needed before the data are read)."""
-    from .study.config import load_config
-
-    return load_config(path)
-
-
 def _executor(executor, config) -> tuple[parallel.Executor, bool]:
     """The executor to use and whether this call owns it (and must close it)."""
     if isinstance(executor, parallel.Executor):
@@ -620,6 +613,7 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
     from .frame import analysis_frame, exposure_at, model_columns, score_at
     from .stats.nested import alpha_decisions
     from .stats.regression import hierarchical_regression, pool_hierarchical
+    from .study.config import load_config
     from .study.schema import load_study
 
     timings: dict[str, float] = {}
@@ -632,16 +626,19 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
         clock = now
         interrupt.raise_if_requested()  # a stop whose signal exception was lost ends the run here
 
+    # study.yaml alone, read once: what the output folder must protect and where to run are
+    # known before any table is read (load_study validates it again with the data)
+    declared = load_config(path)
     target = None
     if out is not None:
         # before any reading or analysis (load_study's feasibility checks already score and compute
         # exposures): refused targets, an unwritable parent or a concurrent run fail at once
-        root, inputs = _declared_inputs(path)
+        root, inputs = _declared_inputs(path, declared)
         target = output_guard.enter_context(OutputFolder(out, force=force, protected=_input_folders(root, inputs),
                                                          kind=OUTPUT_KIND))
     # the executor starts first: a processes pool's fork server imports the analysis while the
     # study is read and scored here, a Dask cluster that cannot be reached fails before any work
-    ex, owned = _executor(executor, None if executor is not None else _configured(path))
+    ex, owned = _executor(executor, declared)
     if owned:
         # kept open past the analysis: the report's figures are drawn on the same workers. The
         # guard closes it when the run ends, on an error too, before the output folder is released.
@@ -963,15 +960,13 @@ def _tidy_tables(results: StudyResults) -> dict[str, pd.DataFrame]:
     }
 
 
-def _declared_inputs(path: str | os.PathLike) -> tuple[Path, list[Path]]:
-    """The study folder and the input files ``study.yaml`` names, from the config alone (no table is read)."""
-    from .study.config import load_config
+def _declared_inputs(path: str | os.PathLike, config) -> tuple[Path, list[Path]]:
+    """The study folder and the input files ``config`` (its ``study.yaml``) names (no table is read)."""
     from .study.schema import input_paths
 
     path = Path(path)
-    yaml_path = path / "study.yaml" if path.is_dir() else path
-    root = yaml_path.parent
-    return root, list(input_paths(root, load_config(yaml_path)).values())
+    root = path if path.is_dir() else path.parent
+    return root, list(input_paths(root, config).values())
 
 
 def _input_folders(root: str | os.PathLike, inputs: Sequence[str | os.PathLike]) -> list[tuple[str, Path]]:
