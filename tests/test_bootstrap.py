@@ -314,3 +314,13 @@ def test_compiled_cholesky_equals_lapack_and_flags_singular():
     # n_check: a singular last column is accepted when only the first q-1 are checked
     _, ok3 = bs._cholesky_batch(np.ascontiguousarray(np.moveaxis(S[:, :4, :4], 0, -1)), bs.TOLERANCE, n_check=3)
     assert ok3[5]
+
+
+def test_column_outer_products_are_the_row_products_transposed_bit_for_bit():
+    """The bootstrap's (T, n) products are written row block by row block, with no (n, T) temporary."""
+    rng = np.random.default_rng(12)
+    for p in (1, 2, 7, 34):
+        Z = rng.normal(size=(257, p))
+        got = bs._column_outer_products(Z)
+        assert got.flags.c_contiguous
+        assert np.array_equal(got, np.ascontiguousarray(bs._row_outer_products(Z).T))

@@ -18,6 +18,7 @@ _EXPORTS: dict[str, str] = {
     "ConfigError": "fidelitymed.errors",
     "read_table": "fidelitymed.study.io",
     "mediate": "fidelitymed.stats.mediation",
+    "mediate_many": "fidelitymed.stats.mediation",
     "MediationResult": "fidelitymed.stats.mediation",
     "icc": "fidelitymed.stats.nested",
     "mediate_multilevel": "fidelitymed.stats.multilevel",

@@ -63,6 +63,7 @@ __all__ = [
     "resample_indices",
     "run_bootstrap",
     "start_bootstrap",
+    "start_shared_bootstrap",
     "PendingBootstrap",
     "solve_from_moments",
     "triangle_index",
@@ -184,6 +185,22 @@ def _row_outer_products(Z: np.ndarray) -> np.ndarray:
     """Row-wise products ``z_ij * z_ik`` for ``j <= k``: shape (..., n, p(p+1)/2)."""
     rows, cols = np.triu_indices(Z.shape[-1])
     return Z[..., rows] * Z[..., cols]
+
+
+def _column_outer_products(Z: np.ndarray) -> np.ndarray:
+    """:func:`_row_outer_products` of a 2-D ``Z``, transposed and C-contiguous: shape (p(p+1)/2, n).
+
+    Written one row of the triangle's blocks at a time, so no (n, p(p+1)/2) temporary is held
+    beside it (at 20,000 cases and a 34-column union, two of 95 MB).  The same products, bit for bit.
+    """
+    ZT = np.ascontiguousarray(Z.T)
+    p, n = ZT.shape
+    out = np.empty((p * (p + 1) // 2, n))
+    start = 0
+    for i in range(p):  # triu_indices order: (i, i), (i, i + 1), ..., (i, p - 1)
+        np.multiply(ZT[i], ZT[i:], out=out[start:start + p - i])
+        start += p - i
+    return out
 
 
 def moment_triangles(Z: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -452,12 +469,59 @@ def start_bootstrap(
     With one thread the bootstrap runs when the result is asked for.  Same arguments as
     :func:`run_bootstrap`.
     """
+    Z = np.asarray(Z, dtype=np.float64)
+    return start_shared_bootstrap(Z, [(range(Z.shape[1]), statistic)], n_boot, seed, chunk_size=chunk_size,
+                                  return_indices=return_indices, with_counts=with_counts, threads=threads)
+
+
+def start_shared_bootstrap(
+    Z: np.ndarray,
+    models: Sequence[tuple[Sequence[int], Statistic]],
+    n_boot: int,
+    seed: SeedLike,
+    *,
+    chunk_size: int | None = None,
+    return_indices: bool = False,
+    with_counts: bool = False,
+    threads: int | None = None,
+) -> PendingBootstrap:
+    """Bootstrap several statistics, each of the moments of some columns of ``Z``, on the same resamples.
+
+    Every model ``(columns, statistic)`` gets exactly the resamples that :func:`start_bootstrap`
+    of ``Z[:, columns]`` with the same ``seed`` would give it (the streams depend on the seed and
+    ``n`` only), redraws of its own singular resamples included.  The moments of all of them come
+    from one product per block over the union ``Z``: for models that share most of their columns
+    (one data set, several outcomes or exposure windows) that is a fraction of the arithmetic of
+    one product per model, and the resamples are drawn and counted once.  Each statistic reads its
+    moments in place, through the rows of the union's packed triangle that its columns select.
+
+    Parameters
+    ----------
+    Z : numpy.ndarray, shape (n, p)
+        The union of the models' data columns, centred and scaled as each model's statistic expects.
+    models : sequence of (columns, statistic)
+        Positions in ``Z`` of a model's columns, in the order its statistic reads them (see
+        :func:`run_bootstrap` for the statistic's signature), and the statistic.
+    n_boot, seed, chunk_size, with_counts, threads
+        As in :func:`run_bootstrap`; the chunk size is taken from the union's triangle.
+    return_indices : bool, default False
+        As in :func:`run_bootstrap`; with one model only (redraws make the indices per model).
+
+    Returns
+    -------
+    PendingBootstrap
+        :meth:`PendingBootstrap.results` gives one :class:`BootstrapRun` per model, in order.
+    """
     retain_freed_memory()  # the work arrays below are freed and allocated again on every call
     Z = np.asarray(Z, dtype=np.float64)
     n, p = Z.shape
+    if return_indices and len(models) != 1:
+        raise ValueError("return_indices needs a single model: redraws make the indices per model")
     seed = root_sequence(seed)
-    outer_T = np.ascontiguousarray(_row_outer_products(Z).T)
+    outer_T = _column_outer_products(Z)
     tri = triangle_index(p)
+    indexed = [(tri[np.ix_(np.asarray(cols, dtype=np.intp), np.asarray(cols, dtype=np.intp))], statistic)
+               for cols, statistic in models]
     # One moment product per RNG block, written into the chunk's packed moments: BLAS may round a
     # column differently in a product of another width (kernel edges, small-matrix paths), so
     # products of fixed shape are what makes the result bit-identical across chunk sizes and
@@ -472,12 +536,12 @@ def start_bootstrap(
         blocks_per_chunk = min(blocks_per_chunk, -(-n_blocks // threads))
     all_idx = np.empty((n_boot, n), dtype=np.intp) if return_indices else None
 
-    def chunk(first: int) -> tuple[np.ndarray, int]:
-        return _bootstrap_chunk(outer_T, tri, statistic, seed, n, n_boot,
+    def chunk(first: int) -> list[tuple[np.ndarray, int]]:
+        return _bootstrap_chunk(outer_T, indexed, seed, n, n_boot,
                                 range(first, min(n_blocks, first + blocks_per_chunk)), with_counts, all_idx)
 
     starts = range(0, n_blocks, blocks_per_chunk)
-    return PendingBootstrap(chunk, starts, all_idx, threads=min(threads, len(starts)))
+    return PendingBootstrap(chunk, starts, all_idx, threads=min(threads, len(starts)), n_models=len(models))
 
 
 def run_bootstrap(
@@ -564,11 +628,12 @@ class PendingBootstrap:
     run on worker threads, every BLAS library stays on one thread (:func:`fidelitymed.blas.single_thread`).
     """
 
-    def __init__(self, chunk: Callable[[int], tuple[np.ndarray, int]], starts: range, indices: np.ndarray | None,
-                 threads: int):
+    def __init__(self, chunk: Callable[[int], list[tuple[np.ndarray, int]]], starts: range,
+                 indices: np.ndarray | None, threads: int, n_models: int = 1):
         self._chunk = chunk
         self._starts = starts
         self._indices = indices
+        self._n_models = n_models
         self._futures = None
         self._pin = None
         if threads > 1:
@@ -579,6 +644,12 @@ class PendingBootstrap:
 
     def result(self) -> BootstrapRun:
         """Wait for every chunk (re-raising the first error) and return the :class:`BootstrapRun`."""
+        if self._n_models != 1:
+            raise ValueError(f"this bootstrap has {self._n_models} models: use results()")
+        return self.results()[0]
+
+    def results(self) -> list[BootstrapRun]:
+        """Wait for every chunk and return one :class:`BootstrapRun` per model, in order."""
         if self._futures is None:
             with blas.single_thread():
                 parts = [self._chunk(first) for first in self._starts]
@@ -588,9 +659,15 @@ class PendingBootstrap:
             finally:
                 self.cancel()
         if not parts:
-            return BootstrapRun(draws=np.empty((0, 0)), n_failed=0, indices=self._indices)
-        out = parts[0][0] if len(parts) == 1 else np.concatenate([values for values, _ in parts])
-        return BootstrapRun(draws=out, n_failed=int(sum(failed for _, failed in parts)), indices=self._indices)
+            return [BootstrapRun(draws=np.empty((0, 0)), n_failed=0, indices=self._indices)
+                    for _ in range(self._n_models)]
+        runs = []
+        for j in range(self._n_models):
+            model_parts = [part[j] for part in parts]
+            out = model_parts[0][0] if len(parts) == 1 else np.concatenate([values for values, _ in model_parts])
+            runs.append(BootstrapRun(draws=out, n_failed=int(sum(failed for _, failed in model_parts)),
+                                     indices=self._indices))
+        return runs
 
     def cancel(self) -> None:
         """Drop chunks not yet started, wait for the running ones and release the BLAS pin."""
@@ -603,10 +680,10 @@ class PendingBootstrap:
             pin.__exit__(None, None, None)
 
 
-def _bootstrap_chunk(outer_T: np.ndarray, tri: np.ndarray, statistic: Statistic, seed: np.random.SeedSequence,
-                     n: int, n_boot: int, blocks: range, with_counts: bool,
-                     all_idx: np.ndarray | None) -> tuple[np.ndarray, int]:
-    """Draws (values) and number of redrawn resamples of the RNG blocks ``blocks``."""
+def _bootstrap_chunk(outer_T: np.ndarray, models: Sequence[tuple[np.ndarray, Statistic]],
+                     seed: np.random.SeedSequence, n: int, n_boot: int, blocks: range, with_counts: bool,
+                     all_idx: np.ndarray | None) -> list[tuple[np.ndarray, int]]:
+    """Per model (``(index, statistic)``): draws and number of redrawn resamples of the RNG blocks ``blocks``."""
     sizes = [min(BLOCK_SIZE, n_boot - k * BLOCK_SIZE) for k in blocks]
     lo = blocks.start * BLOCK_SIZE
     total = sum(sizes)
@@ -622,47 +699,60 @@ def _bootstrap_chunk(outer_T: np.ndarray, tri: np.ndarray, statistic: Statistic,
         start += size
     # Freed before the statistic allocates its factor, so the heap can reuse the memory: a
     # larger peak makes malloc hand it back to the OS at the end of each call, and the next
-    # call pays thousands of page faults (measured: ~4 ms of a 20 ms call at n = 311).
-    del counts
-    if with_counts:
-        values, ok = statistic(packed, tri, chunk_counts)
-        del chunk_counts
-    else:
-        values, ok = statistic(packed, tri)
-    values = np.array(values, dtype=np.float64)
+    # call pays thousands of page faults (measured: ~4 ms of a 20 ms call at n = 311).  ``buf``
+    # is a view of it: it goes too (at 20,000 cases the block's counts are 80 MB).
+    del counts, buf
+    out = []
+    for index, statistic in models:
+        if with_counts:
+            values, ok = statistic(packed, index, chunk_counts)
+        else:
+            values, ok = statistic(packed, index)
+        values = np.array(values, dtype=np.float64)
+        n_failed = 0 if ok.all() else _redraw(outer_T, index, statistic, seed, n, blocks, sizes, lo, values, ok,
+                                              with_counts, all_idx)
+        out.append((values, n_failed))
+    return out
+
+
+def _redraw(outer_T: np.ndarray, index: np.ndarray, statistic: Statistic, seed: np.random.SeedSequence, n: int,
+            blocks: range, sizes: list[int], lo: int, values: np.ndarray, ok: np.ndarray, with_counts: bool,
+            all_idx: np.ndarray | None) -> int:
+    """Replace a model's singular resamples in ``values`` (in place); returns how many were redrawn.
+
+    Per block from that block's own keyed stream, so chunking cannot matter.
+    """
     n_failed = 0
-    if not ok.all():
-        # Redraw per block from that block's own keyed stream, so chunking cannot matter.
-        start = 0
-        for k, size in zip(blocks, sizes):
-            bad = np.flatnonzero(~ok[start:start + size]) + start
-            attempt = 0
-            attempts = 0
-            while bad.size:
-                attempts += bad.size
-                n_failed += bad.size
-                if attempts > size:
-                    raise FidelityMedError(
-                        f"bootstrap: more than half of the resamples in a block were singular "
-                        f"({attempts} rejections in {size} resamples); a predictor is (nearly) "
-                        "constant in many resamples, e.g. a dummy with very few cases")
-                # one keyed stream per (block, round): the redraws do not depend on chunking
-                new = _block_draws(seed, k, bad.size, n, "redraw", attempt)
-                attempt += 1
-                if all_idx is not None:
-                    new_idx = new.reshape(bad.size, n).astype(np.intp)
-                if with_counts:
-                    new_counts = np.empty((bad.size, n))
-                    _block_counts(new.copy(), n, new_counts)
-                    new_vals, new_ok = statistic(outer_T @ new_counts.T, tri, new_counts)
-                else:
-                    new_vals, new_ok = statistic(_packed_moments(outer_T, new, n), tri)
-                values[bad[new_ok]] = new_vals[new_ok]
-                if all_idx is not None:
-                    all_idx[lo + bad[new_ok]] = new_idx[new_ok]
-                bad = bad[~new_ok]
-            start += size
-    return values, n_failed
+    start = 0
+    for k, size in zip(blocks, sizes):
+        bad = np.flatnonzero(~ok[start:start + size]) + start
+        attempt = 0
+        attempts = 0
+        while bad.size:
+            attempts += bad.size
+            n_failed += bad.size
+            if attempts > size:
+                raise FidelityMedError(
+                    f"bootstrap: more than half of the resamples in a block were singular "
+                    f"({attempts} rejections in {size} resamples); a predictor is (nearly) "
+                    "constant in many resamples, e.g. a dummy with very few cases")
+            # one keyed stream per (block, round): the redraws do not depend on chunking
+            new = _block_draws(seed, k, bad.size, n, "redraw", attempt)
+            attempt += 1
+            if all_idx is not None:
+                new_idx = new.reshape(bad.size, n).astype(np.intp)
+            if with_counts:
+                new_counts = np.empty((bad.size, n))
+                _block_counts(new.copy(), n, new_counts)
+                new_vals, new_ok = statistic(outer_T @ new_counts.T, index, new_counts)
+            else:
+                new_vals, new_ok = statistic(_packed_moments(outer_T, new, n), index)
+            values[bad[new_ok]] = new_vals[new_ok]
+            if all_idx is not None:
+                all_idx[lo + bad[new_ok]] = new_idx[new_ok]
+            bad = bad[~new_ok]
+        start += size
+    return n_failed
 
 
 # --------------------------------------------------------------------------- intervals

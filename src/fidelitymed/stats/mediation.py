@@ -47,9 +47,10 @@ from ..errors import ConfigError
 from ..seeding import SeedLike
 from . import bootstrap as bs
 from .process import BOOT_COLUMNS, MediationResult, NonNumericCellsError, mediate_complete
+from .process.model4 import mediate_complete_many
 from .process import linear as _linear
 
-__all__ = ["MediationResult", "mediate", "BOOT_COLUMNS", "NonNumericCellsError"]
+__all__ = ["MediationResult", "mediate", "mediate_many", "BOOT_COLUMNS", "NonNumericCellsError"]
 
 
 def _make_statistic(scale: np.ndarray, tol: float = bs.TOLERANCE):
@@ -212,6 +213,73 @@ def mediate(
                                process_compat=process_compat, contrast=contrast)
     return mediate_complete(data, x, m, y, covariates, categorical, n_boot, conf, seed, hc, cluster,
                             ci, save_boot, normal, process_compat, **extras)
+
+
+@single_thread()  # one BLAS thread: the same digits under any thread count
+def mediate_many(
+    data: pd.DataFrame,
+    models: Sequence[Mapping[str, object]],
+    n_boot: int = 5000,
+    conf: float = 0.95,
+    seed: SeedLike = None,
+    hc: int | str | None = None,
+    cluster: str | None = None,
+    ci: str = "percentile",
+    save_boot: bool = False,
+    normal: bool = False,
+    process_compat: bool = False,
+    *,
+    covariates_in: str = "all",
+    covariate_map: Mapping[str, Sequence[str]] | None = None,
+    n_mc: int = 5000,
+    boot_coefficients: bool = False,
+    standardized: bool = False,
+    binary_y: bool | None = None,
+) -> tuple[MediationResult, ...]:
+    """Several PROCESS Model 4 analyses of one data set, bootstrapped on the same resamples.
+
+    What PROCESS commands given the same ``seed=`` on the same cases do (Hayes 2022): every
+    model's bootstrap resamples the same cases, so each result is
+    the one :func:`mediate` gives for that model with this ``seed`` -- the same draws, redraws of
+    its own singular resamples included, to rounding in the last bits.  It is faster: models with
+    the same complete cases (several outcomes, waves or exposure windows with the same
+    covariates) share one moment product per block of resamples over the union of their columns
+    (:func:`fidelitymed.stats.bootstrap.start_shared_bootstrap`), and the resamples are drawn and
+    counted once.  Each model's interval is valid on its own; the draws of two models are
+    correlated, as they are in PROCESS with one seed.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        One row per case (listwise deletion per model, as in :func:`mediate`).
+    models : sequence of mapping
+        One per analysis: ``x``, ``m``, ``y`` and optionally ``covariates``, ``categorical`` and
+        ``contrast``, with the meaning they have in :func:`mediate`.
+    **options
+        ``n_boot``, ``conf``, ``seed``, ``hc``, ``cluster``, ``ci``, ``save_boot``, ``normal``,
+        ``process_compat``, ``covariates_in``, ``covariate_map``, ``n_mc``,
+        ``boot_coefficients``, ``standardized``, ``binary_y``: as in :func:`mediate`, for every
+        model.  Models with a dichotomous Y, or other complete cases, run their own bootstrap
+        (from the same ``seed``).
+
+    Returns
+    -------
+    tuple of MediationResult
+        In the order of ``models``.
+
+    Examples
+    --------
+    >>> import fidelitymed as fm
+    >>> from importlib.resources import files
+    >>> df = fm.read_table(files("fidelitymed") / "data" / "mediation_example.csv")
+    >>> models = [dict(x="fidelity", m="alliance", y="qol", covariates=["age"]),
+    ...           dict(x="fidelity", m="alliance", y="age")]
+    >>> [r.y for r in fm.mediate_many(df, models, n_boot=1000, seed=1)]
+    ['qol', 'age']
+    """
+    return mediate_complete_many(data, models, n_boot, conf, seed, hc, cluster, ci, save_boot, normal, process_compat,
+                                 covariates_in=covariates_in, covariate_map=covariate_map, n_mc=n_mc,
+                                 boot_coefficients=boot_coefficients, standardized=standardized, binary_y=binary_y)
 
 
 _COMPLETE_ONLY_DEFAULTS = dict(contrast=False, covariates_in="all", covariate_map=None, n_mc=5000,

@@ -146,7 +146,8 @@ class Design:
     ``C`` holds every covariate design column (dummies expanded, named ``col[T.level]``);
     ``in_mediators``/``in_outcome`` say which of them enter the mediator equations and the
     outcome (and total) equation.  ``y_levels`` is set when Y is dichotomous: its two values,
-    coded 0 and 1 in ``y``.
+    coded 0 and 1 in ``y``.  ``rows`` are the positions of the complete cases in the data (models
+    with the same ``rows`` can share resamples).
     """
 
     x: np.ndarray
@@ -159,6 +160,8 @@ class Design:
     clusters: np.ndarray | None
     n_dropped: int
     y_levels: tuple[float, float] | None = None
+    rows: np.ndarray | None = None  # positions of the complete cases in the data
+
 
     @property
     def n(self) -> int:
@@ -284,4 +287,5 @@ def prepare(data: pd.DataFrame, x: str, m: Sequence[str], y: str, covariates: Se
         y_levels = (float(levels_y[0]), float(levels_y[1]))
         yv = (yv == levels_y[1]).astype(np.float64)  # PROCESS codes the lower value 0, the higher 1
     return Design(values[x], np.column_stack([values[c] for c in mediators]), yv, C, tuple(names),
-                  np.array(in_med, dtype=bool), np.array(in_out, dtype=bool), clusters, n_dropped, y_levels)
+                  np.array(in_med, dtype=bool), np.array(in_out, dtype=bool), clusters, n_dropped, y_levels,
+                  positions)

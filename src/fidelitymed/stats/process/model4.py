@@ -10,6 +10,9 @@ paths (:mod:`.montecarlo`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +25,7 @@ from . import linear, logistic, montecarlo
 from .design import check_options, mediator_list, prepare, seed_report
 from .results import MediationResult
 
-__all__ = ["mediate_complete"]
+__all__ = ["mediate_complete", "mediate_complete_many"]
 
 
 def _contrast_kind(contrast, k: int) -> str | None:
@@ -54,6 +57,85 @@ def _standardized(fit, design_cols: dict[str, np.ndarray], response: np.ndarray)
             for j, name in enumerate(fit.names) if name != "constant"}
 
 
+@dataclass(frozen=True)
+class _Model:
+    """A checked model between set-up and result: its design, options and bootstrap inputs."""
+
+    x: str
+    mediators: tuple[str, ...]
+    y: str
+    covariates: tuple[str, ...]
+    n_boot: int
+    conf: float
+    ci: str
+    cov_type: str
+    cluster: str | None
+    n_mc: int
+    contrast: str | None
+    design: Any
+    seed: SeedLike
+    seq: np.random.SeedSequence
+    sd_x: float
+    sd_y: float
+    run_boot: bool
+    Z: np.ndarray | None = None
+    layout: Any = None
+    scale: np.ndarray | None = None
+    centre: np.ndarray | None = None
+    spread: np.ndarray | None = None
+    statistic: Any = None  # the linear statistic (None for a dichotomous Y: it needs the fits)
+
+    @property
+    def k(self) -> int:
+        return len(self.mediators)
+
+    @property
+    def binary(self) -> bool:
+        return self.design.y_levels is not None
+
+
+def _set_up(data, x, m, y, covariates, categorical, n_boot, conf, seed, hc, cluster, ci, contrast,
+            covariates_in, covariate_map, n_mc, boot_coefficients, binary_y,
+            seq: np.random.SeedSequence | None = None) -> _Model:
+    """Check the options and the data of one model and build its bootstrap inputs (no fits yet)."""
+    mediators = mediator_list(m)
+    k = len(mediators)
+    n_boot, conf, cov_type, n_mc = check_options(n_boot, conf, ci, hc, cluster, n_mc)
+    contrast = _contrast_kind(contrast, k)
+    covariates = tuple(covariates)
+    design = prepare(data, x, mediators, y, covariates, categorical, cluster, covariates_in, covariate_map, binary_y)
+    binary = design.y_levels is not None
+    if binary and ci == "bca":
+        raise ConfigError("ci='bca' is not available with a dichotomous Y (its jackknife would refit n logistic "
+                          "models); use ci='percentile', 'bc' or 'monte_carlo'")
+    n = design.n
+    n_params = 2 + k + int(design.in_outcome.sum())
+    if n <= n_params:
+        raise FidelityMedError(f"{n} complete rows but the outcome model has {n_params} parameters; "
+                               "need more rows than parameters")
+    sd_x = float(np.std(design.x, ddof=1))
+    sd_y = float(np.std(design.y, ddof=1))
+    seq = root_sequence(seed) if seq is None else seq
+    run_boot = n_boot > 0 and (ci != "monte_carlo" or boot_coefficients)
+    base = dict(x=x, mediators=mediators, y=y, covariates=covariates, n_boot=n_boot, conf=conf, ci=ci,
+                cov_type=cov_type, cluster=cluster, n_mc=n_mc, contrast=contrast, design=design, seed=seed,
+                seq=seq, sd_x=sd_x, sd_y=sd_y, run_boot=run_boot)
+    if not run_boot:
+        return _Model(**base)
+    Z, centre, spread = linear.standardized_frame(design)
+    layout = linear.MomentLayout.of(design)
+    scale = spread.copy()
+    # the full-sample SDs exactly as the point estimates compute them
+    scale[layout.ix - 1] = sd_x
+    for j in range(k):
+        scale[layout.im[j] - 1] = float(np.std(design.M[:, j], ddof=1))
+    scale[layout.iy - 1] = sd_y
+    statistic = None
+    if not binary:
+        statistic = linear.make_statistic(scale, layout, contrast, (centre, spread) if boot_coefficients else None)
+    return _Model(**base, Z=Z, layout=layout, scale=scale, centre=centre, spread=spread, statistic=statistic)
+
+
 def mediate_complete(
     data: pd.DataFrame,
     x: str,
@@ -80,53 +162,145 @@ def mediate_complete(
     binary_y: bool | None = None,
 ) -> MediationResult:
     """PROCESS Model 4 with listwise deletion; the arguments are those of :func:`fidelitymed.mediate`."""
-    mediators = mediator_list(m)
-    k = len(mediators)
-    n_boot, conf, cov_type, n_mc = check_options(n_boot, conf, ci, hc, cluster, n_mc)
-    contrast = _contrast_kind(contrast, k)
-    covariates = tuple(covariates)
-    design = prepare(data, x, mediators, y, covariates, categorical, cluster, covariates_in, covariate_map, binary_y)
-    binary = design.y_levels is not None
-    if binary and ci == "bca":
-        raise ConfigError("ci='bca' is not available with a dichotomous Y (its jackknife would refit n logistic "
-                          "models); use ci='percentile', 'bc' or 'monte_carlo'")
-    n = design.n
-    n_params = 2 + k + int(design.in_outcome.sum())
-    if n <= n_params:
-        raise FidelityMedError(f"{n} complete rows but the outcome model has {n_params} parameters; "
-                               "need more rows than parameters")
-    cr2 = cov_type == "CR2"
-    sd_x = float(np.std(design.x, ddof=1))
-    sd_y = float(np.std(design.y, ddof=1))
-    seq = root_sequence(seed)
-    run_boot = n_boot > 0 and (ci != "monte_carlo" or boot_coefficients)
+    model = _set_up(data, x, m, y, covariates, categorical, n_boot, conf, seed, hc, cluster, ci, contrast,
+                    covariates_in, covariate_map, n_mc, boot_coefficients, binary_y)
+    # The linear statistic needs no fit: the resamples run on worker threads (when the cores are
+    # free) while the equations are fitted.
     pending = None
-    if run_boot:
-        Z, centre, spread = linear.standardized_frame(design)
-        layout = linear.MomentLayout.of(design)
-        scale = spread.copy()
-        # the full-sample SDs exactly as the point estimates compute them
-        scale[layout.ix - 1] = sd_x
-        for j in range(k):
-            scale[layout.im[j] - 1] = float(np.std(design.M[:, j], ddof=1))
-        scale[layout.iy - 1] = sd_y
-        if not binary:
-            # The linear statistic needs no fit: the resamples run on worker threads (when the
-            # cores are free) while the equations are fitted below.
-            statistic = linear.make_statistic(scale, layout, contrast, (centre, spread) if boot_coefficients else None)
-            pending = bs.start_bootstrap(Z, statistic, n_boot, seq)
+    if model.statistic is not None:
+        pending = bs.start_bootstrap(model.Z, model.statistic, model.n_boot, model.seq)
+    fits = _fit_or_cancel(model, process_compat, [pending])
+    run = pending.result() if pending is not None else None
+    return _complete(model, fits, run, save_boot, normal, process_compat, boot_coefficients, standardized)
+
+
+def mediate_complete_many(
+    data: pd.DataFrame,
+    models: Sequence[Mapping[str, Any]],
+    n_boot: int = 5000,
+    conf: float = 0.95,
+    seed: SeedLike = None,
+    hc: int | str | None = None,
+    cluster: str | None = None,
+    ci: str = "percentile",
+    save_boot: bool = False,
+    normal: bool = False,
+    process_compat: bool = False,
+    *,
+    covariates_in: str = "all",
+    covariate_map: Mapping[str, Sequence[str]] | None = None,
+    n_mc: int = 5000,
+    boot_coefficients: bool = False,
+    standardized: bool = False,
+    binary_y: bool | None = None,
+) -> tuple[MediationResult, ...]:
+    """Several Model 4 analyses of one data set on the same resamples (see :func:`fidelitymed.mediate_many`).
+
+    Each result is the one :func:`mediate_complete` gives for that model with the same ``seed``
+    (to rounding in the last bits: its moments come from a wider product).  Models with the same
+    complete cases and a continuous Y share one bootstrap over the union of their columns; the
+    others run their own bootstrap, still from ``seed``.
+    """
+    seq = root_sequence(seed)
+    prepared = []
+    for spec in models:
+        unknown = set(spec) - _MODEL_KEYS
+        if unknown or not {"x", "m", "y"} <= set(spec):
+            raise ConfigError(f"a model is a mapping with keys x, m, y and optionally covariates, categorical, "
+                              f"contrast; got {sorted(spec)}")
+        prepared.append(_set_up(data, spec["x"], spec["m"], spec["y"], spec.get("covariates", ()),
+                                spec.get("categorical", ()), n_boot, conf, seed, hc, cluster, ci,
+                                spec.get("contrast", False), covariates_in, covariate_map, n_mc, boot_coefficients,
+                                binary_y, seq=seq))
+    # models whose Z rows are the same cases can read one union of columns
+    groups: dict[bytes, list[int]] = {}
+    for i, model in enumerate(prepared):
+        if model.statistic is not None:
+            groups.setdefault(model.design.rows.tobytes(), []).append(i)
+    pending: dict[int, tuple[bs.PendingBootstrap, int]] = {}
+    started = []
     try:
-        meds, out, tot, X_out, X_tot, path_df, notes = _fit_all(design, x, mediators, cov_type, cr2, conf,
-                                                                process_compat, binary)
-        mc_draws = None
-        if ci == "monte_carlo":
-            mc_draws = montecarlo.draw_columns(design, meds, out, mediators, n_mc,
-                                               child_sequence(seq, ("monte_carlo",)), sd_x, sd_y, contrast,
-                                               not binary)
+        for members in groups.values():
+            union, columns = _union_columns([prepared[i].Z for i in members])
+            run = bs.start_shared_bootstrap(union, [(cols, prepared[i].statistic) for i, cols in zip(members, columns)],
+                                            n_boot, seq)
+            started.append(run)
+            pending.update({i: (run, j) for j, i in enumerate(members)})
+            if ci != "bca":  # only BCa's jackknife reads a model's own Z again: the union replaces them
+                for i in members:
+                    prepared[i] = dataclasses.replace(prepared[i], Z=None)
+            del union
+        fits = [_fit_or_cancel(model, process_compat, started) for model in prepared]
+        collected: dict[int, list[bs.BootstrapRun]] = {}
+        runs = []
+        for i in range(len(prepared)):
+            if i not in pending:
+                runs.append(None)
+                continue
+            run, j = pending[i]
+            if id(run) not in collected:
+                collected[id(run)] = run.results()
+            runs.append(collected[id(run)][j])
     except BaseException:
-        if pending is not None:  # no thread keeps resampling for a call that failed
-            pending.cancel()
+        for run in started:
+            run.cancel()
         raise
+    return tuple(_complete(model, fit, run, save_boot, normal, process_compat, boot_coefficients, standardized)
+                 for model, fit, run in zip(prepared, fits, runs))
+
+
+_MODEL_KEYS = {"x", "m", "y", "covariates", "categorical", "contrast"}
+
+
+def _union_columns(Zs: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The distinct columns of several ``Z`` of the same rows, and each ``Z``'s positions in them.
+
+    Columns are matched by their bytes, so a shared column is one only if it is bit-for-bit the
+    same (the same variable centred and scaled over the same cases).
+    """
+    position: dict[bytes, int] = {}
+    union: list[np.ndarray] = []
+    columns = []
+    for Z in Zs:
+        cols = []
+        for j in range(Z.shape[1]):
+            key = Z[:, j].tobytes()
+            if key not in position:
+                position[key] = len(union)
+                union.append(Z[:, j])
+            cols.append(position[key])
+        columns.append(np.array(cols, dtype=np.intp))
+    return np.column_stack(union), columns
+
+
+def _fit_or_cancel(model: _Model, process_compat: bool, pending: Sequence[bs.PendingBootstrap | None]):
+    """The equations' fits (and Monte Carlo draws); a failure cancels the bootstraps in progress."""
+    try:
+        fits = _fit_all(model.design, model.x, model.mediators, model.cov_type, model.cov_type == "CR2", model.conf,
+                        process_compat, model.binary)
+        mc_draws = None
+        if model.ci == "monte_carlo":
+            meds, out = fits[0], fits[1]
+            mc_draws = montecarlo.draw_columns(model.design, meds, out, model.mediators, model.n_mc,
+                                               child_sequence(model.seq, ("monte_carlo",)), model.sd_x, model.sd_y,
+                                               model.contrast, not model.binary)
+    except BaseException:
+        for run in pending:
+            if run is not None:  # no thread keeps resampling for a call that failed
+                run.cancel()
+        raise
+    return (*fits, mc_draws)
+
+
+def _complete(model: _Model, fits, run: bs.BootstrapRun | None, save_boot: bool, normal: bool,
+              process_compat: bool, boot_coefficients: bool, standardized: bool) -> MediationResult:
+    """The :class:`MediationResult` of a model from its fits and (linear) bootstrap run."""
+    design, mediators, k, x, conf, ci = model.design, model.mediators, model.k, model.x, model.conf, model.ci
+    binary, contrast, seq, sd_x, sd_y = model.binary, model.contrast, model.seq, model.sd_x, model.sd_y
+    cov_type, cluster, n_boot, n_mc, run_boot = model.cov_type, model.cluster, model.n_boot, model.n_mc, model.run_boot
+    cr2 = cov_type == "CR2"
+    n = design.n
+    meds, out, tot, X_out, X_tot, path_df, notes, mc_draws = fits
     cnames = np.array(design.covariate_names, dtype=object)
     names_out = tuple(cnames[design.in_outcome])
     names_med = tuple(cnames[design.in_mediators])
@@ -144,16 +318,13 @@ def mediate_complete(
     draws = mc_draws
     coef_draws = None
     coef_cols = linear.coefficient_columns(names_med, names_out, mediators, x)
-    if not run_boot:
-        Z = statistic = None
-    else:
+    Z, statistic = model.Z, model.statistic
+    if run_boot:
         if binary:
-            statistic = _logistic_statistic(design, layout, scale, out, tot, X_out, X_tot, contrast,
-                                            (centre, spread) if boot_coefficients else None)
+            statistic = _logistic_statistic(design, model.layout, model.scale, out, tot, X_out, X_tot, contrast,
+                                            (model.centre, model.spread) if boot_coefficients else None)
             chunk = max(bs.BLOCK_SIZE, (1 << 21) // n)
             run = bs.run_bootstrap(Z, statistic, n_boot, seq, with_counts=True, chunk_size=chunk)
-        else:
-            run = pending.result()
         n_failed = run.n_failed
         boot_all = run.draws
         if boot_coefficients:
@@ -233,17 +404,19 @@ def mediate_complete(
     notes += _notes(design, ci, n_boot, n_failed, run_boot, process_compat, cov_type, cluster, meds, binary,
                     mediators, n_mc)
     return MediationResult(
-        x=x, mediators=mediators, y=y, covariates=covariates, covariate_names=design.covariate_names, n=n,
+        x=x, mediators=mediators, y=model.y, covariates=model.covariates, covariate_names=design.covariate_names, n=n,
         n_dropped=design.n_dropped, conf=conf, ci=ci, cov_type=meds[0].cov_type if not cr2 else "CR2",
         cluster=cluster, process_compat=bool(process_compat), mediator_models=tuple(meds), outcome_model=out,
         total_model=tot, indirect=family("ab"), indirect_partially_std=family("ab_ps"),
         indirect_std=family("ab_std"), n_boot=n_boot if run_boot else 0, n_boot_failed=int(n_failed),
-        seed=seed_report(seed, seq), seed_is_random=seed is None, sd_x=sd_x, sd_y=sd_y, normal_test=normal_test,
+        seed=seed_report(model.seed, seq), seed_is_random=model.seed is None, sd_x=sd_x, sd_y=sd_y, normal_test=normal_test,
         boot_draws=boot_frame, notes=tuple(notes), contrasts=contrasts, contrast=contrast,
         n_mc=n_mc if ci == "monte_carlo" else 0, boot_coefficients=boot_coef, standardized_coefficients=std_coefs,
         y_levels=design.y_levels, x_dichotomous=design.x_is_dichotomous,
         total_reported=design.all_in_all and not binary, covariates_mediators=names_med,
         covariates_outcome=names_out, path_df=path_df)
+
+
 
 
 def _fit_all(design, x, mediators, cov_type, cr2, conf, process_compat, binary):
@@ -252,13 +425,14 @@ def _fit_all(design, x, mediators, cov_type, cr2, conf, process_compat, binary):
     # CR2: classical fits first, their covariances replaced below
     meds, out, tot = linear.fit_equations(design, x, mediators, cov_type="nonrobust" if cr2 else cov_type,
                                           conf=conf, process_compat=process_compat, outcome=not binary)
-    cnames = np.array(design.covariate_names, dtype=object)
-    names_out = tuple(cnames[design.in_outcome])
-    C_out = design.covariates_of("outcome")
-    ones = np.ones((n, 1))
-    X_out = np.column_stack([ones, design.x, design.M, C_out])
-    X_tot = np.column_stack([ones, design.x, C_out])
+    X_out = X_tot = None  # the logistic equations' designs, kept for their bootstrap
     if binary:
+        cnames = np.array(design.covariate_names, dtype=object)
+        names_out = tuple(cnames[design.in_outcome])
+        C_out = design.covariates_of("outcome")
+        ones = np.ones((n, 1))
+        X_out = np.column_stack([ones, design.x, design.M, C_out])
+        X_tot = np.column_stack([ones, design.x, C_out])
         out = logistic.fit_logit(design.y, X_out, names=("constant", x, *mediators, *names_out), conf=conf)
         tot = logistic.fit_logit(design.y, X_tot, names=("constant", x, *names_out), conf=conf)
     path_df = None
