@@ -11,8 +11,10 @@ a model's 18 columns -- timed in this same run (median of 7 before and 7 after t
 tasks. Timing in the same run makes the ratio meaningful on a loaded machine; the absolute
 seconds are not.
 
-Memory: the peak resident set of this process (``resource.getrusage``) and the peak of the
-summed resident sets of its worker processes (sampled with psutil).
+Memory (:class:`RunMemory`): the peak over the run of the summed PSS of this process, the fork
+server and the workers, sampled together with psutil (the memory the run takes), and of their
+summed RSS (which counts shared pages once per process); and this process's own peak
+(``resource.getrusage``).
 
     .venv/bin/python benchmarks/bench_study.py                      # demo, serial + 2 processes
     .venv/bin/python benchmarks/bench_study.py --quick              # m = 5, 1,000 resamples
@@ -85,12 +87,20 @@ def gemm_times(n_boot: int, n: int, repeats: int = 7) -> list[float]:
     return times
 
 
-class WorkerMemory:
-    """Samples the summed RSS of all descendant processes (pool workers are forkserver
-    grandchildren, which ``RUSAGE_CHILDREN`` never sees) every ``interval`` seconds."""
+class RunMemory:
+    """Peak memory of the whole run: this process and all its descendants (the fork server and
+    the pool workers, which are its grandchildren and which ``RUSAGE_CHILDREN`` never sees),
+    sampled together every ``interval`` seconds.
 
-    def __init__(self, interval: float = 0.25) -> None:
-        self.interval, self.peak_mb, self._stop = interval, 0.0, threading.Event()
+    Two sums: resident sets (RSS; counts the pages the workers share with the fork server once
+    per process) and proportional set sizes (PSS; counts each shared page once in all -- the
+    memory the run takes from the machine).  Reading PSS parses ``/proc/<pid>/smaps``: the
+    interval is kept at half a second so the sampling costs the run little.
+    """
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval, self._stop = interval, threading.Event()
+        self.peak_rss_mb = self.peak_pss_mb = self.peak_workers_rss_mb = 0.0
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -98,15 +108,21 @@ class WorkerMemory:
 
         me = psutil.Process()
         while not self._stop.wait(self.interval):
-            total = 0
-            for child in me.children(recursive=True):
+            rss = pss = children_rss = 0
+            for proc in [me, *me.children(recursive=True)]:
                 try:
-                    total += child.memory_info().rss
+                    info = proc.memory_full_info()
                 except psutil.Error:
-                    pass
-            self.peak_mb = max(self.peak_mb, total / 2**20)
+                    continue
+                rss += info.rss
+                pss += getattr(info, "pss", info.rss)
+                if proc.pid != me.pid:
+                    children_rss += info.rss
+            self.peak_rss_mb = max(self.peak_rss_mb, rss / 2**20)
+            self.peak_pss_mb = max(self.peak_pss_mb, pss / 2**20)
+            self.peak_workers_rss_mb = max(self.peak_workers_rss_mb, children_rss / 2**20)
 
-    def __enter__(self) -> WorkerMemory:
+    def __enter__(self) -> RunMemory:
         self._thread.start()
         return self
 
@@ -188,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         for backend, workers in runs:
             ex = parallel.Executor(backend, workers=workers)
             start = time.perf_counter()
-            with ex, WorkerMemory() as workers_rss:
+            with ex, RunMemory() as memory:
                 if backend == "dask":
                     ex._ensure_client()          # cluster start-up timed separately
                 started = time.perf_counter() - start
@@ -206,8 +222,10 @@ def main(argv: list[str] | None = None) -> int:
                 for path, x, y in diffs[:3]:
                     print(f"  {backend} differs at {path}: {x!r} vs {y!r} ({len(diffs)} values differ)")
             rows.append((backend, workers, total, started, stage_row(results.timings), same))
-            print(f"  {backend}: {total:.1f} s; peak RSS of this process so far {own_peak_mb():.0f} MB, "
-                  f"of all workers together {workers_rss.peak_mb:.0f} MB", flush=True)
+            print(f"  {backend}: {total:.1f} s; peak memory of the whole run (this process, fork server and "
+                  f"workers, sampled together): {memory.peak_pss_mb:.0f} MiB PSS, {memory.peak_rss_mb:.0f} MiB "
+                  f"summed RSS (workers alone {memory.peak_workers_rss_mb:.0f} MiB RSS; this process's own peak "
+                  f"so far {own_peak_mb():.0f} MiB)", flush=True)
         n = int(reference["mediation"][0]["n"])
         n_models = len(reference["mediation"])
 

@@ -223,3 +223,20 @@ def test_score_interviews_matches_single_instruments_and_respects_schedule():
     assert scheduled.loc[at45, "qoli20_total"].isna().all()
     assert scheduled.loc[~at45, "rprs_total"].isna().all()
     pd.testing.assert_series_equal(scheduled.loc[at45, "rprs_total"], scores.loc[at45, "rprs_total"])
+
+
+def test_item_matrix_reads_numeric_and_text_columns_alike_and_names_each_bad_cell():
+    """Numeric columns are taken as numbers, other columns coerced cell by cell; a bad cell is reported as given."""
+    from fidelitymed.instruments.codebook import item_matrix
+
+    frame = pd.DataFrame({"a": [1.0, 2.0, np.nan, 8.0], "b": [1, 2, 3, 4], "c": ["1", "2", None, "3"]})
+    block = item_matrix(frame, ["a", "b", "c"], low=1, high=4, missing_codes=[8], reverse=["b"])
+    expected = np.array([[1, 4, 1], [2, 3, 2], [np.nan, 2, np.nan], [np.nan, 1, 3]], dtype=float)
+    np.testing.assert_array_equal(block, expected)
+
+    bad = pd.DataFrame({"a": [1.0, 6.0, 2.5], "c": ["1", "x", "2"]})
+    with pytest.raises(StudyDataError) as info:
+        item_matrix(bad, ["a", "c"], low=1, high=4, instrument="demo")
+    cells = {(issue.row, issue.column, issue.value) for issue in info.value.issues}
+    assert cells == {(3, "a", 6.0), (4, "a", 2.5), (3, "c", "x")}
+    assert all(type(issue.value) in (float, str) for issue in info.value.issues)

@@ -344,3 +344,13 @@ def test_cli_scheduler_with_another_backend_is_one_line_exit_2(tmp_path, capsys)
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "needs the dask backend" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_release_freed_memory_is_a_safe_no_op_when_the_allocator_is_left_alone(monkeypatch):
+    from fidelitymed import heap
+
+    big = np.ones(40_000_000 // 8)  # a freed 40 MB block: the heap may hand it back
+    del big
+    assert isinstance(heap.release_freed_memory(), bool)
+    monkeypatch.setenv("FIDELITYMED_MALLOC", "default")
+    assert heap.release_freed_memory() is False

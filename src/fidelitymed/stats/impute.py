@@ -704,7 +704,13 @@ def impute_items(frame: pd.DataFrame, columns: Sequence[str], predictors: Mappin
                               missing, _convergence(trace, labels, ids), used)
 
 
-def _run_all(base, targets, passives, seed, ids, key, iterations, donors, ridge, trace_groups, rows=None):
+def _run_all(base, targets, passives, seed, ids, key, iterations, donors, ridge, trace_groups, rows=None,
+             stacked=True):
+    """All chains ``ids`` in memory-bounded groups: the completed ``(K, n, q)`` array and the trace.
+
+    ``stacked=False`` returns the completed data as a list of one ``(n, q)`` array per chain
+    instead, without the copy that stacks them, so a caller can drop each chain once it is used.
+    """
     seeds = [child_sequence(root_sequence(seed) if seed is not None else _fresh(seed), (*key, k)) for k in ids]
     n, q = base.shape
     parts, traces = [], []
@@ -715,7 +721,11 @@ def _run_all(base, targets, passives, seed, ids, key, iterations, donors, ridge,
                                 ridge=ridge, rows=None if rows is None else rows[sl], trace_groups=trace_groups)
             parts.append(v)
             traces.append(tr)
-    return np.concatenate(parts, axis=0), np.concatenate(traces, axis=2)
+            del v
+    trace = np.concatenate(traces, axis=2)
+    if not stacked:
+        return [chain for part in parts for chain in part], trace
+    return np.concatenate(parts, axis=0), trace
 
 
 
@@ -1086,6 +1096,7 @@ def impute_interviews(interviews: pd.DataFrame, clients: pd.DataFrame, config=No
     for j, pname in enumerate(passive_names):
         col_of[pname] = len(names) + j
     base = np.column_stack(columns + [np.full(n, np.nan)] * len(passives))
+    columns = sub = block = scored = None  # the base holds them now (a large study's chains need the room)
     for pv in passives:
         if pv.kind == "mean":
             base[:, pv.column] = base[:, list(pv.members)].mean(axis=1)
@@ -1146,7 +1157,7 @@ def impute_interviews(interviews: pd.DataFrame, clients: pd.DataFrame, config=No
     trace_labels = pd.DataFrame([{"instrument": b[0], "month": b[1]} for b in blocks if scale_missing[b].any()],
                                 columns=["instrument", "month"])
     values, trace = _run_all(base, targets, passives, seed, ids, ("impute",), iterations, donors, ridge,
-                             trace_groups)
+                             trace_groups, stacked=False)
 
     # --- back to the long format
     present = pd.MultiIndex.from_arrays([interviews["client"], wave_of])
@@ -1165,21 +1176,31 @@ def impute_interviews(interviews: pd.DataFrame, clients: pd.DataFrame, config=No
     for c in item_cols:
         if template[c].dtype.kind in "iub" or str(template[c].dtype) in ("Int64", "Int32", "boolean"):
             template[c] = template[c].astype(float)
+    # Each completed table's item columns are written into one float block and set into a copy of
+    # the template at once, and each chain's completed array is dropped once its table is made:
+    # column-by-column assignment held each table twice (its per-column arrays, then their
+    # consolidation), and all chains were held to the end (20,000 clients: ~70 MB a table, ~85 MB
+    # a chain).
+    item_at = {c: j for j, c in enumerate(item_cols)}
+    wave_rows = [(np.flatnonzero(t_wave == w), inst, w) for inst, w in blocks]
     datasets, aux_sets = [], []
     for k in range(len(ids)):
-        out = template.copy()
-        for inst, w in blocks:
-            rows = np.flatnonzero(t_wave == w)
+        chain = values[k]
+        values[k] = None
+        filled = template[item_cols].to_numpy(dtype=float, na_value=np.nan)
+        for rows, inst, w in wave_rows:
             cpos = t_client[rows]
             for c in items_of[(inst, w)]:
-                col = out[c].to_numpy(dtype=float, na_value=np.nan).copy()
-                col[rows] = values[k, cpos, col_of[f"{c}@{w:g}"]]
-                out[c] = col
+                filled[rows, item_at[c]] = chain[cpos, col_of[f"{c}@{w:g}"]]
+        out = template.copy()
+        out.loc[:, item_cols] = filled
+        del filled
         datasets.append(out)
-        a = pd.DataFrame(values[k][:, item_count:item_count + len(aux_names)], index=client_ids, columns=aux_names)
+        a = pd.DataFrame(chain[:, item_count:item_count + len(aux_names)], index=client_ids, columns=aux_names)
         for c in categorical:
             a[c] = np.asarray(aux_codes[c], dtype=object)[a[c].to_numpy().astype(int)]
         aux_sets.append(a)
+        del chain
 
     by_scale = pd.DataFrame([{"instrument": inst, "month": w, "n_expected": n,
                               "n_missing": int(scale_missing[(inst, w)].sum()),
