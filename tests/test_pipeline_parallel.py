@@ -78,7 +78,7 @@ def test_parallel_records_match_mediate_and_pooling_by_hand(tmp_path):
                               impute=True, m=2)
     spec = model_columns(study.config, "qoli20", a.waves[0], 180)
     root = root_sequence(a.seed)
-    tasks = parallel.make_tasks({("mediation", "qoli20", "9", 180, k): k for k in range(2)}, seed=root)
+    tasks = parallel.make_tasks({("mediation", k): k for k in range(2)}, seed=root)
     fits = [mediate(prepared.frames[t.payload], spec.x, list(spec.m), spec.y, covariates=list(spec.covariates),
                     categorical=list(spec.categorical), n_boot=40, conf=a.conf, ci=a.ci, seed=t.seed,
                     save_boot=True, contrast=True) for t in tasks]

@@ -8,9 +8,10 @@ The flow of ``docs/DESIGN`` and nothing else; every statistic lives in its own m
 3. item-level multiple imputation of the interviews, ``m`` completed tables
    (:func:`fidelitymed.stats.impute.impute_interviews`), each re-scored and turned into an
    analysis frame (``--no-impute``: the observed frame, listwise deletion per model);
-4. the model tasks -- outcome x wave pair x fidelity window x imputation, each with its own
-   seed keyed by the task -- through :func:`fidelitymed.parallel` (serial, processes or Dask),
-   and the ICC of every dependent variable;
+4. the model tasks through :func:`fidelitymed.parallel` (serial, processes or Dask): one per
+   imputed data set, whose outcome x wave pair x fidelity window models share that data set's
+   resamples (a seed keyed by the imputation; :func:`fidelitymed.stats.mediation.mediate_many`),
+   the multilevel models (one task per model and data set), and the ICC of every dependent variable;
 5. pooling across imputations (:mod:`fidelitymed.stats.pooling`): Rubin's rules with
    Barnard-Rubin df for the paths, the configured scheme for the indirect effect;
 6. the alpha rule per path (:mod:`fidelitymed.stats.nested`), the reciprocal hierarchical
@@ -263,33 +264,27 @@ class _Progress:
 # ================================================================================== tasks
 
 def _mediation_task(task: parallel.Task, context: Mapping[str, Any]) -> Any:
-    """One model on one (imputed) data set; its bootstrap stream is the task's own seed."""
-    from .stats.mediation import mediate
+    """Every model on one (imputed) data set, on the same resamples: the task's own seed.
 
-    spec, k, opts = task.payload
-    if not isinstance(spec.m, str):
-        return _parallel_mediation_task(spec, context["frames"][k], opts, task.seed)
-    result = mediate(context["frames"][k], spec.x, spec.m, spec.y, covariates=list(spec.covariates),
-                     categorical=list(spec.categorical), n_boot=opts["n_boot"], conf=opts["conf"], ci=opts["ci"],
-                     seed=task.seed, save_boot=opts["save_boot"])
-    if result.boot_draws is not None:
-        # stacked pooling reads only the indirect-effect draws: half the bytes to ship back
-        result = dataclasses.replace(result, boot_draws=result.boot_draws[["ab", "ab_ps", "ab_std"]])
-    return result
+    :func:`fidelitymed.stats.mediation.mediate_many` -- one moment product per block over the
+    union of the models' columns -- gives each model the draws ``mediate`` gives it with that seed.
+    """
+    from .stats.mediation import mediate_many
+
+    specs, k, opts = task.payload
+    models = [dict(x=s.x, m=s.m if isinstance(s.m, str) else list(s.m), y=s.y, covariates=list(s.covariates),
+                   categorical=list(s.categorical), contrast=not isinstance(s.m, str)) for s in specs]
+    results = mediate_many(context["frames"][k], models, n_boot=opts["n_boot"], conf=opts["conf"], ci=opts["ci"],
+                           seed=task.seed, save_boot=opts["save_boot"])
+    return [_trim_draws(r) for r in results]
 
 
-def _parallel_mediation_task(spec: ModelColumns, frame: pd.DataFrame, opts: Mapping[str, Any], seed: Any) -> Any:
-    """Parallel mediators (PROCESS Model 4, k >= 2, ``contrast=1``) on one data set."""
-    from .stats.mediation import mediate
-
-    result = mediate(frame, spec.x, list(spec.m), spec.y, covariates=list(spec.covariates),
-                     categorical=list(spec.categorical), n_boot=opts["n_boot"], conf=opts["conf"], ci=opts["ci"],
-                     seed=seed, save_boot=opts["save_boot"], contrast=True)
-    if result.boot_draws is not None:
-        # stacked pooling reads only the indirect-effect and contrast draws
-        keep = [c for c in result.boot_draws.columns if c.startswith(("ab", "contrast:"))]
-        result = dataclasses.replace(result, boot_draws=result.boot_draws[keep])
-    return result
+def _trim_draws(result: Any) -> Any:
+    """Only the draws stacked pooling reads (indirect effects and contrasts): fewer bytes to ship back."""
+    if result.boot_draws is None:
+        return result
+    keep = [c for c in result.boot_draws.columns if c.startswith(("ab", "contrast:"))]
+    return dataclasses.replace(result, boot_draws=result.boot_draws[keep])
 
 
 def _multilevel_task(task: parallel.Task, context: Mapping[str, Any]) -> Any:
@@ -465,8 +460,10 @@ class PreparedFrames:
 
 
 #: completed interview cells held at once by one imputation task (8 bytes each): chains beyond it
-#: are imputed in further batches -- the same data sets, since each chain has its own stream
-_COMPLETED_CELLS = 30_000_000
+#: are imputed in further batches -- the same data sets, since each chain has its own stream.  At
+#: 20,000 clients (8.9 million cells a table) a batch is one chain: the same time as three chains
+#: at once (the chains of that size run one at a time anyway), ~150 MB less per worker.
+_COMPLETED_CELLS = 10_000_000
 
 
 def _imputation_task(task: parallel.Task, context: Mapping[str, Any]) -> tuple[list[pd.DataFrame], Any, dict]:
@@ -477,6 +474,7 @@ def _imputation_task(task: parallel.Task, context: Mapping[str, Any]) -> tuple[l
     the convergence trace and the diagnostics travel back).
     """
     from .completed import completed_frames
+    from .heap import release_freed_memory
     from .stats.impute import ConvergenceTrace, impute_interviews
 
     study = context["study"]
@@ -496,6 +494,10 @@ def _imputation_task(task: parallel.Task, context: Mapping[str, Any]) -> tuple[l
         if info is None:
             info = {k: v for k, v in imputed.to_dict().items() if k != "convergence"}
         del imputed
+        # the chains' and the re-scored tables' memory is not reused by the next batch's shapes
+        # nor by the models: handed back, so a large study's workers do not hold it (20,000
+        # clients: ~300 MB a worker)
+        release_freed_memory()
     convergence = traces[0] if len(traces) == 1 else ConvergenceTrace.combine(traces, batches)
     return frames, convergence, info
 
@@ -692,17 +694,17 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
         # boot_mi takes the indirect-effect interval from its resamples: no bootstrap per imputation
         opts = {"n_boot": 0 if scheme == "boot_mi" else a.n_boot, "conf": a.conf, "ci": a.ci,
                 "save_boot": scheme == "stacked"}
-        payloads = {("mediation", s.outcome, f"{s.outcome_wave:g}", s.window, k): (s, k, opts)
-                    for s in specs for k in range(m)}
-        tasks = parallel.make_tasks(payloads, seed=root_seed)
+        # one task per data set: its models share the resamples (mediate_many)
+        tasks = parallel.make_tasks({("mediation", k): (tuple(specs), k, opts) for k in range(m)}, seed=root_seed)
         # one shared context for both maps: a process pool keeps its workers between them
         context = {"frames": frames, "observed": observed[["client", "team", "case_manager",
                                                             *{c for c, _ in _dependent_variables(a)}]]}
         fitted = ex.map(_mediation_task, tasks, context=context,
                         progress=prog.stage(f"models ({len(specs)} x {m})", len(tasks)))
-        by_model: dict[ModelColumns, list[Any]] = {}
-        for task, result in zip(tasks, fitted, strict=True):
-            by_model.setdefault(task.payload[0], []).append(result)
+        by_model: dict[ModelColumns, list[Any]] = {spec: [] for spec in specs}
+        for results in fitted:  # in imputation order
+            for spec, result in zip(specs, results, strict=True):
+                by_model[spec].append(result)
         lap("mediation models")
 
         # --- the same models with nested random intercepts ------------------------------
@@ -886,7 +888,8 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
                      "multilevel": a.multilevel.model_dump(mode="json"),
                      "icc_data": "observed scores, REML random-intercept models",
                      "direct_effects": "total-effect model c of each mediation model",
-                     "task_seeds": "SeedSequence(seed) child keyed by ('mediation', outcome, wave, window, imputation)"},
+                     "task_seeds": "SeedSequence(seed) child keyed by ('mediation', imputation), shared by "
+                                   "the models of that imputation (the same resamples, as PROCESS with one seed=)"},
     }
     results = StudyResults(mediation=tuple(mediation_records), multilevel=tuple(multilevel_records),
                            icc=tuple(icc_records),
