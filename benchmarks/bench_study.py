@@ -248,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     times = (gemm_before if n == n_clients else []) + gemm_times_elsewhere(n_boot, n)
     gemm = float(np.median(times))
     floor = tasks * gemm
-    print(f"study: n = {n}, m = {m}, {n_boot} resamples, {n_models} models -> {tasks} model tasks, "
+    print(f"study: n = {n}, m = {m}, {n_boot} resamples, {n_models} models -> {tasks} model bootstraps "
+          f"({m} tasks: the models of a data set share its resamples), "
           f"pooling {reference['mediation'][0].get('pooling')}; {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f} at the end")
     print(f"floor: {tasks} x GEMM ({n_boot} x {n}) @ ({n} x {MOMENT_COLUMNS}) = {tasks} x {gemm * 1000:.2f} ms "
