@@ -119,3 +119,5 @@ def test_a_model_that_is_not_a_mapping_of_x_m_y_is_refused(example):
         fm.mediate_many(example, [dict(x="fidelity", m="alliance")], n_boot=100, seed=1)
     with pytest.raises(ConfigError, match="keys x, m, y"):
         fm.mediate_many(example, [dict(x="fidelity", m="alliance", y="qol", hc=3)], n_boot=100, seed=1)
+    with pytest.raises(ConfigError, match="keys x, m, y"):
+        fm.mediate_many(example, ["fidelity alliance qol"], n_boot=100, seed=1)

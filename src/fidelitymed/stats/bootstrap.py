@@ -20,6 +20,12 @@ moment products have the same shape whatever the chunk (BLAS may round a column 
 product of another width), results are bit-identical for one seed whatever the chunk size and the
 number of threads.  (Not necessarily across BLAS builds.)
 
+Several models on the same resamples.  The streams depend on the seed and ``n`` only, so models
+of the same cases bootstrapped with one seed resample the same cases.
+:func:`start_shared_bootstrap` uses that for a group of models (``fidelitymed.mediate_many``):
+each block is drawn, counted and multiplied once, over the union of the models' columns, and each
+model's statistic reads its moments through its own rows of the union's packed triangle.
+
 References
 ----------
 Efron, B., & Tibshirani, R. J. (1993). *An Introduction to the Bootstrap*. Chapman & Hall

@@ -204,10 +204,9 @@ def mediate_complete_many(
     seq = root_sequence(seed)
     prepared = []
     for spec in models:
-        unknown = set(spec) - _MODEL_KEYS
-        if unknown or not {"x", "m", "y"} <= set(spec):
+        if not isinstance(spec, Mapping) or set(spec) - _MODEL_KEYS or not {"x", "m", "y"} <= set(spec):
             raise ConfigError(f"a model is a mapping with keys x, m, y and optionally covariates, categorical, "
-                              f"contrast; got {sorted(spec)}")
+                              f"contrast; got {list(spec) if isinstance(spec, Mapping) else repr(spec)}")
         prepared.append(_set_up(data, spec["x"], spec["m"], spec["y"], spec.get("covariates", ()),
                                 spec.get("categorical", ()), n_boot, conf, seed, hc, cluster, ci,
                                 spec.get("contrast", False), covariates_in, covariate_map, n_mc, boot_coefficients,
