@@ -484,8 +484,8 @@ def _imputation_task(task: parallel.Task, context: Mapping[str, Any]) -> tuple[l
     from .stats.impute import ConvergenceTrace, impute_interviews
 
     study = context["study"]
-    # a completed interview table per chain is the memory peak of a large study (20,000 clients:
-    # ~160 MB a chain): chains are imputed a few at a time, each batch turned into its frames at once
+    # the completed interview tables are the memory peak of a large study (20,000 clients: ~70 MB
+    # a table, ~40 MB a chain): chains are imputed a few at a time, each batch turned into its frames at once
     cells = max(1, study.interviews.shape[0] * study.interviews.shape[1])
     per_batch = max(1, _COMPLETED_CELLS // cells)
     chains = list(task.payload)
