@@ -92,6 +92,21 @@ def test_deterministic_and_chain_subsets_identical(study, imputed):
     assert not imputed[0].equals(imputed[1])
 
 
+def test_item_columns_stored_as_nullable_ints_or_digit_text_give_the_same_completed_tables(study, imputed):
+    """The completed tables are float64 item columns whatever the dtype the items were read in."""
+    clients, interviews, aux = study
+    items = _items(interviews)
+    recoded = interviews.copy()
+    for c in items[:3]:
+        recoded[c] = recoded[c].astype("Int64")
+    for c in items[3:5]:
+        recoded[c] = recoded[c].map(lambda v: None if pd.isna(v) else str(int(v))).astype(object)
+    again = impute_interviews(recoded, clients, m=4, iterations=4, seed=11, auxiliary=aux, chains=[0, 2])
+    for got, k in zip(again, (0, 2)):
+        assert all(got[c].dtype == np.float64 for c in items)
+        pd.testing.assert_frame_equal(got[items], imputed[k][items], check_exact=True)
+
+
 @pytest.mark.parametrize("groups", [[[0], [1], [2], [3]], [[0, 1], [2, 3]], [[0, 1, 2], [3]], [[3, 1], [0, 2]]])
 def test_chain_groups_give_bit_identical_imputations(study, imputed, groups):
     """m = 4 in one vectorized group vs in groups (as on workers): the same arrays, exactly."""

@@ -1173,9 +1173,9 @@ def impute_interviews(interviews: pd.DataFrame, clients: pd.DataFrame, config=No
     t_wave = template["wave"].astype(float).to_numpy()
     t_client = client_ids.get_indexer(template["client"])
     item_cols = sorted({c for (inst, w) in blocks for c in items_of[(inst, w)]})
-    for c in item_cols:
-        if template[c].dtype.kind in "iub" or str(template[c].dtype) in ("Int64", "Int32", "boolean"):
-            template[c] = template[c].astype(float)
+    for c in item_cols:  # float64, as the completed values written into them (ints, nullable, text digits)
+        if template[c].dtype != np.float64:
+            template[c] = template[c].to_numpy(dtype=float, na_value=np.nan)
     # Each completed table's item columns are written into one float block and set into a copy of
     # the template at once, and each chain's completed array is dropped once its table is made:
     # column-by-column assignment held each table twice (its per-column arrays, then their
@@ -1187,7 +1187,7 @@ def impute_interviews(interviews: pd.DataFrame, clients: pd.DataFrame, config=No
     for k in range(len(ids)):
         chain = values[k]
         values[k] = None
-        filled = template[item_cols].to_numpy(dtype=float, na_value=np.nan)
+        filled = template[item_cols].to_numpy(dtype=float, na_value=np.nan, copy=True)  # never a view
         for rows, inst, w in wave_rows:
             cpos = t_client[rows]
             for c in items_of[(inst, w)]:
