@@ -901,7 +901,8 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
                      "icc_data": "observed scores, REML random-intercept models",
                      "direct_effects": "total-effect model c of each mediation model",
                      "task_seeds": "SeedSequence(seed) child keyed by ('mediation', imputation), shared by "
-                                   "the models of that imputation (the same resamples, as PROCESS with one seed=)"},
+                                   "the models of that imputation (the same resamples, as PROCESS with one seed=); "
+                                   "multilevel fits by ('multilevel', outcome, wave, window, imputation)"},
     }
     results = StudyResults(mediation=tuple(mediation_records), multilevel=tuple(multilevel_records),
                            icc=tuple(icc_records),
