@@ -35,8 +35,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from fidelitymed import demo_study_path, load_study, simulate_study
-    from fidelitymed.frame import model_columns
-    from fidelitymed.pipeline import prepare_frames
+    from fidelitymed.pipeline import mediation_models, prepare_frames, study_models
     from fidelitymed.stats.mediation import mediate, mediate_many
     from fidelitymed.stats.process.design import prepare
     from fidelitymed.stats.process.linear import standardized_frame
@@ -49,11 +48,7 @@ def main() -> None:
         start = time.perf_counter()
         frame = prepare_frames(study, impute=True, m=1).frames[0]
         print(f"one imputed data set in {time.perf_counter() - start:.1f} s")
-    config = study.config
-    specs = [model_columns(config, outcome, pair, window) for pair in config.analysis.waves
-             for outcome in config.analysis.outcomes for window in config.exposure.windows]
-    models = [dict(x=s.x, m=s.m if isinstance(s.m, str) else list(s.m), y=s.y, covariates=list(s.covariates),
-                   categorical=list(s.categorical), contrast=not isinstance(s.m, str)) for s in specs]
+    models = mediation_models(study_models(study.config))
     designs = [prepare(frame, s["x"], [s["m"]] if isinstance(s["m"], str) else s["m"], s["y"], s["covariates"],
                        s["categorical"], None) for s in models]
     Zs = [standardized_frame(d)[0] for d in designs]

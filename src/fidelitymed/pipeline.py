@@ -11,7 +11,8 @@ The flow of ``docs/DESIGN`` and nothing else; every statistic lives in its own m
 4. the model tasks through :func:`fidelitymed.parallel` (serial, processes or Dask): one per
    imputed data set, whose outcome x wave pair x fidelity window models share that data set's
    resamples (a seed keyed by the imputation; :func:`fidelitymed.stats.mediation.mediate_many`),
-   the multilevel models (one task per model and data set), and the ICC of every dependent variable;
+   the multilevel models (one task per data set, each fit with its own seed), and the ICC of
+   every dependent variable;
 5. pooling across imputations (:mod:`fidelitymed.stats.pooling`): Rubin's rules with
    Barnard-Rubin df for the paths, the configured scheme for the indirect effect;
 6. the alpha rule per path (:mod:`fidelitymed.stats.nested`), the reciprocal hierarchical
@@ -272,11 +273,25 @@ def _mediation_task(task: parallel.Task, context: Mapping[str, Any]) -> Any:
     from .stats.mediation import mediate_many
 
     specs, k, opts = task.payload
-    models = [dict(x=s.x, m=s.m if isinstance(s.m, str) else list(s.m), y=s.y, covariates=list(s.covariates),
-                   categorical=list(s.categorical), contrast=not isinstance(s.m, str)) for s in specs]
-    results = mediate_many(context["frames"][k], models, n_boot=opts["n_boot"], conf=opts["conf"], ci=opts["ci"],
-                           seed=task.seed, save_boot=opts["save_boot"])
+    results = mediate_many(context["frames"][k], mediation_models(specs), n_boot=opts["n_boot"], conf=opts["conf"],
+                           ci=opts["ci"], seed=task.seed, save_boot=opts["save_boot"])
     return [_trim_draws(r) for r in results]
+
+
+def study_models(config) -> list[ModelColumns]:
+    """The study's models: wave pair x outcome x fidelity window, in the run's order."""
+    from .frame import model_columns
+
+    return [model_columns(config, outcome, pair, window)
+            for pair in config.analysis.waves for outcome in config.analysis.outcomes
+            for window in config.exposure.windows]
+
+
+def mediation_models(specs: Sequence[ModelColumns]) -> list[dict[str, Any]]:
+    """The models of :func:`fidelitymed.stats.mediation.mediate_many` for these specs (parallel
+    mediators with their pairwise contrasts, PROCESS ``contrast=1``)."""
+    return [dict(x=s.x, m=s.m if isinstance(s.m, str) else list(s.m), y=s.y, covariates=list(s.covariates),
+                 categorical=list(s.categorical), contrast=not isinstance(s.m, str)) for s in specs]
 
 
 def _trim_draws(result: Any) -> Any:
@@ -618,7 +633,7 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
 
     from .descriptives import table1, table2
     from .exposure import study_exposure
-    from .frame import analysis_frame, exposure_at, model_columns, score_at
+    from .frame import analysis_frame, exposure_at, score_at
     from .stats.nested import alpha_decisions
     from .stats.regression import hierarchical_regression, pool_hierarchical
     from .study.config import load_config
@@ -676,8 +691,7 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
     observed = analysis_frame(study, observed_scores, exposure=exposure, domains=False)
     lap("exposure + frame")
 
-    specs: list[ModelColumns] = [model_columns(config, outcome, pair, window)
-                                 for pair in a.waves for outcome in a.outcomes for window in config.exposure.windows]
+    specs = study_models(config)
 
     with _Progress(progress) as prog:
         # --- imputation --------------------------------------------------------------

@@ -216,30 +216,21 @@ def mediate_complete_many(
     for i, model in enumerate(prepared):
         if model.statistic is not None:
             groups.setdefault(model.design.rows.tobytes(), []).append(i)
-    pending: dict[int, tuple[bs.PendingBootstrap, int]] = {}
-    started = []
+    started: list[bs.PendingBootstrap] = []
     try:
         for members in groups.values():
             union, columns = _union_columns([prepared[i].Z for i in members])
-            run = bs.start_shared_bootstrap(union, [(cols, prepared[i].statistic) for i, cols in zip(members, columns)],
-                                            n_boot, seq)
-            started.append(run)
-            pending.update({i: (run, j) for j, i in enumerate(members)})
+            started.append(bs.start_shared_bootstrap(
+                union, [(cols, prepared[i].statistic) for i, cols in zip(members, columns)], n_boot, seq))
             if ci != "bca":  # only BCa's jackknife reads a model's own Z again: the union replaces them
                 for i in members:
                     prepared[i] = dataclasses.replace(prepared[i], Z=None)
             del union
         fits = [_fit_or_cancel(model, process_compat, started) for model in prepared]
-        collected: dict[int, list[bs.BootstrapRun]] = {}
-        runs = []
-        for i in range(len(prepared)):
-            if i not in pending:
-                runs.append(None)
-                continue
-            run, j = pending[i]
-            if id(run) not in collected:
-                collected[id(run)] = run.results()
-            runs.append(collected[id(run)][j])
+        runs: list[bs.BootstrapRun | None] = [None] * len(prepared)
+        for members, run in zip(groups.values(), started):
+            for i, model_run in zip(members, run.results()):
+                runs[i] = model_run
     except BaseException:
         for run in started:
             run.cancel()
