@@ -45,7 +45,7 @@ STAGES = {
     "multilevel": ("multilevel models",),
     "ICCs": ("ICCs",),
     "boot-MI": ("boot_mi",),
-    "outputs": ("outputs",),
+    "outputs": ("study figures", "outputs"),
 }
 MOMENT_COLUMNS = 171
 

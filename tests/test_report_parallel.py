@@ -95,6 +95,37 @@ def test_worker_rendered_report_is_byte_identical_to_serial(reports):
     assert 'id="fidelity-domains"' in html and 'id="multilevel"' in html
 
 
+def test_figures_drawn_before_the_results_give_the_same_report(tmp_path, results, reports, executor):
+    from fidelitymed.report.html import draw_study_figures
+    from fidelitymed.study.config import StudyConfig
+
+    drawn = draw_study_figures(StudyConfig(), make_assessments())
+    assert set(drawn) == {"model", "fidelity_trajectories"}
+    out = tmp_path / "drawn"
+    render_report(results, out, fidelity_assessments=make_assessments(), config=StudyConfig(), executor=executor,
+                  drawn=drawn)
+    serial = _files(reports[0])
+    assert _files(out) == serial
+    assert serial["figures/figure1_model.png"] == drawn["model"].png
+
+
+def test_drawn_figures_are_not_drawn_again(results, monkeypatch):
+    assessments = make_assessments()
+    specs = F.figure_specs(results, assessments=assessments)
+    drawn = F.render_builders(F.study_figure_builders(assessments=assessments))
+    names = [s.name for s in specs]
+    assert {"model", "fidelity_trajectories"} <= set(names) and len(set(names)) == len(names)
+    redrawn = []
+    real = F.render_figure
+    monkeypatch.setattr(F, "render_figure", lambda spec: redrawn.append(spec.name) or real(spec))
+    out = F.render_figures(specs, {}, drawn=drawn)
+    assert [r.key for r in out] == [s.key for s in specs]
+    assert sorted(redrawn) == sorted(set(names) - set(drawn))
+    by_name = {s.name: r for s, r in zip(specs, out)}
+    assert by_name["fidelity_trajectories"].png == drawn["fidelity_trajectories"].png
+    assert by_name["fidelity_trajectories"].key.startswith("figureS") and by_name["model"].key == "figure1_model"
+
+
 def test_inline_images_are_the_print_raster_at_screen_resolution(reports):
     serial, _ = reports
     inline = {}
@@ -225,3 +256,20 @@ def test_a_failing_report_still_closes_the_executor_and_writes_nothing(tmp_path,
     (_, ex, pool_alive), = [e for e in log if e[0] == "render"]
     assert pool_alive and [e[0] for e in log if e[1] is ex] == ["render", "close"] and ex._pool is None
     assert not (tmp_path / "out").exists()
+
+
+def test_a_run_on_processes_draws_the_same_figures_as_a_serial_run(tmp_path):
+    """On processes the run draws the study's figures while the fork server starts (pipeline)."""
+    from fidelitymed.pipeline import run_study
+    from fidelitymed.simulate import demo_study_path
+
+    runs = {}
+    for backend in ("serial", "processes"):
+        result = run_study(demo_study_path(), out=str(tmp_path / backend), impute=False, n_boot=20, seed=1,
+                           executor={"backend": backend, "workers": 2})
+        runs[backend] = result
+    assert "study figures" in runs["processes"].timings and "study figures" not in runs["serial"].timings
+    serial, workers = (_files(runs[b].out / "figures") for b in ("serial", "processes"))
+    assert {"figure1_model.png", "figure1_model.svg"} <= set(serial)
+    assert any("fidelity_trajectories" in name for name in serial)
+    assert serial == workers

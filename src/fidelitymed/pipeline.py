@@ -690,6 +690,12 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
     observed_scores = study.scored_interviews()
     observed = analysis_frame(study, observed_scores, exposure=exposure, domains=False)
     lap("exposure + frame")
+    drawn_figures = None
+    if target is not None and report and ex.backend == "processes":
+        # the first map waits for the fork server's import of the analysis (~2 s): this process
+        # draws the report's figures that need no results meanwhile (the same bytes as later)
+        drawn_figures = _draw_study_figures(study)
+        lap("study figures")
 
     specs = study_models(config)
 
@@ -931,7 +937,7 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
         results = dataclasses.replace(results, domains=domain_results.to_dict())
         lap("fidelity domains")
     if target is not None:
-        results = _write_outputs(results, target, study=study, report=report, executor=ex)
+        results = _write_outputs(results, target, study=study, report=report, executor=ex, drawn=drawn_figures)
         lap("outputs")
     return dataclasses.replace(results, timings=dict(timings))
 
@@ -1030,10 +1036,11 @@ def _manifest_config(config, study) -> dict[str, Any]:
 
 
 def _write_outputs(results: StudyResults, target: OutputFolder, *, study, report: bool,
-                   executor: parallel.Executor | None = None) -> StudyResults:
+                   executor: parallel.Executor | None = None, drawn: dict[str, Any] | None = None) -> StudyResults:
     """Write results.json, the tidy CSVs, results.xlsx and the report into ``target`` and put it in place.
 
-    The report's figures are drawn on ``executor`` (``None``: in this process).
+    The report's figures are drawn on ``executor`` (``None``: in this process), except those in
+    ``drawn`` (:func:`_draw_study_figures`).
     """
     from .study.writers import write_json
 
@@ -1046,19 +1053,33 @@ def _write_outputs(results: StudyResults, target: OutputFolder, *, study, report
     with pd.ExcelWriter(tmp / "results.xlsx", engine="openpyxl") as xlsx:
         for name, frame in tables.items():
             frame.to_excel(xlsx, sheet_name=name[:31], index=False)
-    report_path = _render_report(results, tmp, study, executor) if report else None
+    report_path = _render_report(results, tmp, study, executor, drawn) if report else None
     out = target.commit()
     if report_path is not None:
         report_path = out / report_path.relative_to(tmp)
     return dataclasses.replace(results, out=out, report=report_path)
 
 
-def _render_report(results: StudyResults, folder: Path, study, executor: parallel.Executor | None) -> Path | None:
+def _report_assessments(study) -> pd.DataFrame:
+    """The team fidelity assessments the report draws: team, date and the fidelity scores."""
+    fidelity = study.scored_fidelity()
+    return fidelity[[c for c in fidelity.columns if c in ("team", "date") or c.startswith("fidelity_")]]
+
+
+def _draw_study_figures(study) -> dict[str, Any] | None:
+    """The report's figures that need no results, drawn now (``None`` without the report module)."""
+    try:
+        from .report.html import draw_study_figures
+    except ImportError:
+        return None
+    return draw_study_figures(study.config, _report_assessments(study))
+
+
+def _render_report(results: StudyResults, folder: Path, study, executor: parallel.Executor | None,
+                   drawn: dict[str, Any] | None = None) -> Path | None:
     try:
         from .report.html import render_report
     except ImportError:
         return None
-    fidelity = study.scored_fidelity()
-    keep = [c for c in fidelity.columns if c in ("team", "date") or c.startswith("fidelity_")]
-    return Path(render_report(results.to_dict(), folder, fidelity_assessments=fidelity[keep], config=study.config,
-                              executor=executor))
+    return Path(render_report(results.to_dict(), folder, fidelity_assessments=_report_assessments(study),
+                              config=study.config, executor=executor, drawn=drawn))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -507,6 +507,8 @@ class FigureSpec:
     alt: str
     builder: Callable[[], Figure]
     files: bool = True
+    #: the key without its number (``fidelity_trajectories`` of ``figureS07_fidelity_trajectories``)
+    name: str = ""
 
     def build(self) -> Figure:
         """The figure, drawn by ``builder``."""
@@ -548,13 +550,15 @@ def figure_specs(results: dict[str, Any], *, assessments: Any = None, covariates
     conf = stored_conf(results)
     covariates = list(covariates) if covariates is not None else list(DEFAULT_COVARIATES)
     cov_names = ", ".join(COVARIATE_LABELS.get(c, L.covariate_label(c)) for c in covariates)
+    study_builders = study_figure_builders(assessments=assessments, covariates=covariates, threshold=threshold,
+                                           n_domains=n_domains)
     main: list[tuple[str, str, str, str, Callable[[], Figure]]] = [(
-        "figure1_model", "Simple mediation model (PROCESS Model 4)",
+        "model", "Simple mediation model (PROCESS Model 4)",
         "Team SMCM fidelity (X) predicts the client\u2013case manager working alliance (M) by path a; the alliance "
         f"predicts the client outcome (Y) by path b; c\u2032 is the direct effect of fidelity. The indirect effect "
         f"is ab. Both equations adjust for {len(covariates)} covariates: {cov_names}.",
         "Diagram: team fidelity (X) affects the working alliance (M) through path a; the alliance affects the client "
-        "outcome (Y) through path b; the direct path from X to Y is c prime.", partial(conceptual_diagram, covariates))]
+        "outcome (Y) through path b; the direct path from X to Y is c prime.", study_builders["model"])]
     supplement: list[tuple[str, str, str, str, Callable[[], Figure]]] = []
     ws = windows(results)
     from .parallel import is_parallel, parallel_figure_entries
@@ -584,13 +588,13 @@ def figure_specs(results: dict[str, Any], *, assessments: Any = None, covariates
                            "Table 2 (observed scores).",
                            "Line charts of mean scores by wave with 95% confidence intervals, one panel per variable.",
                            partial(outcome_means, results)))
-    if assessments is not None and (hasattr(assessments, "scored_fidelity") or len(assessments)):
+    if "fidelity_trajectories" in study_builders:
         supplement.append(("fidelity_trajectories", "Team SMCM fidelity over time",
                            "Each team's total SMCM fidelity score at each assessment (points) and the daily linear "
                            "interpolation between assessments from which the exposure windows are averaged (line); "
                            "the dashed line marks high fidelity.",
                            "Line charts of each team's total fidelity score at each assessment.",
-                           partial(fidelity_trajectories, assessments, threshold=threshold, n_domains=n_domains)))
+                           study_builders["fidelity_trajectories"]))
     supplement += parallel_figure_entries(results) if parallel else []
     for _, rec in mediation_records(results) if not parallel else []:
         if rec.get("window_days") is None:
@@ -599,10 +603,28 @@ def figure_specs(results: dict[str, Any], *, assessments: Any = None, covariates
                            _wave_caption([rec], conf), _alt(rec), partial(mediation_diagram, rec, conf=conf)))
     out = []
     for k, (key, title, caption, alt, builder) in enumerate(main, start=1):
-        out.append(FigureSpec(f"figure{k}_{key}" if k > 1 else key, f"Figure {k}", title, caption, alt, builder))
+        out.append(FigureSpec(f"figure{k}_{key}", f"Figure {k}", title, caption, alt, builder, name=key))
     for k, (key, title, caption, alt, builder) in enumerate(supplement, start=1):
-        out.append(FigureSpec(f"figureS{k:02d}_{key}", f"Figure S{k}", title, caption, alt, builder))
+        out.append(FigureSpec(f"figureS{k:02d}_{key}", f"Figure S{k}", title, caption, alt, builder, name=key))
     return out
+
+
+def study_figure_builders(*, assessments: Any = None, covariates: Sequence[str] | None = None,
+                          threshold: float | None = None, n_domains: int | None = None
+                          ) -> dict[str, Callable[[], Figure]]:
+    """The builders of the figures that depend on the study alone, not on its results, by name.
+
+    The conceptual model (``model``: the covariates) and, given assessments, the team fidelity
+    trajectories (``fidelity_trajectories``). :func:`figure_specs` draws these two with the same
+    builders, so a run can draw them before its analysis ends (:func:`render_builders`) and the
+    report's files are the same bytes.
+    """
+    covariates = list(covariates) if covariates is not None else list(DEFAULT_COVARIATES)
+    builders: dict[str, Callable[[], Figure]] = {"model": partial(conceptual_diagram, covariates)}
+    if assessments is not None and (hasattr(assessments, "scored_fidelity") or len(assessments)):
+        builders["fidelity_trajectories"] = partial(fidelity_trajectories, assessments, threshold=threshold,
+                                                    n_domains=n_domains)
+    return builders
 
 
 def figure_catalog(results: dict[str, Any], *, assessments: Any = None, covariates: Sequence[str] | None = None,
@@ -655,7 +677,13 @@ def render_figure_task(task: Any) -> RenderedFigure:
         return render_figure(spec)
 
 
-def render_figures(specs: Sequence[FigureSpec], config: Any, *, executor: Any = None) -> list[RenderedFigure]:
+def render_builders(builders: dict[str, Callable[[], Figure]]) -> dict[str, RenderedFigure]:
+    """:func:`render_figure` of each builder, in this process, keyed by its name (for ``drawn=``)."""
+    return {name: render_figure(FigureSpec(name, "", "", "", "", build, name=name)) for name, build in builders.items()}
+
+
+def render_figures(specs: Sequence[FigureSpec], config: Any, *, executor: Any = None,
+                   drawn: dict[str, RenderedFigure] | None = None) -> list[RenderedFigure]:
     """:func:`render_figure` of every spec, in order, on ``executor`` (``None``: in this process).
 
     Parameters
@@ -668,10 +696,18 @@ def render_figures(specs: Sequence[FigureSpec], config: Any, *, executor: Any = 
     executor
         A :class:`fidelitymed.parallel.Executor`; the figures come back as bytes, so its workers
         need not share this process's file system.
+    drawn
+        Figures already drawn, by spec name (:func:`render_builders` of
+        :func:`study_figure_builders` with the same arguments as the specs): these specs are
+        not drawn again.
     """
     from .. import parallel
 
+    drawn = drawn or {}
+    todo = [spec for spec in specs if spec.name not in drawn]
     # the config rides in each payload rather than as the map's shared context: a new context
     # would restart a process pool's workers, and it is a few kB
-    tasks = parallel.make_tasks({("figure", spec.key): (spec, config) for spec in specs}, seeded=False)
-    return (executor if executor is not None else parallel.Executor("serial")).map(render_figure_task, tasks)
+    tasks = parallel.make_tasks({("figure", spec.key): (spec, config) for spec in todo}, seeded=False)
+    fresh = iter((executor if executor is not None else parallel.Executor("serial")).map(render_figure_task, tasks))
+    return [replace(drawn[spec.name], key=spec.key) if spec.name in drawn else next(fresh)
+            for spec in specs]

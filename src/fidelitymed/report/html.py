@@ -165,7 +165,8 @@ def normalize_results(results: Any) -> dict[str, Any]:
 
 def render_report(results: dict[str, Any], out_dir: str | os.PathLike, *,
                   fidelity_assessments: pd.DataFrame | str | os.PathLike | None = None,
-                  config: Any = None, min_cell: int | None = None, executor: Any = None) -> Path:
+                  config: Any = None, min_cell: int | None = None, executor: Any = None,
+                  drawn: dict[str, F.RenderedFigure] | None = None) -> Path:
     """Write the HTML report, the figures (PNG/SVG) and the APA tables (XLSX/DOCX) to ``out_dir``.
 
     Parameters
@@ -186,6 +187,9 @@ def render_report(results: dict[str, Any], out_dir: str | os.PathLike, *,
         A :class:`fidelitymed.parallel.Executor` whose workers draw the figures (they return
         bytes; the files are written here). ``None`` draws them in this process; the files are
         byte-identical either way.
+    drawn
+        The figures :func:`draw_study_figures` drew for the same ``config`` and
+        ``fidelity_assessments`` (before the results existed); they are not drawn again.
 
     Returns
     -------
@@ -197,11 +201,41 @@ def render_report(results: dict[str, Any], out_dir: str | os.PathLike, *,
     # a study's declared instruments (instruments.<name>.label) are labelled as declared everywhere
     with study_labels(config_dict(config, normalize_results(results))):
         return _render(results, out_dir, fidelity_assessments=fidelity_assessments, config=config, min_cell=min_cell,
-                       executor=executor)
+                       executor=executor, drawn=drawn)
+
+
+def draw_study_figures(config: Any, fidelity_assessments: pd.DataFrame | str | os.PathLike | None = None
+                       ) -> dict[str, F.RenderedFigure]:
+    """Draw, in this process, the report's figures that need no results: for ``render_report(drawn=...)``.
+
+    The conceptual model and the team fidelity trajectories depend on the configuration and
+    the assessments alone (:func:`fidelitymed.report.figures.study_figure_builders`). A study
+    run draws them while a process pool's workers are still starting, where this process would
+    otherwise wait. ``config`` is the study configuration the report will be rendered with.
+    """
+    cfg = config_dict(config, {})
+    with L.study_labels(cfg):
+        builders = F.study_figure_builders(**_figure_inputs(cfg, {}, _load_assessments(fidelity_assessments)))
+        return F.render_builders(builders)
+
+
+def _figure_inputs(cfg: dict[str, Any], results: dict[str, Any], assessments: Any) -> dict[str, Any]:
+    """The study-level arguments of the figures: assessments, covariates, the threshold line, the domains."""
+    covariates = (cfg.get("analysis") or {}).get("covariates") if isinstance(cfg.get("analysis"), dict) else None
+    if covariates is None:
+        recs = results.get("mediation") or []
+        covariates = recs[0].get("covariates") if recs and recs[0].get("covariates") else None
+    fid_cfg = (cfg.get("scoring") or {}).get("fidelity") if isinstance(cfg.get("scoring"), dict) else None
+    threshold = n_domains = None
+    if isinstance(fid_cfg, dict):
+        threshold = fid_cfg.get("high_fidelity_threshold")
+        if isinstance(fid_cfg.get("domains"), dict):
+            n_domains = len([d for d in fid_cfg["domains"] if d not in (fid_cfg.get("excluded_domains") or [])])
+    return {"assessments": assessments, "covariates": covariates, "threshold": threshold, "n_domains": n_domains}
 
 
 def _render(results: dict[str, Any], out_dir: str | os.PathLike, *, fidelity_assessments: Any, config: Any,
-            min_cell: int | None, executor: Any) -> Path:
+            min_cell: int | None, executor: Any, drawn: dict[str, F.RenderedFigure] | None) -> Path:
     results = normalize_results(results)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -210,22 +244,10 @@ def _render(results: dict[str, Any], out_dir: str | os.PathLike, *, fidelity_ass
         min_cell = int(((cfg.get("analysis") or {}).get("small_cell_threshold")
                         if isinstance(cfg.get("analysis"), dict) and
                         cfg["analysis"].get("small_cell_threshold") is not None else T.DEFAULT_MIN_CELL))
-    assessments = _load_assessments(fidelity_assessments)
-    covariates = (cfg.get("analysis") or {}).get("covariates") if isinstance(cfg.get("analysis"), dict) else None
-    if covariates is None:
-        recs = results.get("mediation") or []
-        covariates = recs[0].get("covariates") if recs and recs[0].get("covariates") else None
 
     # ---- figures: files + inline PNG
     fig_dir = out_dir / "figures"
-    fid_cfg = (cfg.get("scoring") or {}).get("fidelity") if isinstance(cfg.get("scoring"), dict) else None
-    threshold = n_domains = None
-    if isinstance(fid_cfg, dict):
-        threshold = fid_cfg.get("high_fidelity_threshold")
-        if isinstance(fid_cfg.get("domains"), dict):
-            n_domains = len([d for d in fid_cfg["domains"] if d not in (fid_cfg.get("excluded_domains") or [])])
-    specs = F.figure_specs(results, assessments=assessments, covariates=covariates, threshold=threshold,
-                           n_domains=n_domains)
+    specs = F.figure_specs(results, **_figure_inputs(cfg, results, _load_assessments(fidelity_assessments)))
     multilevel_spec = multilevel_figure_spec(results)
     heatmap_spec = domain_heatmap_spec(results.get("domains"))
     section_specs = [s for s in (multilevel_spec, heatmap_spec) if s is not None]
@@ -236,7 +258,7 @@ def _render(results: dict[str, Any], out_dir: str | os.PathLike, *, fidelity_ass
         T.write_docx(tables, out_dir / "tables.docx", heading=f"{_study_name(cfg)}: tables")
 
     # one batch for every figure of the report; the workers return bytes, the files are written here
-    rendered = _render_figures_meanwhile(specs + section_specs, cfg, executor, write_tables)
+    rendered = _render_figures_meanwhile(specs + section_specs, cfg, executor, write_tables, drawn)
     for r in rendered.values():
         if r.png is not None:
             F.write_figure_files(fig_dir / r.key, r.png, r.svg)  # 300 dpi PNG + SVG for the journal
@@ -301,7 +323,8 @@ def _render(results: dict[str, Any], out_dir: str | os.PathLike, *, fidelity_ass
 
 
 def _render_figures_meanwhile(specs: Sequence[F.FigureSpec], cfg: dict[str, Any], executor: Any,
-                              work: Callable[[], None]) -> dict[str, F.RenderedFigure]:
+                              work: Callable[[], None], drawn: dict[str, F.RenderedFigure] | None
+                              ) -> dict[str, F.RenderedFigure]:
     """The rendered figures by key; ``work()`` runs in this process meanwhile.
 
     On a parallel executor the map is waited on from a thread, so this process writes the tables
@@ -309,11 +332,11 @@ def _render_figures_meanwhile(specs: Sequence[F.FigureSpec], cfg: dict[str, Any]
     and DOCX); drawn in this process, the figures come first (a thread would only share the GIL).
     """
     if executor is None or executor.backend == "serial":
-        figures = F.render_figures(specs, cfg)
+        figures = F.render_figures(specs, cfg, drawn=drawn)
         work()
     else:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fidelitymed-figures") as waiter:
-            pending = waiter.submit(F.render_figures, specs, cfg, executor=executor)
+            pending = waiter.submit(F.render_figures, specs, cfg, executor=executor, drawn=drawn)
             work()
             figures = pending.result()
     return {r.key: r for r in figures}
