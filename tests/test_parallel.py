@@ -169,6 +169,42 @@ def test_process_pool_keeps_its_workers_for_a_map_without_context():
         assert ex._pool is pool and third <= set(pool._processes)
 
 
+@pytest.mark.parametrize("backend", ["serial", "processes", "dask"])
+def test_start_map_returns_at_once_and_gives_what_map_gives(tasks, backend):
+    from parallel_tasks import sleepy_task
+
+    serial = parallel.map(parallel.example_task, tasks)
+    with parallel.Executor(backend, workers=2) as ex:
+        ex.map(sleepy_task, parallel.make_tasks({(0,): 0.0}, seeded=False))   # workers up
+        slow = parallel.make_tasks({(i,): 0.3 for i in range(4)}, seeded=False)
+        start = time.perf_counter()
+        with ex.start_map(sleepy_task, slow) as pending:
+            returned = time.perf_counter() - start
+            results = pending.results()
+        waited = time.perf_counter() - start
+        if backend != "serial":          # serially the tasks run inside start_map
+            assert returned < 0.25 < waited
+        assert len(results) == 4 and pending.results() is results
+        got = ex.start_map(parallel.example_task, tasks).results()
+    for a, b in zip(got, serial, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_an_error_while_a_map_is_pending_cancels_its_waiting_tasks():
+    from parallel_tasks import sleepy_task
+
+    with parallel.Executor("processes", workers=1) as ex:
+        ex.map(sleepy_task, parallel.make_tasks({(0,): 0.0}, seeded=False))
+        slow = parallel.make_tasks({(i,): 0.2 for i in range(10)}, seeded=False)
+        with pytest.raises(RuntimeError, match="while pooling"):
+            with ex.start_map(sleepy_task, slow) as pending:
+                raise RuntimeError("while pooling")
+        assert sum(f.cancelled() for f in pending._futures) >= 6   # one runs, the next ones may be queued
+        start = time.perf_counter()
+        assert len(ex.map(sleepy_task, parallel.make_tasks({(0,): 0.0}, seeded=False))) == 1
+        assert time.perf_counter() - start < 1.5   # not behind the ten cancelled tasks
+
+
 def test_starting_a_process_executor_starts_the_fork_server_but_no_pool(tasks):
     """``start()`` launches the fork server (its import of the analysis overlaps the caller's
     work before the first map) without waiting for it; workers come only with a map."""

@@ -90,7 +90,7 @@ Backend = Literal["serial", "processes", "dask"]
 BACKENDS: tuple[str, ...] = ("serial", "processes", "dask")
 ProgressCallback = Callable[[int, int, tuple], None]
 
-__all__ = ["BACKENDS", "Executor", "Task", "example_task", "make_tasks", "map", "rich_progress"]
+__all__ = ["BACKENDS", "Executor", "PendingMap", "Task", "example_task", "make_tasks", "map", "rich_progress"]
 
 
 @dataclass(frozen=True)
@@ -366,6 +366,8 @@ class Executor:
             progress: ProgressCallback | None = None, context: Any = None) -> list[Any]:
         """``[func(task) for task in tasks]`` (or ``func(task, context)``), in task order.
 
+        The same as ``start_map(...).results()`` (:meth:`start_map`).
+
         Parameters
         ----------
         func
@@ -384,6 +386,17 @@ class Executor:
         Exception
             The first failing task's exception, re-raised here with a note naming its key.
         """
+        return self.start_map(func, tasks, progress=progress, context=context).results()
+
+    def start_map(self, func: Callable[..., Any], tasks: Iterable[Task], *,
+                  progress: ProgressCallback | None = None, context: Any = None) -> PendingMap:
+        """Start :meth:`map` on the workers and return at once; :meth:`PendingMap.results` waits.
+
+        This process is free meanwhile (e.g. to pool what an earlier map returned). Use it as a
+        context manager: leaving the ``with`` block by an exception cancels the tasks not yet
+        started. ``"serial"`` runs the tasks here, now (there is no one else to run them).
+        Arguments and errors as :meth:`map`; the results are the same on every backend.
+        """
         tasks = list(tasks)
         for task in tasks:
             if not isinstance(task, Task):
@@ -391,9 +404,10 @@ class Executor:
         if len({t.key for t in tasks}) != len(tasks):
             raise ConfigError("parallel.map: task keys must be unique")
         if not tasks:
-            return []
+            return PendingMap(lambda: [])
         if self.backend == "serial":
-            return self._map_serial(func, tasks, progress, context)
+            done = self._map_serial(func, tasks, progress, context)
+            return PendingMap(lambda: done)
         if self.backend == "processes":
             return self._map_processes(func, tasks, progress, context)
         return self._map_dask(func, tasks, progress, context)
@@ -432,7 +446,7 @@ class Executor:
             pool = self._ensure_pool(context)
             with_context = context is not None
             futures = {pool.submit(_run_in_process, func, task, with_context): i for i, task in enumerate(tasks)}
-        return self._collect(futures, tasks, progress, as_completed)
+        return PendingMap(lambda: self._collect(futures, tasks, progress, as_completed), futures)
 
     def _ensure_client(self):
         if self._client is None:
@@ -477,11 +491,14 @@ class Executor:
         def completed(futs: list) -> Iterator:
             return _completed_dask(futs, where, self.worker_timeout)
 
-        try:
-            return self._collect(futures, tasks, progress, completed)
-        finally:
-            for fut in futures_list:
-                fut.release()
+        def collect() -> list[Any]:
+            try:
+                return self._collect(futures, tasks, progress, completed)
+            finally:
+                for fut in futures_list:
+                    fut.release()
+
+        return PendingMap(collect, futures)
 
     @staticmethod
     def _collect(futures: dict, tasks: list[Task], progress, completed) -> list[Any]:
@@ -507,6 +524,38 @@ class Executor:
                     fut.cancel()
             raise
         return results
+
+
+class PendingMap:
+    """A map under way (:meth:`Executor.start_map`); :meth:`results` waits for it.
+
+    A context manager: an exception inside the ``with`` block (an interrupt included) cancels
+    the tasks that have not started, so a run that stops does not leave the workers busy.
+    """
+
+    def __init__(self, collect: Callable[[], list[Any]], futures: Iterable[Any] = ()) -> None:
+        self._collect = collect
+        self._futures = list(futures)
+        self._results: list[Any] | None = None
+
+    def results(self) -> list[Any]:
+        """The tasks' results in task order, once all have finished (the first failure raises)."""
+        if self._results is None:
+            self._results = self._collect()
+        return self._results
+
+    def cancel(self) -> None:
+        """Cancel the tasks not started yet (those running finish; their results are dropped)."""
+        for fut in self._futures:
+            with contextlib.suppress(Exception):
+                fut.cancel()
+
+    def __enter__(self) -> PendingMap:
+        return self
+
+    def __exit__(self, exc_type, *exc: object) -> None:
+        if exc_type is not None and self._results is None:
+            self.cancel()
 
 
 def _first_line(exc: BaseException) -> str:

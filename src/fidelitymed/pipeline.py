@@ -11,13 +11,14 @@ The flow of ``docs/DESIGN`` and nothing else; every statistic lives in its own m
 4. the model tasks through :func:`fidelitymed.parallel` (serial, processes or Dask): one per
    imputed data set, whose outcome x wave pair x fidelity window models share that data set's
    resamples (a seed keyed by the imputation; :func:`fidelitymed.stats.mediation.mediate_many`),
-   the multilevel models (one task per data set, each fit with its own seed), and the ICC of
-   every dependent variable;
+   the ICC of every dependent variable, and the multilevel models (one task per data set, each
+   fit with its own seed), which the workers fit while this process does steps 5 and 6;
 5. pooling across imputations (:mod:`fidelitymed.stats.pooling`): Rubin's rules with
    Barnard-Rubin df for the paths, the configured scheme for the indirect effect;
 6. the alpha rule per path (:mod:`fidelitymed.stats.nested`), the reciprocal hierarchical
    regressions (:mod:`fidelitymed.stats.regression`), the direct fidelity -> outcome effects,
-   Tables 1 and 2 (:mod:`fidelitymed.descriptives`) and the missing-data shares;
+   then the pooled multilevel models, Tables 1 and 2 (:mod:`fidelitymed.descriptives`) and the
+   missing-data shares;
 7. the manifest (package versions, seed, config hash, input file hashes keyed by their paths
    relative to the study folder; no timestamps, no absolute paths) and the outputs, written
    into a temporary folder that is checked, locked and created before step 1 and renamed into
@@ -634,8 +635,6 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
     from .descriptives import table1, table2
     from .exposure import study_exposure
     from .frame import analysis_frame, exposure_at, score_at
-    from .stats.nested import alpha_decisions
-    from .stats.regression import hierarchical_regression, pool_hierarchical
     from .study.config import load_config
     from .study.schema import load_study
 
@@ -733,31 +732,19 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
                 by_model[spec].append(result)
         lap("mediation models")
 
-        # --- the same models with nested random intercepts ------------------------------
-        ml_by_model: dict[ModelColumns, list[Any]] = {}
-        if ml.enabled:
-            # with imputations the CIs come from the pooled paths: per data set a token MC
-            ml_opts = {"groups": list(ml.groups), "decompose": ml.decompose, "conf": a.conf,
-                       "n_mc": 100 if m > 1 else ml.n_mc}
-            # each model's seed keyed by (outcome, wave, window, imputation); one task per data set
-            model_seeds = parallel.make_tasks({("multilevel", s.outcome, f"{s.outcome_wave:g}", s.window, k): s
-                                               for k in range(m) for s in specs}, seed=root_seed)
-            ml_tasks = parallel.make_tasks({("multilevel", k): (tuple((t.payload, t.seed) for t in
-                                                                      model_seeds[k * len(specs):(k + 1) * len(specs)]),
-                                                                k, ml_opts) for k in range(m)}, seeded=False)
-            ml_fitted = ex.map(_multilevel_task, ml_tasks, context=context,
-                               progress=prog.stage(f"multilevel models ({len(specs)} x {m})", len(ml_tasks)))
-            ml_by_model = {spec: [] for spec in specs}
-            for results in ml_fitted:  # in imputation order
-                for spec, result in zip(specs, results, strict=True):
-                    ml_by_model[spec].append(result)
-            lap("multilevel models")
-
         # --- ICCs of every dependent variable (observed data) -------------------------
         levels = ["team", "case_manager"]
         icc_tasks = parallel.make_tasks({("icc", name): (col, levels, name) for col, name in _dependent_variables(a)},
                                         seeded=False)
         icc_results = ex.map(_icc_task, icc_tasks, context=context, progress=prog.stage("ICCs", len(icc_tasks)))
+        rule = a.alpha_rule
+        icc_source = getattr(rule, "level", "max")
+        iccs = {r.y: r for r in icc_results}
+        icc_records = []
+        for r in icc_results:
+            value = r.icc_for_rule(icc_source)
+            icc_records.append({**r.to_dict(), "icc_for_rule": value, "icc_source": icc_source,
+                                "alpha": rule.adjusted_alpha if value > rule.icc_threshold else rule.alpha})
         lap("ICCs")
 
         # --- item-level bootstrap-then-impute: one task per resample -------------------
@@ -771,103 +758,43 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
                 progress=prog.stage(f"boot-MI ({a.boot_mi_resamples} x {a.boot_mi_imputations})",
                                     a.boot_mi_resamples))
             lap("boot_mi")
+
+        # --- the same models with nested random intercepts ------------------------------
+        # started, not waited for: the workers fit them while this process pools the models above
+        ml_pending = None
+        if ml.enabled:
+            # with imputations the CIs come from the pooled paths: per data set a token MC
+            ml_opts = {"groups": list(ml.groups), "decompose": ml.decompose, "conf": a.conf,
+                       "n_mc": 100 if m > 1 else ml.n_mc}
+            # each model's seed keyed by (outcome, wave, window, imputation); one task per data set
+            model_seeds = parallel.make_tasks({("multilevel", s.outcome, f"{s.outcome_wave:g}", s.window, k): s
+                                               for k in range(m) for s in specs}, seed=root_seed)
+            ml_tasks = parallel.make_tasks({("multilevel", k): (tuple((t.payload, t.seed) for t in
+                                                                      model_seeds[k * len(specs):(k + 1) * len(specs)]),
+                                                                k, ml_opts) for k in range(m)}, seeded=False)
+            ml_pending = ex.start_map(_multilevel_task, ml_tasks, context=context,
+                                      progress=prog.stage(f"multilevel models ({len(specs)} x {m})", len(ml_tasks)))
+            lap("multilevel models")   # serially the fits run here; on workers the rest is waited for below
+        with ml_pending or contextlib.nullcontext():
+            imputation_scheme = f"item-level MICE-PMM, m={m}" if do_impute else "listwise"
+            mediation_records, decision_records, direct_records = _pool_mediation(
+                specs, by_model, config, iccs=iccs, imputation_scheme=imputation_scheme, scheme=scheme,
+                boot_mi_estimates=boot_mi_estimates, root_seed=root_seed, seed_value=seed_value)
+            lap("pooling + alpha rule")
+            hier_records = _hierarchical_records(specs, frames, a)
+            lap("hierarchical regressions")
+            ml_by_model: dict[ModelColumns, list[Any]] = {}
+            if ml_pending is not None:
+                ml_by_model = {spec: [] for spec in specs}
+                for results in ml_pending.results():  # in imputation order
+                    for spec, result in zip(specs, results, strict=True):
+                        ml_by_model[spec].append(result)
+                lap("multilevel models")
     if owned and (target is None or not report):
         ex.close()  # no figures to draw: the workers are not needed past the analysis
-
-    rule = a.alpha_rule
-    icc_source = getattr(rule, "level", "max")
-    iccs = {r.y: r for r in icc_results}
-    icc_records = []
-    for r in icc_results:
-        value = r.icc_for_rule(icc_source)
-        icc_records.append({**r.to_dict(), "icc_for_rule": value, "icc_source": icc_source,
-                            "alpha": rule.adjusted_alpha if value > rule.icc_threshold else rule.alpha})
-
-    # --- pooling, alpha rule, direct effects -------------------------------------------
-    imputation_scheme = f"item-level MICE-PMM, m={m}" if do_impute else "listwise"
-    mediation_records, decision_records, direct_records, multilevel_records = [], [], [], []
-    for i_spec, spec in enumerate(specs):
-        results = by_model[spec]
-        if boot_mi_estimates is not None:
-            from .study_boot_mi import pool_boot_mi_model
-
-            body = pool_boot_mi_model(results, boot_mi_estimates[:, i_spec], a.conf, seed_value,
-                                      interval=a.boot_mi_interval)
-        elif do_impute:
-            body = _pool_model(results, scheme, a.conf,
-                               child_sequence(root_seed, ("pool", spec.outcome, f"{spec.outcome_wave:g}", spec.window)),
-                               seed_value)
-        else:
-            body = results[0].to_dict()
-            body["imputations"] = None
-            body["pooling"] = None
-        if a.parallel:
-            record, decisions, direct = _parallel_records(spec, body, iccs, config, imputation_scheme)
-            mediation_records.append(record)
-            decision_records.extend(decisions)
-            direct_records.append(direct)
-            continue
-        med_name, out_name = _var(a.mediator, spec.mediator_wave), _var(spec.outcome, spec.outcome_wave)
-        p_values = {p: body["paths"][p]["p"] for p in ("a", "b", "c_prime", "c")}
-        dec = alpha_decisions(p_values, (body["indirect"]["ci_low"], body["indirect"]["ci_high"]),
-                              mediator=med_name, outcome=out_name, icc_mediator=iccs.get(med_name),
-                              icc_outcome=iccs.get(out_name), threshold=rule.icc_threshold, alpha=rule.alpha,
-                              adjusted_alpha=rule.adjusted_alpha, icc_source=icc_source, conf=a.conf)
-        head = _record_head(spec, config, imputation_scheme, med_name)
-        record = {**head, **body, "alpha": dec.alpha, "significant": dec.significant}
-        mediation_records.append(record)
-        if spec in ml_by_model:
-            fits = ml_by_model[spec]
-            if len(fits) > 1:
-                from .stats.multilevel.pooled import pool_multilevel
-
-                ml_body = pool_multilevel(fits, conf=a.conf, n_mc=a.multilevel.n_mc, report_seed=seed_value,
-                                          seed=child_sequence(root_seed, ("pool-multilevel", spec.outcome,
-                                                                          f"{spec.outcome_wave:g}", spec.window)))
-            else:
-                ml_body = {**fits[0].to_dict(), "imputations": None, "pooling": None}
-                ml_body.pop("coefficients", None)
-            multilevel_records.append({**head, **ml_body, "imputation_scheme": imputation_scheme})
-        for d in dec.to_dict():
-            decision_records.append({"outcome": spec.outcome, "outcome_month": _month(spec.outcome_wave),
-                                     "mediator_month": _month(spec.mediator_wave), "window_days": spec.window, **d})
-        c = body["paths"]["c"]
-        direct_records.append({"outcome": spec.outcome, "outcome_month": _month(spec.outcome_wave),
-                               "window_days": spec.window, "x": head["x"], "y": out_name,
-                               **{k: c[k] for k in ("coef", "se", "t", "p", "ci_low", "ci_high")},
-                               "n": body["n"], "alpha": dec.alpha["c"], "significant": dec.significant["c"],
-                               "model": "outcome on fidelity exposure + covariates (PROCESS total-effect model)"})
+    multilevel_records = _pool_multilevel(specs, ml_by_model, config, imputation_scheme=imputation_scheme,
+                                          root_seed=root_seed, seed_value=seed_value)
     lap("pooling + alpha rule")
-
-    # --- reciprocal hierarchical regressions ------------------------------------------------
-    hier_records = []
-    pairs = list(a.waves)
-    # parallel mediators: no single alliance score to regress on the earlier outcome (docs/study-analysis.md)
-    for i in range(1, len(pairs) if not a.parallel else 1):
-        prev, cur = pairs[i - 1], pairs[i]
-        if not prev.outcome < cur.mediator:
-            continue
-        y_col = score_at(a.score_column(a.mediator), cur.mediator)
-        for outcome in a.outcomes:
-            spec0 = next(s for s in specs if s.outcome == outcome and s.outcome_wave == float(prev.outcome))
-            block2 = score_at(a.score_column(outcome), prev.outcome)
-            blocks = [list(spec0.covariates), [block2]] if spec0.covariates else [[block2]]   # no covariates: one block
-            fits = [hierarchical_regression(f_full, y_col, blocks,
-                                            categorical=list(spec0.categorical), conf=a.conf)
-                    for f_full in frames]
-            res = pool_hierarchical(fits) if len(fits) > 1 else fits[0]
-            d = res.to_dict()
-            d["y"] = _var(a.mediator, cur.mediator)
-            for blk in d["blocks"]:
-                blk["predictors"] = [_schema_covariate(c, spec0, a) if c != block2 else _var(outcome, prev.outcome)
-                                     for c in blk["predictors"]]
-            d.pop("coefficients", None)
-            coef = res.coefficients.loc[block2]
-            hier_records.append({"outcome": outcome, "outcome_month": _month(prev.outcome),
-                                 "mediator_month": _month(cur.mediator), **d,
-                                 "added": {"variable": _var(outcome, prev.outcome),
-                                           **{k: float(coef[k]) for k in ("coef", "se", "t", "p", "ci_low", "ci_high")}}})
-    lap("hierarchical regressions")
 
     # --- descriptives -----------------------------------------------------------------------
     threshold = a.small_cell_threshold
@@ -940,6 +867,122 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
         results = _write_outputs(results, target, study=study, report=report, executor=ex, drawn=drawn_figures)
         lap("outputs")
     return dataclasses.replace(results, timings=dict(timings))
+
+
+def _pool_mediation(specs: Sequence[ModelColumns], by_model: Mapping[ModelColumns, list[Any]], config, *,
+                    iccs: Mapping[str, Any], imputation_scheme: str, scheme: str | None,
+                    boot_mi_estimates: np.ndarray | None, root_seed: np.random.SeedSequence,
+                    seed_value: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Mediation, alpha-decision and direct-effect records of every model: pooled over the
+    imputations (``scheme``; ``None``: the one listwise fit), judged by the ICC alpha rule."""
+    from .seeding import child_sequence
+    from .stats.nested import alpha_decisions
+
+    a = config.analysis
+    rule = a.alpha_rule
+    icc_source = getattr(rule, "level", "max")
+    mediation_records, decision_records, direct_records = [], [], []
+    for i_spec, spec in enumerate(specs):
+        results = by_model[spec]
+        if boot_mi_estimates is not None:
+            from .study_boot_mi import pool_boot_mi_model
+
+            body = pool_boot_mi_model(results, boot_mi_estimates[:, i_spec], a.conf, seed_value,
+                                      interval=a.boot_mi_interval)
+        elif scheme is not None:
+            body = _pool_model(results, scheme, a.conf,
+                               child_sequence(root_seed, ("pool", spec.outcome, f"{spec.outcome_wave:g}", spec.window)),
+                               seed_value)
+        else:
+            body = results[0].to_dict()
+            body["imputations"] = None
+            body["pooling"] = None
+        if a.parallel:
+            record, decisions, direct = _parallel_records(spec, body, iccs, config, imputation_scheme)
+            mediation_records.append(record)
+            decision_records.extend(decisions)
+            direct_records.append(direct)
+            continue
+        med_name, out_name = _var(a.mediator, spec.mediator_wave), _var(spec.outcome, spec.outcome_wave)
+        p_values = {p: body["paths"][p]["p"] for p in ("a", "b", "c_prime", "c")}
+        dec = alpha_decisions(p_values, (body["indirect"]["ci_low"], body["indirect"]["ci_high"]),
+                              mediator=med_name, outcome=out_name, icc_mediator=iccs.get(med_name),
+                              icc_outcome=iccs.get(out_name), threshold=rule.icc_threshold, alpha=rule.alpha,
+                              adjusted_alpha=rule.adjusted_alpha, icc_source=icc_source, conf=a.conf)
+        head = _record_head(spec, config, imputation_scheme, med_name)
+        mediation_records.append({**head, **body, "alpha": dec.alpha, "significant": dec.significant})
+        for d in dec.to_dict():
+            decision_records.append({"outcome": spec.outcome, "outcome_month": _month(spec.outcome_wave),
+                                     "mediator_month": _month(spec.mediator_wave), "window_days": spec.window, **d})
+        c = body["paths"]["c"]
+        direct_records.append({"outcome": spec.outcome, "outcome_month": _month(spec.outcome_wave),
+                               "window_days": spec.window, "x": head["x"], "y": out_name,
+                               **{k: c[k] for k in ("coef", "se", "t", "p", "ci_low", "ci_high")},
+                               "n": body["n"], "alpha": dec.alpha["c"], "significant": dec.significant["c"],
+                               "model": "outcome on fidelity exposure + covariates (PROCESS total-effect model)"})
+    return mediation_records, decision_records, direct_records
+
+
+def _pool_multilevel(specs: Sequence[ModelColumns], ml_by_model: Mapping[ModelColumns, list[Any]], config, *,
+                     imputation_scheme: str, root_seed: np.random.SeedSequence,
+                     seed_value: int) -> list[dict[str, Any]]:
+    """The multilevel record of every model that has fits, pooled over the imputations (Rubin 1987)."""
+    from .seeding import child_sequence
+
+    a = config.analysis
+    records = []
+    for spec in specs:
+        fits = ml_by_model.get(spec)
+        if not fits:
+            continue
+        if len(fits) > 1:
+            from .stats.multilevel.pooled import pool_multilevel
+
+            body = pool_multilevel(fits, conf=a.conf, n_mc=a.multilevel.n_mc, report_seed=seed_value,
+                                   seed=child_sequence(root_seed, ("pool-multilevel", spec.outcome,
+                                                                   f"{spec.outcome_wave:g}", spec.window)))
+        else:
+            body = {**fits[0].to_dict(), "imputations": None, "pooling": None}
+            body.pop("coefficients", None)
+        head = _record_head(spec, config, imputation_scheme, _var(a.mediator, spec.mediator_wave))
+        records.append({**head, **body, "imputation_scheme": imputation_scheme})
+    return records
+
+
+def _hierarchical_records(specs: Sequence[ModelColumns], frames: Sequence[pd.DataFrame], a) -> list[dict[str, Any]]:
+    """The reciprocal hierarchical regressions: the later alliance on the covariates, then the
+    earlier outcome (one per outcome and pair of waves), pooled over the imputations."""
+    from .frame import score_at
+    from .stats.regression import hierarchical_regression, pool_hierarchical
+
+    hier_records = []
+    pairs = list(a.waves)
+    # parallel mediators: no single alliance score to regress on the earlier outcome (docs/study-analysis.md)
+    for i in range(1, len(pairs) if not a.parallel else 1):
+        prev, cur = pairs[i - 1], pairs[i]
+        if not prev.outcome < cur.mediator:
+            continue
+        y_col = score_at(a.score_column(a.mediator), cur.mediator)
+        for outcome in a.outcomes:
+            spec0 = next(s for s in specs if s.outcome == outcome and s.outcome_wave == float(prev.outcome))
+            block2 = score_at(a.score_column(outcome), prev.outcome)
+            blocks = [list(spec0.covariates), [block2]] if spec0.covariates else [[block2]]   # no covariates: one block
+            fits = [hierarchical_regression(f_full, y_col, blocks,
+                                            categorical=list(spec0.categorical), conf=a.conf)
+                    for f_full in frames]
+            res = pool_hierarchical(fits) if len(fits) > 1 else fits[0]
+            d = res.to_dict()
+            d["y"] = _var(a.mediator, cur.mediator)
+            for blk in d["blocks"]:
+                blk["predictors"] = [_schema_covariate(c, spec0, a) if c != block2 else _var(outcome, prev.outcome)
+                                     for c in blk["predictors"]]
+            d.pop("coefficients", None)
+            coef = res.coefficients.loc[block2]
+            hier_records.append({"outcome": outcome, "outcome_month": _month(prev.outcome),
+                                 "mediator_month": _month(cur.mediator), **d,
+                                 "added": {"variable": _var(outcome, prev.outcome),
+                                           **{k: float(coef[k]) for k in ("coef", "se", "t", "p", "ci_low", "ci_high")}}})
+    return hier_records
 
 
 def _dependent_variables(a) -> list[tuple[str, str]]:
