@@ -111,6 +111,8 @@ def test_pooled_over_imputations_equals_pool_mediation_and_bh():
         assert row[path] == pytest.approx(pooled["paths"][path]["coef"], rel=1e-10)
         assert row[f"p_{path}"] == pytest.approx(pooled["paths"][path]["p"], rel=1e-8)
     np.testing.assert_allclose(table["p_a_adj"], multipletests(table["p_a"], method="fdr_bh")[1])
+    # the study pools by boot_mi (the default); its domain models pool their stacked draws
+    assert config.analysis.pooling == "boot_mi"
     assert res.models[0]["imputations"] == 3 and res.models[0]["pooling"] == "stacked"
 
 

@@ -952,7 +952,8 @@ def _study_yaml(p: SimulationParameters, seed: int) -> dict[str, Any]:
         "scoring": scoring,
         "exposure": {"windows": sorted({90, 180, 270, p.exposure_window}), "primary_window": p.exposure_window,
                      "outside_assessments": "carry"},
-        "analysis": {"waves": pairs, "seed": int(seed), "n_boot": 5000, "imputations": 20,
+        # the paper's pooling (MI, then a bootstrap per imputation, draws stacked), not the default boot_mi
+        "analysis": {"waves": pairs, "seed": int(seed), "n_boot": 5000, "imputations": 20, "pooling": "stacked",
                      "multilevel": {"enabled": True, "groups": ["team", "case_manager"], "decompose": True}},
     }
 

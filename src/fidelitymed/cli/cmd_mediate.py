@@ -81,8 +81,9 @@ def mediate_command(
                                         help="PROCESS's order-statistic percentile limits and t approximation."),
     impute: int = typer.Option(0, "--impute", min=0,
                                help="Multiple imputation (MICE-PMM): number of imputations, >= 2 (0 = listwise)."),
-    pool: str = typer.Option("stacked", "--pool", help="With --impute: pooling of the indirect effect's CI: "
-                                                       "stacked, boot_mi or rubin_mc."),
+    pool: str = typer.Option(None, "--pool", help="With --impute: pooling of the indirect effect's CI: boot_mi "
+                                                   "(default with one mediator), stacked (default with parallel "
+                                                   "mediators) or rubin_mc."),
     json_out: Path = typer.Option(None, "--json", help="Also write the results as JSON to this file."),
 ) -> None:
     """Mediation (PROCESS Model 4): one or parallel mediators, paths a, b, c', c, CIs of the indirect effects."""
@@ -103,7 +104,8 @@ def mediate_command(
     result = mediate(frame, x=x, m=mediators[0] if len(mediators) == 1 else mediators, y=y, covariates=_names(cov),
                      categorical=_names(cat), n_boot=boot, conf=conf, seed=seed, hc=hc_arg, cluster=cluster,
                      ci=ci_arg, normal=normal, process_compat=process_compat, impute=impute or None,
-                     pool=pool.strip().lower(), contrast=contrast_arg, covariates_in=covariates_in.strip().lower(),
+                     pool=pool.strip().lower() if pool is not None else None, contrast=contrast_arg,
+                     covariates_in=covariates_in.strip().lower(),
                      covariate_map=_covariate_map(covariate_map), n_mc=n_mc, boot_coefficients=boot_coefficients,
                      standardized=standardized, binary_y=binary_y)
     typer.echo(result.summary(), nl=False)

@@ -9,7 +9,7 @@ working alliance, and client outcomes". This module does that with the study's o
   covariates those of the main analysis (:func:`fidelitymed.stats.mediation.mediate`; Hayes 2022).
   With imputation each model is fitted on every completed data set and pooled
   (:func:`fidelitymed.stats.pooling.pool_mediation`: Rubin's rules for the paths, the study's
-  scheme for the indirect effect).
+  scheme for the indirect effect; ``stacked`` when the study pools by ``boot_mi``).
 * **Adjustment across domains** within each outcome x wave family (the domains are the
   multiple tests): ``holm`` (Holm 1979, family-wise error) or ``fdr_bh`` (Benjamini & Hochberg
   1995, false discovery rate). Adjusted are the p-values of the paths a, b, c', c and of the
@@ -332,7 +332,9 @@ def domain_analysis(frames: Sequence[pd.DataFrame], config, domains: Sequence[st
     a = config.analysis
     frames = list(frames)
     m = len(frames)
-    scheme = a.pooling if m > 1 else None
+    # the adjusted CIs are percentile limits of stacked draws, so a study pooled by boot_mi pools
+    # its domain models stacked (Boot-MI of every domain model would re-impute per resample again)
+    scheme = ("stacked" if a.pooling == "boot_mi" else a.pooling) if m > 1 else None
     specs = domain_models(config, domains, window=window)
     if simultaneous and len(domains) > 1:
         specs += domain_models(config, domains, window=window, simultaneous=True)

@@ -91,7 +91,7 @@ def mediate(
     normal: bool = False,
     process_compat: bool = False,
     impute: int | None = None,
-    pool: str = "stacked",
+    pool: str | None = None,
     *,
     contrast: bool | str = False,
     covariates_in: str = "all",
@@ -153,8 +153,11 @@ def mediate(
         imputations ``m`` (>= 2), by chained equations with predictive mean matching
         (:func:`fidelitymed.stats.mi_mediation.mediate_imputed`; van Buuren 2018).  Paths are
         pooled by Rubin's rules with Barnard-Rubin df (Rubin 1987; Barnard & Rubin 1999).
-    pool : {"stacked", "boot_mi", "rubin_mc"}, default "stacked"
+    pool : {"boot_mi", "stacked", "rubin_mc"}, optional
         With ``impute``: how the indirect effect's CI is pooled (:mod:`fidelitymed.stats.pooling`).
+        Default ``"boot_mi"`` with one mediator (nominal coverage in the simulation of
+        ``docs/imputation.md``, where ``"stacked"`` and ``"rubin_mc"`` undercovered),
+        ``"stacked"`` with parallel mediators (Boot-MI covers one mediator).
     contrast : bool or "absolute", default False
         With 2+ mediators: pairwise contrasts of the specific indirect effects (PROCESS
         ``contrast=1``), or of their absolute values with ``"absolute"`` (``contrast=2``).
