@@ -37,6 +37,13 @@ Reuse one pool/cluster for several stages with the executor object::
         imputed = ex.map(impute_one, imputation_tasks, progress=cb1)
         fitted = ex.map(fit_one, model_tasks, progress=cb2)
 
+``ex.start_map(...)`` starts a map and returns a :class:`PendingMap` at once, so this process
+can work while the workers do (the study run pools its single-level models meanwhile)::
+
+    with ex.start_map(fit_multilevel, tasks) as pending:
+        pooled = pool(fitted)          # here, while the workers fit
+        multilevel = pending.results()
+
 Determinism
 -----------
 Every task runs with one BLAS thread (:func:`fidelitymed.blas.single_thread`) on every backend,

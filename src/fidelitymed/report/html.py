@@ -213,6 +213,10 @@ def draw_study_figures(config: Any, fidelity_assessments: pd.DataFrame | str | o
     run draws them while a process pool's workers are still starting, where this process would
     otherwise wait. ``config`` is the study configuration the report will be rendered with.
     """
+    if config is None:
+        from ..errors import ConfigError
+
+        raise ConfigError("draw_study_figures needs the study configuration the report is rendered with")
     cfg = config_dict(config, {})
     with L.study_labels(cfg):
         builders = F.study_figure_builders(**_figure_inputs(cfg, {}, _load_assessments(fidelity_assessments)))
