@@ -225,8 +225,8 @@ def main(argv: list[str] | None = None) -> int:
                 if backend == "dask":
                     ex._ensure_client()          # cluster start-up timed separately
                 started = time.perf_counter() - start
-                results = run_study(study_path, out=str(Path(tmp) / f"{backend}-{workers}-{run_index}"), executor=ex, imputations=m,
-                                    n_boot=n_boot, pooling=args.pooling, report=args.report)
+                results = run_study(study_path, out=str(Path(tmp) / f"{backend}-{workers}-{run_index}"), executor=ex,
+                                    imputations=m, n_boot=n_boot, pooling=args.pooling, report=args.report)
             total = time.perf_counter() - start
             d = results.to_dict()
             d["manifest"].pop("executor")

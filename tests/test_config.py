@@ -41,12 +41,13 @@ def test_pooling_defaults_to_boot_mi_for_one_mediator_and_stacked_for_parallel_o
     from fidelitymed.simulate import demo_study_path
     from fidelitymed.study.config import AnalysisConfig, load_config
 
+    two = ["rprs_core_relationship", "rprs_recovery_promoting_strategies"]
     assert AnalysisConfig().pooling == "boot_mi"
     assert AnalysisConfig(mediator=["rprs"]).pooling == "boot_mi"        # a list of one: one mediator
-    assert AnalysisConfig(mediator=["rprs_core_relationship", "rprs_recovery_promoting_strategies"]).pooling == "stacked"
-    assert AnalysisConfig(mediator=["rprs_core_relationship", "rprs_recovery_promoting_strategies"], pooling="rubin_mc").pooling == "rubin_mc"
+    assert AnalysisConfig(mediator=two).pooling == "stacked"
+    assert AnalysisConfig(mediator=two, pooling="rubin_mc").pooling == "rubin_mc"
     with pytest.raises(ValueError, match="boot_mi pools the indirect effect of one mediator"):
-        AnalysisConfig(mediator=["rprs_core_relationship", "rprs_recovery_promoting_strategies"], pooling="boot_mi")
+        AnalysisConfig(mediator=two, pooling="boot_mi")
     # the demo reproduces the paper: it says so
     assert load_config(demo_study_path()).analysis.pooling == "stacked"
 

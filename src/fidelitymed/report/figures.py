@@ -679,7 +679,8 @@ def render_figure_task(task: Any) -> RenderedFigure:
 
 def render_builders(builders: dict[str, Callable[[], Figure]]) -> dict[str, RenderedFigure]:
     """:func:`render_figure` of each builder, in this process, keyed by its name (for ``drawn=``)."""
-    return {name: render_figure(FigureSpec(name, "", "", "", "", build, name=name)) for name, build in builders.items()}
+    return {name: render_figure(FigureSpec(name, "", "", "", "", build, name=name))
+            for name, build in builders.items()}
 
 
 def render_figures(specs: Sequence[FigureSpec], config: Any, *, executor: Any = None,
