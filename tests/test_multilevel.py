@@ -451,6 +451,67 @@ def test_batch_of_responses_equals_one_fit_each():
         assert batch.deviance[r] == pytest.approx(one.deviance, abs=1e-8)
 
 
+def test_equations_with_their_own_designs_in_one_batch_equal_one_fit_each():
+    """fit_nested_lmm_many (a design per response, one search) gives each equation's own digits."""
+    from fidelitymed.stats.multilevel.lmm import fit_nested_lmm_many
+
+    d = STUDY
+    groups = NestedGroups.from_columns([d["team"], d["case_manager"]], NESTED)
+    rng = np.random.default_rng(11)
+    team, cm = groups.codes
+    designs, responses = [], []
+    for r in range(7):
+        covariate = rng.normal(size=len(d))
+        X = np.column_stack([np.ones(len(d)), d["fidelity"], covariate, d["site"]])
+        designs.append(X)
+        responses.append(40 + 0.6 * X[:, 1] + 0.3 * r * covariate + rng.normal(0, 2.5, groups.sizes[0])[team]
+                         + rng.normal(0, 1.5 * (r % 3), groups.sizes[1])[cm] + rng.normal(0, 5, len(d)))
+    many = fit_nested_lmm_many(responses, designs, groups, names=[("a", "b", "c", "d")] * 7)
+    for y, X, fit in zip(responses, designs, many, strict=True):
+        one = fit_nested_lmm(y, X, groups, names=("a", "b", "c", "d"))
+        for field in ("coef", "vcov", "df"):
+            np.testing.assert_array_equal(getattr(fit, field), getattr(one, field))
+        assert (fit.variances, fit.deviance, fit.converged) == (one.variances, one.deviance, one.converged)
+
+
+def test_many_models_equal_each_model_alone():
+    """mediate_multilevel_many: each model's result is mediate_multilevel's, with listwise row sets
+    that differ between the models, a categorical covariate and each model's own seed."""
+    from fidelitymed.stats.multilevel.mediation import mediate_multilevel_many
+
+    data = STUDY.copy()
+    rng = np.random.default_rng(3)
+    data["outcome2"] = data["outcome"] + rng.normal(0, 3, len(data))
+    data.loc[[4, 9, 60], "outcome2"] = np.nan   # a second row set
+    data["covariate"] = pd.array(rng.integers(0, 5, len(data)), dtype="Int64")
+    data.loc[[2, 77], "covariate"] = pd.NA      # a nullable integer column with missing values
+    models = [dict(x="fidelity", m="alliance", y="outcome", covariates=["site"], categorical=["site"]),
+              dict(x="fidelity", m="alliance", y="outcome2", covariates=["site", "covariate"]),
+              dict(x="x_client", m="alliance", y="outcome", covariates=["site"]),
+              dict(x="fidelity", m="alliance", y="outcome2", covariates=["site"], categorical=["site"])]
+    seeds = [np.random.SeedSequence(5, spawn_key=(k,)) for k in range(len(models))]
+    many = mediate_multilevel_many(data, models, groups=NESTED, n_mc=500, seeds=seeds)
+    for model, seed, res in zip(models, seeds, many, strict=True):
+        alone = fidelitymed.mediate_multilevel(data, **model, groups=NESTED, n_mc=500, seed=seed)
+        assert json.dumps(res.to_dict()) == json.dumps(alone.to_dict())
+    assert [r.n for r in many] == [len(data), len(data) - 5, len(data), len(data) - 3]
+
+
+def test_many_models_refuse_what_one_model_refuses():
+    from fidelitymed.stats.multilevel.mediation import mediate_multilevel_many
+
+    data = STUDY.copy()
+    data["alliance"] = data["alliance"].astype(object).where(data.index != 5, "high")
+    # the second model reads the bad value
+    models = [dict(x="fidelity", m="outcome", y="x_client"), dict(x="fidelity", m="alliance", y="outcome")]
+    with pytest.raises(StudyDataError, match="a number") as err:
+        mediate_multilevel_many(data, models, groups=NESTED, n_mc=500)
+    assert "row 7" in str(err.value) and "alliance" in str(err.value)
+    with pytest.raises(ConfigError, match="2 seeds for 1 models"):
+        mediate_multilevel_many(STUDY, models[1:], groups=NESTED, n_mc=500, seeds=[1, 2])
+    assert mediate_multilevel_many(STUDY, [], groups=NESTED) == []
+
+
 # ---------------------------------------------------------------------------- coverage (issue 11, item 5)
 
 

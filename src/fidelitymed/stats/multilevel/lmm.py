@@ -50,7 +50,8 @@ from scipy import optimize, special, stats
 from ...blas import single_thread
 from ...errors import FidelityMedError
 
-__all__ = ["NestedGroups", "NestedLMMBatch", "NestedLMMFit", "fit_nested_lmm", "fit_nested_lmm_batch"]
+__all__ = ["NestedGroups", "NestedLMMBatch", "NestedLMMFit", "fit_nested_lmm", "fit_nested_lmm_batch",
+           "fit_nested_lmm_many"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 #: lme4's isSingular() tolerance on theta
@@ -101,25 +102,35 @@ class _Criterion:
     """
 
     def __init__(self, X: np.ndarray, Y: np.ndarray, groups: NestedGroups):
-        self.n, self.p = X.shape
+        X = np.asarray(X, dtype=np.float64)
+        self.n, self.p = X.shape[-2:]
         p, k = self.p, self.p + 1
         Y = np.atleast_2d(np.asarray(Y, dtype=np.float64))  # (R, n)
         R = Y.shape[0]
-        XtY = Y @ X
-        WtW = np.empty((R, k, k))
-        WtW[:, :p, :p] = X.T @ X
-        WtW[:, :p, p] = WtW[:, p, :p] = XtY
-        WtW[:, p, p] = np.einsum("ri,ri->r", Y, Y)
-        self.WtW = WtW[:, None]  # (R, 1, k, k): broadcasts against the S points of each problem
         inner = groups.codes[-1]
         U = groups.sizes[-1]
         self.inner_counts = np.bincount(inner, minlength=U).astype(np.float64)
-        sums = np.zeros((U, p + R))
-        np.add.at(sums, inner, np.column_stack([X, Y.T]))
-        inner_sums = np.empty((R, U, k))
-        inner_sums[:, :, :p] = sums[:, :p]
-        inner_sums[:, :, p] = sums[:, p:].T
-        self.inner_sums = inner_sums[:, None]  # (R, 1, U, k)
+        if X.ndim == 2:
+            # one design for every response (simulated data sets): one product for all of them
+            XtY = Y @ X
+            WtW = np.empty((R, k, k))
+            WtW[:, :p, :p] = X.T @ X
+            WtW[:, :p, p] = WtW[:, p, :p] = XtY
+            WtW[:, p, p] = np.einsum("ri,ri->r", Y, Y)
+            sums = np.zeros((U, p + R))
+            np.add.at(sums, inner, np.column_stack([X, Y.T]))
+            inner_sums = np.empty((R, U, k))
+            inner_sums[:, :, :p] = sums[:, :p]
+            inner_sums[:, :, p] = sums[:, p:].T
+        else:
+            # a design per response (the equations of many models): every statistic is computed
+            # problem by problem by the same calls, so a problem gives the same digits in any batch
+            W = np.concatenate([X, Y[:, :, None]], axis=2)  # (R, n, k)
+            WtW = np.swapaxes(W, 1, 2) @ W
+            sums = np.zeros((U, R * k))
+            np.add.at(sums, inner, np.swapaxes(W, 0, 1).reshape(self.n, R * k))
+            inner_sums = np.swapaxes(sums.reshape(U, R, k), 0, 1)
+        self.WtW = WtW[:, None]  # (R, 1, k, k): broadcasts against the S points of each problem
         # dense 0/1 maps child -> parent (a few dozen units: a matmul beats np.add.at)
         self.up = []
         for level, parent in enumerate(groups.parents, start=1):
@@ -127,28 +138,66 @@ class _Criterion:
             P[parent, np.arange(groups.sizes[level])] = 1.0
             self.up.append(P)
         self.n_levels = len(groups.sizes)
+        # The innermost units' sums s_u do not depend on the variance ratios, and a unit's weight
+        # f_u = 1 / (1 + psi c_u) only on its row count c_u: units of equal count are summed once,
+        # here. sum_u f_u s_u s_u' is then a product over the D distinct counts (a dozen for 65 case
+        # managers) instead of the U units, and so are the parents' sums sum_u f_u s_u and counts.
+        counts, unit_count = np.unique(self.inner_counts, return_inverse=True)
+        D = counts.size
+        self.unit_counts = counts  # (D,)
+        self.units_of_count = np.bincount(unit_count, minlength=D).astype(np.float64)
+        products = np.einsum("rui,ruj->ruij", inner_sums, inner_sums).reshape(R, U, k * k)
+        of_count = np.zeros((D, U))
+        of_count[unit_count, np.arange(U)] = 1.0
+        self.count_products = of_count @ products  # (R, D, k^2)
+        if self.n_levels > 1:
+            V = groups.sizes[-2]
+            parent = groups.parents[-1]
+            # (count, parent) slot of each unit
+            of_slot = np.zeros((D * V, U))
+            of_slot[unit_count * V + parent, np.arange(U)] = 1.0
+            self.count_to_parent = (of_slot @ inner_sums).reshape(R, D, V * k)
+            self.counts_to_parent = (of_slot @ self.inner_counts).reshape(D, V)  # rows of count-d units per parent
+
+    @staticmethod
+    def batch_size(R: int, p: int, groups: NestedGroups, points: int) -> int:
+        """Problems per batch that keep the largest arrays of :meth:`reduce` near 32 MB.
+
+        ``points`` is the most points one evaluation asks for (the start grid).
+        """
+        k, U = p + 1, groups.sizes[-1]
+        V = groups.sizes[-2] if len(groups.sizes) > 1 else 0
+        per_problem = U * k * k + points * (U + k * k + V * k)
+        return int(max(1, min(R, (4 << 20) // max(per_problem, 1))))
 
     def reduce(self, psi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``log|V|`` (R, S), ``W'V^-1 W`` (R, S, p+1, p+1) and validity at variance ratios ``psi`` (R, S, L)."""
         shape = psi.shape[:-1]
         k = self.p + 1
         Q = np.broadcast_to(self.WtW, shape + (k, k)).copy()
-        c, s = self.inner_counts, self.inner_sums
-        logdet = np.zeros(shape)
-        ok = np.ones(shape, dtype=bool)
-        for level in range(self.n_levels - 1, -1, -1):
-            t2 = psi[..., level][..., None]
-            denom = 1.0 + t2 * c
-            ok &= (denom > 0).all(axis=-1)
-            denom = np.where(denom > 0, denom, 1.0)
-            logdet += np.log(denom).sum(axis=-1)
-            f = 1.0 / denom
-            sf = s * f[..., None]
-            Q -= t2[..., None] * (np.swapaxes(s, -1, -2) @ sf)
-            c, s = c * f, sf
-            if level:
-                P = self.up[level - 1]
-                c, s = c @ P.T, P @ s
+        innermost = self.n_levels - 1
+        t2 = psi[..., innermost][..., None]
+        denom = 1.0 + t2 * self.unit_counts  # (R, S, D)
+        ok = (denom > 0).all(axis=-1)
+        denom = np.where(denom > 0, denom, 1.0)
+        logdet = np.log(denom) @ self.units_of_count
+        f = 1.0 / denom
+        Q -= t2[..., None] * (f @ self.count_products).reshape(Q.shape)
+        if innermost:
+            c = f @ self.counts_to_parent  # (R, S, V)
+            s = (f @ self.count_to_parent).reshape(shape + (c.shape[-1], k))
+            for level in range(innermost - 1, -1, -1):
+                t2 = psi[..., level][..., None]
+                denom = 1.0 + t2 * c
+                ok &= (denom > 0).all(axis=-1)
+                denom = np.where(denom > 0, denom, 1.0)
+                logdet += np.log(denom).sum(axis=-1)
+                f = 1.0 / denom
+                sf = s * f[..., None]
+                Q -= t2[..., None] * (np.swapaxes(s, -1, -2) @ sf)
+                if level:
+                    P = self.up[level - 1]
+                    c, s = (c * f) @ P.T, P @ sf
         return logdet, Q, ok
 
     def solve(self, psi: np.ndarray, with_beta: bool = False):
@@ -464,16 +513,49 @@ def fit_nested_lmm(y: np.ndarray, X: np.ndarray, groups: NestedGroups, *, names:
     start grid, then a check of the boundary faces (see :func:`_minimize`); a variance on its
     boundary is exactly 0, as lme4 reports it.
     """
-    y = np.asarray(y, dtype=np.float64).ravel()
-    names = tuple(names) if names is not None else tuple(f"x{j}" for j in range(np.shape(X)[1]))
-    batch = fit_nested_lmm_batch(y[None, :], X, groups, reml=reml)
-    theta = np.sqrt(batch.psi[0])
-    return NestedLMMFit(names=names, coef=_readonly(batch.coef[0]), vcov=_readonly(batch.vcov[0]),
-                        df=_readonly(batch.df[0]), group_names=tuple(groups.names), n_groups=tuple(groups.sizes),
-                        variances=tuple(float(v) for v in batch.variances[0]),
-                        residual_variance=float(batch.residual_variance[0]), theta=tuple(float(t) for t in theta),
-                        deviance=float(batch.deviance[0]), reml=bool(reml), n=int(batch.n),
-                        converged=bool(batch.converged[0]))
+    return fit_nested_lmm_many([y], [X], groups, names=None if names is None else [names], reml=reml)[0]
+
+
+def fit_nested_lmm_many(ys: Sequence[np.ndarray], Xs: Sequence[np.ndarray], groups: NestedGroups, *,
+                        names: Sequence[Sequence[str]] | None = None, reml: bool = True) -> list[NestedLMMFit]:
+    """:func:`fit_nested_lmm` of several equations on the same rows and groups, in one search.
+
+    Parameters
+    ----------
+    ys : sequence of ndarray, each shape (n,)
+    Xs : sequence of ndarray, each shape (n, p)
+        One design per response, all with the same ``n`` and ``p`` (e.g. the outcome equations of
+        the models of one data set).
+    groups : NestedGroups
+    names : sequence of sequence of str, optional
+        Fixed-effect names of each equation.
+    reml : bool, default True
+
+    Returns
+    -------
+    list of NestedLMMFit
+        Each equation's fit; its digits are those of the equation fitted alone (every statistic
+        is computed problem by problem, by the same calls, in any batch).
+    """
+    if len(ys) != len(Xs):
+        raise FidelityMedError(f"{len(ys)} responses for {len(Xs)} designs")
+    if not len(ys):
+        return []
+    Y = np.stack([np.asarray(y, dtype=np.float64).ravel() for y in ys])
+    X = np.stack([np.asarray(X, dtype=np.float64) for X in Xs])
+    if names is None:
+        names = [tuple(f"x{j}" for j in range(X.shape[-1]))] * len(ys)
+    batch = fit_nested_lmm_batch(Y, X, groups, reml=reml)
+    fits = []
+    for r, eq_names in enumerate(names):
+        fits.append(NestedLMMFit(
+            names=tuple(eq_names), coef=_readonly(batch.coef[r]), vcov=_readonly(batch.vcov[r]),
+            df=_readonly(batch.df[r]), group_names=tuple(groups.names), n_groups=tuple(groups.sizes),
+            variances=tuple(float(v) for v in batch.variances[r]),
+            residual_variance=float(batch.residual_variance[r]),
+            theta=tuple(float(t) for t in np.sqrt(batch.psi[r])), deviance=float(batch.deviance[r]),
+            reml=bool(reml), n=int(batch.n), converged=bool(batch.converged[r])))
+    return fits
 
 
 @dataclass(frozen=True, eq=False)
@@ -504,7 +586,10 @@ def fit_nested_lmm_batch(Y: np.ndarray, X: np.ndarray, groups: NestedGroups, *, 
     """
     X = np.asarray(X, dtype=np.float64)
     Y = np.atleast_2d(np.asarray(Y, dtype=np.float64))
-    n, p = X.shape
+    if X.ndim not in (2, 3) or (X.ndim == 3 and X.shape[0] != Y.shape[0]):
+        raise FidelityMedError(f"X must be (n, p) or one (n, p) design per response, (R, n, p); got {X.shape} "
+                               f"for {Y.shape[0]} responses")
+    n, p = X.shape[-2:]
     L = len(groups.sizes)
     if not 1 <= L <= 3:
         raise FidelityMedError(f"nested random intercepts need 1-3 grouping levels; got {L}")
@@ -513,6 +598,19 @@ def fit_nested_lmm_batch(Y: np.ndarray, X: np.ndarray, groups: NestedGroups, *, 
     if Y.shape[1] != n:
         raise FidelityMedError(f"responses have {Y.shape[1]} rows, X has {n}")
     R = Y.shape[0]
+    # problems are independent, so the batch is cut where its arrays would grow past memory
+    size = _Criterion.batch_size(R, p, groups, points=_GRID.size ** L)
+    chunks = [_fit_batch(Y[i:i + size], X if X.ndim == 2 else X[i:i + size], groups, reml)
+              for i in range(0, R, size)]
+    if len(chunks) == 1:
+        return chunks[0]
+    fields = ("coef", "vcov", "df", "psi", "variances", "residual_variance", "deviance", "converged")
+    return NestedLMMBatch(**{f: np.concatenate([getattr(c, f) for c in chunks]) for f in fields}, n=int(n))
+
+
+def _fit_batch(Y: np.ndarray, X: np.ndarray, groups: NestedGroups, reml: bool) -> NestedLMMBatch:
+    n, p = X.shape[-2:]
+    R, L = Y.shape[0], len(groups.sizes)
     crit = _Criterion(X, Y, groups)
     psi, deviance, converged = _optimum(crit, R, L, reml)
     _, _, beta, r2, _ = crit.solve(psi[:, None, :], with_beta=True)

@@ -45,10 +45,10 @@ from ...blas import single_thread
 from ...errors import ConfigError, DataIssue, StudyDataError
 from .._json import json_float
 from ...seeding import SeedLike, root_sequence
-from .lmm import NestedGroups, NestedLMMFit, fit_nested_lmm
+from .lmm import NestedGroups, NestedLMMFit, fit_nested_lmm_many
 
 __all__ = ["IndirectEstimate", "MultilevelMediationResult", "PathEstimate", "indirect_estimates",
-           "mediate_multilevel", "monte_carlo_products"]
+           "mediate_multilevel", "mediate_multilevel_many", "monte_carlo_products"]
 
 #: fewer outermost groups than this get a note (few-cluster inference)
 FEW_GROUPS = 20
@@ -287,16 +287,51 @@ def _level_label(v) -> str:
     return str(v)
 
 
-def _numeric(frame: pd.DataFrame, col: str, rows: np.ndarray) -> np.ndarray:
-    s = frame[col]
-    if s.dtype.kind in "fiub":     # already numbers (an imputed frame): no parse, no per-value check
-        out = s.to_numpy(dtype=np.float64)
-    else:
-        values = pd.to_numeric(s, errors="coerce")
-        bad = np.flatnonzero(values.isna().to_numpy() & s.notna().to_numpy())
+class _Columns:
+    """The columns of one data set, each read once however many models use it."""
+
+    def __init__(self, data: pd.DataFrame):
+        self.data = data
+        self._present: dict[str, np.ndarray] = {}
+        self._numbers: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+        self._factors: dict[str, tuple[np.ndarray, Any]] = {}
+
+    def present(self, col: str) -> np.ndarray:
+        """Rows where ``col`` holds a value."""
+        if col not in self._present:
+            self._present[col] = self.data[col].notna().to_numpy()
+        return self._present[col]
+
+    def numbers(self, col: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """``col`` as floats, and the rows whose value is not a number (``None``: a numeric column)."""
+        if col not in self._numbers:
+            s = self.data[col]
+            if s.dtype.kind in "fiub":  # already numbers (an imputed frame): no parse, no per-value check
+                # a nullable integer or boolean column holds pd.NA where a value is missing
+                values = (s.to_numpy(dtype=np.float64) if isinstance(s.dtype, np.dtype)
+                          else s.to_numpy(dtype=np.float64, na_value=np.nan))
+                self._numbers[col] = values, None
+            else:
+                values = pd.to_numeric(s, errors="coerce")
+                self._numbers[col] = (values.to_numpy(dtype=np.float64),
+                                      values.isna().to_numpy() & self.present(col))
+        return self._numbers[col]
+
+    def factor(self, col: str) -> tuple[np.ndarray, Any]:
+        if col not in self._factors:
+            self._factors[col] = pd.factorize(self.data[col])
+        return self._factors[col]
+
+
+def _numeric(columns: _Columns, col: str, rows: np.ndarray) -> np.ndarray:
+    values, not_a_number = columns.numbers(col)
+    if not_a_number is not None:
+        bad = np.flatnonzero(not_a_number[rows])
         if bad.size:
-            raise StudyDataError([DataIssue(None, int(rows[i]) + 2, col, s.iloc[i], "a number") for i in bad[:5]])
-        out = values.to_numpy(dtype=np.float64)
+            raw = columns.data[col]
+            raise StudyDataError([DataIssue(None, int(rows[i]) + 2, col, raw.iloc[rows[i]], "a number")
+                                  for i in bad[:5]])
+    out = values[rows]
     if not np.isfinite(out).all():
         i = int(np.flatnonzero(~np.isfinite(out))[0])
         raise StudyDataError(row=int(rows[i]) + 2, column=col, value=float(out[i]), expected="a finite number")
@@ -332,7 +367,14 @@ def _check_nesting(frame: pd.DataFrame, nested: NestedGroups) -> None:
                                           "(crossed, not nested, or mislabelled rows)")
 
 
-def _prepare(data, x, m, y, covariates, categorical, groups):
+def _prepare(data, x, m, y, covariates, categorical, groups, nestings: dict | None = None,
+             columns: _Columns | None = None):
+    """The complete rows' values, covariate block and nesting of one model.
+
+    ``columns`` reads each column of ``data`` once for all the models given it; ``nestings``
+    caches the checked :class:`NestedGroups` by grouping columns and complete rows, so the models
+    of one data set that analyse the same rows share it.
+    """
     if not isinstance(data, pd.DataFrame):
         raise ConfigError(f"data must be a pandas DataFrame; got {type(data).__name__}")
     for role, col in {"x": x, "m": m, "y": y}.items():
@@ -353,23 +395,31 @@ def _prepare(data, x, m, y, covariates, categorical, groups):
     for col in categorical:
         if col not in covariates:
             raise ConfigError(f"categorical column {col!r} must also be listed among the covariates")
-    complete = data[used].notna().all(axis=1).to_numpy()
+    columns = _Columns(data) if columns is None else columns
+    complete = np.logical_and.reduce([columns.present(c) for c in used])
     rows = np.flatnonzero(complete)
-    frame = data.iloc[rows][used].reset_index(drop=True)
-    values = {c: _numeric(frame, c, rows) for c in [x, m, y, *covariates] if c not in categorical}
+    values = {c: _numeric(columns, c, rows) for c in [x, m, y, *covariates] if c not in categorical}
     for col in (x, m, y):
         if np.ptp(values[col]) == 0:
             raise StudyDataError(column=col, value=float(values[col][0]),
                                  expected="a variable that varies (the column is constant in the complete cases)")
-    nested = NestedGroups.from_columns([frame[g].to_numpy() for g in groups], groups)
-    _check_nesting(frame, nested)
+    key = (tuple(groups), rows.tobytes())
+    nested = None if nestings is None else nestings.get(key)
+    if nested is None:
+        frame = data.iloc[rows][groups].reset_index(drop=True)
+        nested = NestedGroups.from_columns([frame[g].to_numpy() for g in groups], groups)
+        _check_nesting(frame, nested)
+        if nestings is not None:
+            nestings[key] = nested
     blocks, names = [], []
     for col in covariates:
         if col in categorical:
-            value_code, uniques = pd.factorize(frame[col])
-            order = sorted(range(len(uniques)), key=lambda i: (isinstance(uniques[i], str), uniques[i]))
+            codes, uniques = columns.factor(col)
+            value_code = codes[rows]
+            levels = np.unique(value_code)  # the levels of the complete rows
+            order = sorted(levels.tolist(), key=lambda i: (isinstance(uniques[i], str), uniques[i]))
             if len(order) < 2:
-                raise StudyDataError(column=col, value=uniques[0] if len(uniques) else None,
+                raise StudyDataError(column=col, value=uniques[order[0]] if len(order) else None,
                                      expected="at least two levels of a categorical covariate")
             for i in order[1:]:
                 blocks.append((value_code == i).astype(np.float64))
@@ -377,8 +427,8 @@ def _prepare(data, x, m, y, covariates, categorical, groups):
         else:
             blocks.append(values[col])
             names.append(col)
-    C = np.column_stack(blocks) if blocks else np.empty((len(frame), 0))
-    return values[x], values[m], values[y], C, tuple(names), nested, len(data) - len(frame)
+    C = np.column_stack(blocks) if blocks else np.empty((rows.size, 0))
+    return values[x], values[m], values[y], C, tuple(names), nested, len(data) - rows.size
 
 
 def cluster_mean_centre(v: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -456,11 +506,91 @@ def mediate_multilevel(data: pd.DataFrame, x: str, m: str, y: str, covariates: S
     ...                          groups=["team", "case_manager"], seed=1)   # doctest: +SKIP
     >>> res.to_dict()["indirect"]["indirect_between"]                        # doctest: +SKIP
     """
+    _check_options(conf, n_mc)
+    equations = _model_equations(data, x, m, y, covariates, categorical, groups, decompose)
+    (med, out), = _fit_equations([equations], reml)
+    return _result(equations, med, out, conf=conf, n_mc=n_mc, seed=seed, reml=reml)
+
+
+@single_thread()  # one BLAS thread: the same digits under any thread count
+def mediate_multilevel_many(data: pd.DataFrame, models: Sequence[dict[str, Any]], *,
+                            groups: Sequence[str] = ("team",), decompose: bool = True, conf: float = 0.95,
+                            n_mc: int = 20000, seeds: Sequence[SeedLike] | None = None,
+                            reml: bool = True) -> list[MultilevelMediationResult]:
+    """:func:`mediate_multilevel` of several models on one data set, their equations fitted together.
+
+    Parameters
+    ----------
+    data
+        One row per client.
+    models
+        One dict per model: ``x``, ``m``, ``y`` and optionally ``covariates`` and ``categorical``.
+    groups, decompose, conf, n_mc, reml
+        As in :func:`mediate_multilevel`, for every model.
+    seeds
+        The Monte Carlo seed of each model (``None``: unseeded).
+
+    Returns
+    -------
+    list of MultilevelMediationResult
+        In the order of ``models``; each the result :func:`mediate_multilevel` gives that model
+        with its seed, up to the last digits of the REML searches (below the engine's 1e-5 accuracy
+        against lme4; a model's digits do not depend on the other models of the batch).
+
+    Notes
+    -----
+    The mediator equations of all models with the same complete rows and number of fixed effects
+    form one batch of :func:`.lmm.fit_nested_lmm_batch`, and so do the outcome equations: each
+    search is the single fit's, run in one pass over all the problems, so the per-call overhead
+    of small numpy operations is paid once per batch rather than once per equation.
+    """
+    _check_options(conf, n_mc)
+    seeds = [None] * len(models) if seeds is None else list(seeds)
+    if len(seeds) != len(models):
+        raise ConfigError(f"{len(seeds)} seeds for {len(models)} models")
+    if not isinstance(data, pd.DataFrame):
+        raise ConfigError(f"data must be a pandas DataFrame; got {type(data).__name__}")
+    nestings: dict = {}
+    columns = _Columns(data)
+    equations = [_model_equations(data, mdl["x"], mdl["m"], mdl["y"], mdl.get("covariates", ()),
+                                  mdl.get("categorical", ()), groups, decompose, nestings, columns)
+                 for mdl in models]
+    fits = _fit_equations(equations, reml)
+    return [_result(eq, med, out, conf=conf, n_mc=n_mc, seed=seed, reml=reml)
+            for eq, (med, out), seed in zip(equations, fits, seeds, strict=True)]
+
+
+def _check_options(conf: float, n_mc: int) -> None:
     if not 0.0 < conf < 1.0:
         raise ConfigError(f"conf must lie strictly between 0 and 1; got {conf!r}")
     if isinstance(n_mc, bool) or not isinstance(n_mc, (int, np.integer)) or n_mc < 100:
         raise ConfigError(f"n_mc must be an integer >= 100; got {n_mc!r}")
-    xv, mv, yv, C, cov_names, nested, n_dropped = _prepare(data, x, m, y, covariates, categorical, groups)
+
+
+@dataclass(frozen=True, eq=False)
+class _Equations:
+    """The two equations of one model, ready to fit."""
+
+    x: str
+    m: str
+    y: str
+    covariates: tuple[str, ...]
+    decompose: bool
+    design: str
+    nested: NestedGroups
+    n: int
+    n_dropped: int
+    x_names: tuple[str, ...]
+    m_names: tuple[str, ...]
+    mediator: tuple[np.ndarray, np.ndarray, tuple[str, ...]]  # response, design, names
+    outcome: tuple[np.ndarray, np.ndarray, tuple[str, ...]]
+    notes: tuple[str, ...]
+
+
+def _model_equations(data, x, m, y, covariates, categorical, groups, decompose,
+                     nestings: dict | None = None, columns: _Columns | None = None) -> _Equations:
+    xv, mv, yv, C, cov_names, nested, n_dropped = _prepare(data, x, m, y, covariates, categorical, groups,
+                                                           nestings, columns)
     n = xv.size
     top = nested.codes[0]
     notes: list[str] = []
@@ -490,16 +620,39 @@ def mediate_multilevel(data: pd.DataFrame, x: str, m: str, y: str, covariates: S
                                  expected=f"predictors {list(names[1:])} that are not collinear (e.g. a covariate "
                                           f"that is constant within {nested.names[0]} and equals the "
                                           f"{nested.names[0]} mean of {x} or {m})")
-    med = fit_nested_lmm(mv, X_med, nested, names=names_med, reml=reml)
-    out = fit_nested_lmm(yv, X_out, nested, names=names_out, reml=reml)
+    return _Equations(x=x, m=m, y=y, covariates=tuple(covariates), decompose=bool(decompose), design=design,
+                      nested=nested, n=int(n), n_dropped=int(n_dropped), x_names=tuple(x_names),
+                      m_names=tuple(m_names), mediator=(mv, X_med, names_med), outcome=(yv, X_out, names_out),
+                      notes=tuple(notes))
 
-    suffixes = ["_between", "_within"][:len(x_names)] if decompose else [""]
+
+def _fit_equations(equations: Sequence[_Equations], reml: bool) -> list[tuple[NestedLMMFit, NestedLMMFit]]:
+    """The mediator and outcome fits of every model; equations on the same rows with as many
+    fixed effects are one batch."""
+    problems = [(k, role, getattr(eq, role)) for k, eq in enumerate(equations) for role in ("mediator", "outcome")]
+    batches: dict[tuple, list] = {}
+    for k, role, (response, X, names) in problems:
+        batches.setdefault((id(equations[k].nested), X.shape), []).append((k, role, response, X, names))
+    fitted: dict[tuple[int, str], NestedLMMFit] = {}
+    for members in batches.values():
+        nested = equations[members[0][0]].nested
+        fits = fit_nested_lmm_many([r for _, _, r, _, _ in members], [X for _, _, _, X, _ in members], nested,
+                                   names=[nm for *_, nm in members], reml=reml)
+        for (k, role, *_), fit in zip(members, fits, strict=True):
+            fitted[k, role] = fit
+    return [(fitted[k, "mediator"], fitted[k, "outcome"]) for k in range(len(equations))]
+
+
+def _result(eq: _Equations, med: NestedLMMFit, out: NestedLMMFit, *, conf: float, n_mc: int, seed: SeedLike,
+            reml: bool) -> MultilevelMediationResult:
+    decompose = eq.decompose
+    suffixes = ["_between", "_within"][:len(eq.x_names)] if decompose else [""]
     path_specs = []  # (path name, fit, coefficient name)
-    for sfx, xn in zip(suffixes, x_names):
+    for sfx, xn in zip(suffixes, eq.x_names):
         path_specs.append((f"a{sfx}", med, xn))
-    for sfx, mn in zip(["_between", "_within"] if decompose else [""], m_names):
+    for sfx, mn in zip(["_between", "_within"] if decompose else [""], eq.m_names):
         path_specs.append((f"b{sfx}", out, mn))
-    for sfx, xn in zip(suffixes, x_names):
+    for sfx, xn in zip(suffixes, eq.x_names):
         path_specs.append((f"c_prime{sfx}", out, xn))
     paths = tuple(PathEstimate(name, **fit.coef_of(coef_name, conf)) for name, fit, coef_name in path_specs)
 
@@ -507,17 +660,19 @@ def mediate_multilevel(data: pd.DataFrame, x: str, m: str, y: str, covariates: S
     indirect = indirect_estimates(*_indirect_distribution(med, out, decompose), int(n_mc), conf,
                                   np.random.Generator(np.random.PCG64(seq)))
 
+    nested = eq.nested
+    notes = list(eq.notes)
     n_top = nested.sizes[0]
     if n_top < FEW_GROUPS:
         notes.append(f"only {n_top} {nested.names[0]} groups: between-{nested.names[0]} paths rest on {n_top} "
                      f"units (see their Satterthwaite df); treat their p-values and CIs with caution")
-    for eq, fit in (("mediator", med), ("outcome", out)):
+    for name, fit in (("mediator", med), ("outcome", out)):
         if fit.singular:
             at_zero = [g for g, t in zip(fit.group_names, fit.theta) if t < 1e-4]
-            notes.append(f"{eq} model: singular fit, the {' and '.join(at_zero)} variance estimated at its "
+            notes.append(f"{name} model: singular fit, the {' and '.join(at_zero)} variance estimated at its "
                          "boundary 0 (the model reduces to fewer levels)")
     return MultilevelMediationResult(
-        x=x, m=m, y=y, covariates=tuple(covariates), groups=tuple(nested.names), decompose=bool(decompose),
-        design=design, reml=bool(reml), conf=float(conf), n=int(n), n_dropped=int(n_dropped), paths=paths,
+        x=eq.x, m=eq.m, y=eq.y, covariates=eq.covariates, groups=tuple(nested.names), decompose=decompose,
+        design=eq.design, reml=bool(reml), conf=float(conf), n=eq.n, n_dropped=eq.n_dropped, paths=paths,
         indirect=indirect, mediator_fit=med, outcome_fit=out, n_mc=int(n_mc), seed=_seed_report(seed, seq),
         notes=tuple(notes))
