@@ -180,6 +180,20 @@ def test_print_png_holds_the_pixels_savefig_draws():
     assert ours.text == {}                                    # no software or date chunk
 
 
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_print_png_encoder_round_trips_through_pillow(mode):
+    """_png writes its own chunks: Pillow checks their CRCs (verify) and reads back every pixel and the dpi."""
+    rng = np.random.default_rng(2)
+    pixels = rng.integers(0, 256, (37, 53, len(mode)), dtype=np.uint8)
+    pixels[:10] = 255                                         # white rows, as around a drawing
+    data = F._png(Image.fromarray(pixels, mode), F.PRINT_DPI)
+    Image.open(io.BytesIO(data)).verify()
+    back = Image.open(io.BytesIO(data))
+    assert back.mode == mode and np.array_equal(np.asarray(back), pixels)
+    assert back.info["dpi"] == pytest.approx((F.PRINT_DPI, F.PRINT_DPI), abs=0.01)
+    assert F._png(Image.fromarray(pixels, mode), F.PRINT_DPI) == data
+
+
 # --------------------------------------------------------------------------- declared labels
 
 @pytest.fixture(scope="module")
