@@ -472,6 +472,10 @@ def test_equations_with_their_own_designs_in_one_batch_equal_one_fit_each():
         for field in ("coef", "vcov", "df"):
             np.testing.assert_array_equal(getattr(fit, field), getattr(one, field))
         assert (fit.variances, fit.deviance, fit.converged) == (one.variances, one.deviance, one.converged)
+    with pytest.raises(FidelityMedError, match="same n"):
+        fit_nested_lmm_many([responses[0], responses[1][:-1]], [designs[0], designs[1][:-1]], groups)
+    with pytest.raises(FidelityMedError, match="as many fixed effects"):
+        fit_nested_lmm_many(responses[:2], [designs[0], designs[1][:, :3]], groups)
 
 
 def test_many_models_equal_each_model_alone():

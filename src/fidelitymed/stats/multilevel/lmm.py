@@ -51,7 +51,7 @@ from ...blas import single_thread
 from ...errors import FidelityMedError
 
 __all__ = ["NestedGroups", "NestedLMMBatch", "NestedLMMFit", "fit_nested_lmm", "fit_nested_lmm_batch",
-           "fit_nested_lmm_many"]
+           "fit_nested_lmm_many", "fits_from_statistics", "equation_statistics"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 #: lme4's isSingular() tolerance on theta
@@ -90,8 +90,8 @@ class NestedGroups:
 
 
 class _Criterion:
-    """Sufficient statistics of one or ``R`` problems (same X and groups, responses ``Y``) and the
-    closed-form criteria.
+    """Sufficient statistics of one or ``R`` problems on the same rows and groups (one design for
+    many responses, or a design per response) and the closed-form criteria.
 
     Every method takes parameter points of shape ``(R, S, ...)`` — ``S`` points for each of the
     ``R`` problems (``R = 1`` for a single response) — and evaluates all of them in one pass, so a
@@ -101,35 +101,12 @@ class _Criterion:
     analytic slightly below 0, so central differences are valid there.
     """
 
-    def __init__(self, X: np.ndarray, Y: np.ndarray, groups: NestedGroups):
-        X = np.asarray(X, dtype=np.float64)
-        self.n, self.p = X.shape[-2:]
-        p, k = self.p, self.p + 1
-        Y = np.atleast_2d(np.asarray(Y, dtype=np.float64))  # (R, n)
-        R = Y.shape[0]
-        inner = groups.codes[-1]
-        U = groups.sizes[-1]
-        self.inner_counts = np.bincount(inner, minlength=U).astype(np.float64)
-        if X.ndim == 2:
-            # one design for every response (simulated data sets): one product for all of them
-            XtY = Y @ X
-            WtW = np.empty((R, k, k))
-            WtW[:, :p, :p] = X.T @ X
-            WtW[:, :p, p] = WtW[:, p, :p] = XtY
-            WtW[:, p, p] = np.einsum("ri,ri->r", Y, Y)
-            sums = np.zeros((U, p + R))
-            np.add.at(sums, inner, np.column_stack([X, Y.T]))
-            inner_sums = np.empty((R, U, k))
-            inner_sums[:, :, :p] = sums[:, :p]
-            inner_sums[:, :, p] = sums[:, p:].T
-        else:
-            # a design per response (the equations of many models): every statistic is computed
-            # problem by problem by the same calls, so a problem gives the same digits in any batch
-            W = np.concatenate([X, Y[:, :, None]], axis=2)  # (R, n, k)
-            WtW = np.swapaxes(W, 1, 2) @ W
-            sums = np.zeros((U, R * k))
-            np.add.at(sums, inner, np.swapaxes(W, 0, 1).reshape(self.n, R * k))
-            inner_sums = np.swapaxes(sums.reshape(U, R, k), 0, 1)
+    def __init__(self, WtW: np.ndarray, inner_sums: np.ndarray, n: int, groups: NestedGroups):
+        """From each problem's ``W'W`` (R, k, k) and innermost units' sums of ``W`` (R, U, k),
+        ``W = [X, y]`` (:func:`shared_design_statistics`, :func:`equation_statistics`)."""
+        R, U, k = inner_sums.shape
+        self.n, self.p = int(n), k - 1
+        self.inner_counts = np.bincount(groups.codes[-1], minlength=U).astype(np.float64)
         self.WtW = WtW[:, None]  # (R, 1, k, k): broadcasts against the S points of each problem
         # dense 0/1 maps child -> parent (a few dozen units: a matmul beats np.add.at)
         self.up = []
@@ -258,6 +235,36 @@ class _Criterion:
         _, L, _, _, _ = self.solve((varpar[..., :-1] / varpar[..., -1:]) ** 2)
         Linv = np.linalg.inv(L)
         return (varpar[..., -1] ** 2)[..., None, None] * (np.swapaxes(Linv, -1, -2) @ Linv)
+
+
+def shared_design_statistics(X: np.ndarray, Y: np.ndarray, groups: NestedGroups) -> tuple[np.ndarray, np.ndarray]:
+    """:class:`_Criterion`'s statistics of R responses ``Y`` (R, n) on one design ``X`` (n, p), in
+    one product for all of them (simulated data sets)."""
+    n, p = X.shape
+    k, R, U = p + 1, Y.shape[0], groups.sizes[-1]
+    WtW = np.empty((R, k, k))
+    WtW[:, :p, :p] = X.T @ X
+    WtW[:, :p, p] = WtW[:, p, :p] = Y @ X
+    WtW[:, p, p] = np.einsum("ri,ri->r", Y, Y)
+    sums = np.zeros((U, p + R))
+    np.add.at(sums, groups.codes[-1], np.column_stack([X, Y.T]))
+    inner_sums = np.empty((R, U, k))
+    inner_sums[:, :, :p] = sums[:, :p]
+    inner_sums[:, :, p] = sums[:, p:].T
+    return WtW, inner_sums
+
+
+def equation_statistics(y: np.ndarray, X: np.ndarray, groups: NestedGroups) -> tuple[np.ndarray, np.ndarray]:
+    """``W'W`` (k, k) and the innermost units' sums of ``W`` (U, k), ``W = [X, y]``: all that the
+    criterion reads of one equation, so a batch of equations need not hold their designs.
+
+    Computed equation by equation by the same calls, so an equation's fit has the same digits
+    alone and in any batch.
+    """
+    W = np.column_stack([X, y])
+    sums = np.zeros((groups.sizes[-1], W.shape[1]))
+    np.add.at(sums, groups.codes[-1], W)
+    return W.T @ W, sums
 
 
 def _stencil_offsets(k: int) -> np.ndarray:
@@ -541,11 +548,30 @@ def fit_nested_lmm_many(ys: Sequence[np.ndarray], Xs: Sequence[np.ndarray], grou
         raise FidelityMedError(f"{len(ys)} responses for {len(Xs)} designs")
     if not len(ys):
         return []
-    Y = np.stack([np.asarray(y, dtype=np.float64).ravel() for y in ys])
-    X = np.stack([np.asarray(X, dtype=np.float64) for X in Xs])
+    statistics, n = [], None
+    for y, X in zip(ys, Xs, strict=True):
+        y, X = np.asarray(y, dtype=np.float64).ravel(), np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[0] != y.size or (n is not None and X.shape[0] != n):
+            raise FidelityMedError(f"each design must be (n, p) with one row per response value, the same n for "
+                                   f"all; got {X.shape} for {y.size} values")
+        n = X.shape[0]
+        statistics.append(equation_statistics(y, X, groups))
+    return fits_from_statistics(statistics, n, groups, names=names, reml=reml)
+
+
+def fits_from_statistics(statistics: Sequence[tuple[np.ndarray, np.ndarray]], n: int, groups: NestedGroups, *,
+                         names: Sequence[Sequence[str]] | None = None, reml: bool = True) -> list[NestedLMMFit]:
+    """:func:`fit_nested_lmm_many` from each equation's :func:`equation_statistics` (same ``p``)."""
+    if not statistics:
+        return []
+    shapes = {wtw.shape for wtw, _ in statistics}
+    if len(shapes) != 1:
+        raise FidelityMedError(f"the equations of one batch need as many fixed effects; got W'W shapes {sorted(shapes)}")
+    WtW = np.stack([wtw for wtw, _ in statistics])
+    inner_sums = np.stack([sums for _, sums in statistics])
     if names is None:
-        names = [tuple(f"x{j}" for j in range(X.shape[-1]))] * len(ys)
-    batch = fit_nested_lmm_batch(Y, X, groups, reml=reml)
+        names = [tuple(f"x{j}" for j in range(WtW.shape[-1] - 1))] * len(statistics)
+    batch = fit_statistics(WtW, inner_sums, n, groups, reml=reml)
     fits = []
     for r, eq_names in enumerate(names):
         fits.append(NestedLMMFit(
@@ -590,17 +616,29 @@ def fit_nested_lmm_batch(Y: np.ndarray, X: np.ndarray, groups: NestedGroups, *, 
         raise FidelityMedError(f"X must be (n, p) or one (n, p) design per response, (R, n, p); got {X.shape} "
                                f"for {Y.shape[0]} responses")
     n, p = X.shape[-2:]
-    L = len(groups.sizes)
+    if Y.shape[1] != n:
+        raise FidelityMedError(f"responses have {Y.shape[1]} rows, X has {n}")
+    if X.ndim == 2:
+        WtW, inner_sums = shared_design_statistics(X, Y, groups)
+    else:
+        WtW, inner_sums = (np.stack(a) for a in zip(*(equation_statistics(y, Xr, groups)
+                                                       for y, Xr in zip(Y, X, strict=True))))
+    return fit_statistics(WtW, inner_sums, n, groups, reml=reml)
+
+
+def fit_statistics(WtW: np.ndarray, inner_sums: np.ndarray, n: int, groups: NestedGroups, *,
+                   reml: bool = True) -> NestedLMMBatch:
+    """:func:`fit_nested_lmm_batch` from the problems' statistics (:func:`equation_statistics`,
+    stacked: ``WtW`` (R, k, k), ``inner_sums`` (R, U, k)) of ``n`` rows each."""
+    R, _, k = inner_sums.shape
+    p, L = k - 1, len(groups.sizes)
     if not 1 <= L <= 3:
         raise FidelityMedError(f"nested random intercepts need 1-3 grouping levels; got {L}")
     if n <= p:
         raise FidelityMedError(f"{n} rows but {p} fixed effects")
-    if Y.shape[1] != n:
-        raise FidelityMedError(f"responses have {Y.shape[1]} rows, X has {n}")
-    R = Y.shape[0]
     # problems are independent, so the batch is cut where its arrays would grow past memory
     size = _Criterion.batch_size(R, p, groups, points=_GRID.size ** L)
-    chunks = [_fit_batch(Y[i:i + size], X if X.ndim == 2 else X[i:i + size], groups, reml)
+    chunks = [_fit_batch(_Criterion(WtW[i:i + size], inner_sums[i:i + size], n, groups), reml)
               for i in range(0, R, size)]
     if len(chunks) == 1:
         return chunks[0]
@@ -608,10 +646,9 @@ def fit_nested_lmm_batch(Y: np.ndarray, X: np.ndarray, groups: NestedGroups, *, 
     return NestedLMMBatch(**{f: np.concatenate([getattr(c, f) for c in chunks]) for f in fields}, n=int(n))
 
 
-def _fit_batch(Y: np.ndarray, X: np.ndarray, groups: NestedGroups, reml: bool) -> NestedLMMBatch:
-    n, p = X.shape[-2:]
-    R, L = Y.shape[0], len(groups.sizes)
-    crit = _Criterion(X, Y, groups)
+def _fit_batch(crit: _Criterion, reml: bool) -> NestedLMMBatch:
+    n, p = crit.n, crit.p
+    R, L = crit.WtW.shape[0], crit.n_levels
     psi, deviance, converged = _optimum(crit, R, L, reml)
     _, _, beta, r2, _ = crit.solve(psi[:, None, :], with_beta=True)
     beta, r2 = beta[:, 0], r2[:, 0]

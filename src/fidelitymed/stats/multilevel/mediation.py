@@ -45,7 +45,7 @@ from ...blas import single_thread
 from ...errors import ConfigError, DataIssue, StudyDataError
 from .._json import json_float
 from ...seeding import SeedLike, root_sequence
-from .lmm import NestedGroups, NestedLMMFit, fit_nested_lmm_many
+from .lmm import NestedGroups, NestedLMMFit, equation_statistics, fits_from_statistics
 
 __all__ = ["IndirectEstimate", "MultilevelMediationResult", "PathEstimate", "indirect_estimates",
            "mediate_multilevel", "mediate_multilevel_many", "monte_carlo_products"]
@@ -582,8 +582,10 @@ class _Equations:
     n_dropped: int
     x_names: tuple[str, ...]
     m_names: tuple[str, ...]
-    mediator: tuple[np.ndarray, np.ndarray, tuple[str, ...]]  # response, design, names
-    outcome: tuple[np.ndarray, np.ndarray, tuple[str, ...]]
+    # each equation as what its fit reads (equation_statistics) and its fixed-effect names: a model
+    # holds a few kB rather than its designs (at 20,000 clients ~3 MB each)
+    mediator: tuple[tuple[np.ndarray, np.ndarray], tuple[str, ...]]
+    outcome: tuple[tuple[np.ndarray, np.ndarray], tuple[str, ...]]
     notes: tuple[str, ...]
 
 
@@ -622,22 +624,24 @@ def _model_equations(data, x, m, y, covariates, categorical, groups, decompose,
                                           f"{nested.names[0]} mean of {x} or {m})")
     return _Equations(x=x, m=m, y=y, covariates=tuple(covariates), decompose=bool(decompose), design=design,
                       nested=nested, n=int(n), n_dropped=int(n_dropped), x_names=tuple(x_names),
-                      m_names=tuple(m_names), mediator=(mv, X_med, names_med), outcome=(yv, X_out, names_out),
+                      m_names=tuple(m_names), mediator=(equation_statistics(mv, X_med, nested), names_med),
+                      outcome=(equation_statistics(yv, X_out, nested), names_out),
                       notes=tuple(notes))
 
 
 def _fit_equations(equations: Sequence[_Equations], reml: bool) -> list[tuple[NestedLMMFit, NestedLMMFit]]:
     """The mediator and outcome fits of every model; equations on the same rows with as many
     fixed effects are one batch."""
-    problems = [(k, role, getattr(eq, role)) for k, eq in enumerate(equations) for role in ("mediator", "outcome")]
     batches: dict[tuple, list] = {}
-    for k, role, (response, X, names) in problems:
-        batches.setdefault((id(equations[k].nested), X.shape), []).append((k, role, response, X, names))
+    for k, eq in enumerate(equations):
+        for role in ("mediator", "outcome"):
+            statistics, names = getattr(eq, role)
+            batches.setdefault((id(eq.nested), statistics[0].shape), []).append((k, role, statistics, names))
     fitted: dict[tuple[int, str], NestedLMMFit] = {}
     for members in batches.values():
-        nested = equations[members[0][0]].nested
-        fits = fit_nested_lmm_many([r for _, _, r, _, _ in members], [X for _, _, _, X, _ in members], nested,
-                                   names=[nm for *_, nm in members], reml=reml)
+        first = equations[members[0][0]]
+        fits = fits_from_statistics([st for _, _, st, _ in members], first.n, first.nested,
+                                    names=[nm for *_, nm in members], reml=reml)
         for (k, role, *_), fit in zip(members, fits, strict=True):
             fitted[k, role] = fit
     return [(fitted[k, "mediator"], fitted[k, "outcome"]) for k in range(len(equations))]
