@@ -203,3 +203,14 @@ def test_pool_errors(med_results):
         pool_mediation(med_results, "boot_mi")
     with pytest.raises(ConfigError, match="at least 2"):
         pool_mediation(med_results[:1], "stacked")
+
+
+def test_stacked_draws_are_read_by_column_name():
+    """The stacked pooling reads the named draws from the frame's block, in the asked order."""
+    from fidelitymed.stats.pooling import _draw_columns
+
+    draws = pd.DataFrame(np.arange(12.0).reshape(4, 3), columns=["ab", "contrast:1-2", "ab_std"])
+    np.testing.assert_array_equal(_draw_columns(draws, ["ab", "contrast:1-2", "ab_std"]), draws.to_numpy())
+    np.testing.assert_array_equal(_draw_columns(draws, ["ab_std", "ab"]), draws[["ab_std", "ab"]].to_numpy())
+    with pytest.raises(KeyError, match="'ab2'"):
+        _draw_columns(draws, ["ab", "ab2"])

@@ -469,6 +469,18 @@ def _interval(draws: np.ndarray, conf: float) -> tuple[np.ndarray, np.ndarray]:
     return q[0], q[1]
 
 
+def _draw_columns(draws: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """``draws[columns].to_numpy()`` read from the frame's one float block: a pandas column
+    selection per imputation and model cost 0.3 s of the demo study's pooling."""
+    if list(draws.columns) == columns:
+        return draws.to_numpy()
+    positions = draws.columns.get_indexer(columns)
+    if (positions < 0).any():
+        raise KeyError(f"{[c for c, i in zip(columns, positions) if i < 0]} not among the bootstrap draws' "
+                       f"columns {list(draws.columns)}")
+    return draws.to_numpy()[:, positions]
+
+
 def _stacked(results, columns, n_boot, n_boot_failed, notes) -> tuple[np.ndarray, int, int]:
     """The ``stacked`` draws of ``columns`` over all imputations, the reported n_boot and failures (adds the note)."""
     missing = [i for i, r in enumerate(results) if r.boot_draws is None]
@@ -476,7 +488,7 @@ def _stacked(results, columns, n_boot, n_boot_failed, notes) -> tuple[np.ndarray
         raise ConfigError("pool='stacked' needs the bootstrap draws of every imputation: fit them with "
                           f"mediate(..., save_boot=True, n_boot>0) (imputations {missing} have none)")
     first = results[0]
-    draws = np.concatenate([r.boot_draws[list(columns)].to_numpy() for r in results])
+    draws = np.concatenate([_draw_columns(r.boot_draws, list(columns)) for r in results])
     notes.append(f"indirect effects: percentile limits over the {draws.shape[0]} stacked bootstrap draws "
                  f"({len(results)} imputations x {first.n_boot}); estimate = mean over imputations")
     n_failed = int(sum(r.n_boot_failed for r in results)) + int(n_boot_failed)
