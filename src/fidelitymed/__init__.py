@@ -22,6 +22,7 @@ _EXPORTS: dict[str, str] = {
     "MediationResult": "fidelitymed.stats.mediation",
     "icc": "fidelitymed.stats.nested",
     "mediate_multilevel": "fidelitymed.stats.multilevel",
+    "mediate_multilevel_many": "fidelitymed.stats.multilevel",
     "MultilevelMediationResult": "fidelitymed.stats.multilevel",
     "domain_analysis": "fidelitymed.stats.domains",
     "domain_exposure": "fidelitymed.exposure",
