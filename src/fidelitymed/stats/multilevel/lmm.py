@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special, stats
+from scipy import special, stats
 
 from ...blas import single_thread
 from ...errors import FidelityMedError
@@ -571,7 +571,7 @@ def fits_from_statistics(statistics: Sequence[tuple[np.ndarray, np.ndarray]], n:
     inner_sums = np.stack([sums for _, sums in statistics])
     if names is None:
         names = [tuple(f"x{j}" for j in range(WtW.shape[-1] - 1))] * len(statistics)
-    batch = fit_statistics(WtW, inner_sums, n, groups, reml=reml)
+    batch = _fit_statistics(WtW, inner_sums, n, groups, reml=reml)
     fits = []
     for r, eq_names in enumerate(names):
         fits.append(NestedLMMFit(
@@ -623,10 +623,10 @@ def fit_nested_lmm_batch(Y: np.ndarray, X: np.ndarray, groups: NestedGroups, *, 
     else:
         WtW, inner_sums = (np.stack(a) for a in zip(*(equation_statistics(y, Xr, groups)
                                                        for y, Xr in zip(Y, X, strict=True))))
-    return fit_statistics(WtW, inner_sums, n, groups, reml=reml)
+    return _fit_statistics(WtW, inner_sums, n, groups, reml=reml)
 
 
-def fit_statistics(WtW: np.ndarray, inner_sums: np.ndarray, n: int, groups: NestedGroups, *,
+def _fit_statistics(WtW: np.ndarray, inner_sums: np.ndarray, n: int, groups: NestedGroups, *,
                    reml: bool = True) -> NestedLMMBatch:
     """:func:`fit_nested_lmm_batch` from the problems' statistics (:func:`equation_statistics`,
     stacked: ``WtW`` (R, k, k), ``inner_sums`` (R, U, k)) of ``n`` rows each."""
