@@ -107,6 +107,13 @@ def test_figures_drawn_before_the_results_give_the_same_report(tmp_path, results
     serial = _files(reports[0])
     assert _files(out) == serial
     assert serial["figures/figure1_model.png"] == drawn["model"].png
+    # what a study run draws before its first map: the trajectories alone; the rest are drawn after
+    some = draw_study_figures(StudyConfig(), make_assessments(), names=("fidelity_trajectories",))
+    assert set(some) == {"fidelity_trajectories"}
+    out = tmp_path / "some"
+    render_report(results, out, fidelity_assessments=make_assessments(), config=StudyConfig(), executor=executor,
+                  drawn=some)
+    assert _files(out) == serial
 
 
 def test_drawn_figures_are_not_drawn_again(results, monkeypatch):

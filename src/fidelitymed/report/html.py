@@ -204,14 +204,16 @@ def render_report(results: dict[str, Any], out_dir: str | os.PathLike, *,
                        executor=executor, drawn=drawn)
 
 
-def draw_study_figures(config: Any, fidelity_assessments: pd.DataFrame | str | os.PathLike | None = None
-                       ) -> dict[str, F.RenderedFigure]:
+def draw_study_figures(config: Any, fidelity_assessments: pd.DataFrame | str | os.PathLike | None = None,
+                       names: Sequence[str] | None = None) -> dict[str, F.RenderedFigure]:
     """Draw, in this process, the report's figures that need no results: for ``render_report(drawn=...)``.
 
-    The conceptual model and the team fidelity trajectories depend on the configuration and
-    the assessments alone (:func:`fidelitymed.report.figures.study_figure_builders`). A study
-    run draws them while a process pool's workers are still starting, where this process would
-    otherwise wait. ``config`` is the study configuration the report will be rendered with.
+    The conceptual model (``"model"``) and the team fidelity trajectories
+    (``"fidelity_trajectories"``) depend on the configuration and the assessments alone
+    (:func:`fidelitymed.report.figures.study_figure_builders`). A study run draws them while a
+    process pool's workers are still starting, where this process would otherwise wait.
+    ``config`` is the study configuration the report will be rendered with; ``names`` picks
+    some of these figures (``None``: all).
     """
     if config is None:
         from ..errors import ConfigError
@@ -220,6 +222,8 @@ def draw_study_figures(config: Any, fidelity_assessments: pd.DataFrame | str | o
     cfg = config_dict(config, {})
     with L.study_labels(cfg):
         builders = F.study_figure_builders(**_figure_inputs(cfg, {}, _load_assessments(fidelity_assessments)))
+        if names is not None:
+            builders = {name: build for name, build in builders.items() if name in names}
         return F.render_builders(builders)
 
 
