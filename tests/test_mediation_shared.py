@@ -114,6 +114,23 @@ def test_shared_bootstrap_of_one_model_is_run_bootstrap(example):
         bs.start_shared_bootstrap(Z, [([0, 1], statistic), ([0, 2], statistic)], 10, 1, return_indices=True)
 
 
+def test_shared_bootstrap_of_several_models_is_the_same_whatever_the_chunk():
+    """Several models take one RNG block per chunk by default (_SHARED_CHUNK_ELEMENTS); the draws
+    are those of any other chunking, to the bit."""
+    rng = np.random.default_rng(5)
+    Z = np.column_stack([np.ones(150), rng.normal(size=(150, 4))])
+
+    def statistic(packed, index):
+        return np.column_stack([packed[index[1, 2]], packed[index[2, 3]]]), np.ones(packed.shape[1], bool)
+
+    models = [([0, 1, 2, 3], statistic), ([0, 1, 2, 4], statistic), ([0, 2, 3, 4], statistic)]
+    default = bs.start_shared_bootstrap(Z, models, 2300, 7, threads=1).results()
+    for chunk in (500, 1000, 5000):
+        other = bs.start_shared_bootstrap(Z, models, 2300, 7, threads=1, chunk_size=chunk).results()
+        for a, b in zip(default, other, strict=True):
+            np.testing.assert_array_equal(a.draws, b.draws)
+
+
 def test_a_model_that_is_not_a_mapping_of_x_m_y_is_refused(example):
     with pytest.raises(ConfigError, match="keys x, m, y"):
         fm.mediate_many(example, [dict(x="fidelity", m="alliance")], n_boot=100, seed=1)
