@@ -92,7 +92,7 @@ SCREEN_DPI = 110  # the report's inline images
 # filter per row, which on these mostly white line drawings costs three times the deflate itself
 # and compresses worse: on one 1920 x 990 path diagram Pillow took 46 ms for 122 kB at level 3
 # (44 ms, 125 kB at level 1; 57 ms, 105 kB at 6), the unfiltered rows 13 ms for 105 kB (12 ms,
-# 109 kB at level 1). Among deflate's levels 1-3 share the fast match search; 3 is the smallest.
+# 109 kB at level 1). Deflate's levels 1-3 share its fast match search; 3 gives the smallest files.
 PNG_COMPRESS_LEVEL = 3
 # The inline image is the print raster resampled, not a second draw at screen resolution: on the
 # same 34 figures the 110 dpi redraw took 3.0 s (the draw -- text layout, paths -- costs nearly the
