@@ -514,6 +514,12 @@ def test_many_models_refuse_what_one_model_refuses():
     with pytest.raises(ConfigError, match="2 seeds for 1 models"):
         mediate_multilevel_many(STUDY, models[1:], groups=NESTED, n_mc=500, seeds=[1, 2])
     assert mediate_multilevel_many(STUDY, [], groups=NESTED) == []
+    for bad in (["fidelity alliance outcome"], [dict(x="fidelity", m="alliance")],
+                [dict(x="fidelity", m="alliance", y="outcome", decompose=False)]):
+        with pytest.raises(ConfigError, match="keys x, m, y"):
+            mediate_multilevel_many(STUDY, bad, groups=NESTED, n_mc=500)
+    with pytest.raises(ConfigError, match="pandas DataFrame"):
+        mediate_multilevel_many(STUDY.to_dict(), [dict(x="fidelity", m="alliance", y="outcome")], groups=NESTED)
 
 
 # ---------------------------------------------------------------------------- coverage (issue 11, item 5)

@@ -35,7 +35,7 @@ using lme4. *Journal of Statistical Software, 67*(1).
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +52,8 @@ __all__ = ["IndirectEstimate", "MultilevelMediationResult", "PathEstimate", "ind
 
 #: fewer outermost groups than this get a note (few-cluster inference)
 FEW_GROUPS = 20
+#: what a model of :func:`mediate_multilevel_many` may hold
+_MODEL_KEYS = frozenset({"x", "m", "y", "covariates", "categorical"})
 _PATH_KEYS = ("coef", "se", "df", "t", "p", "ci_low", "ci_high")
 _INDIRECT_KEYS = ("effect", "mc_se", "ci_low", "ci_high")
 
@@ -545,11 +547,16 @@ def mediate_multilevel_many(data: pd.DataFrame, models: Sequence[dict[str, Any]]
     of small numpy operations is paid once per batch rather than once per equation.
     """
     _check_options(conf, n_mc)
+    models = list(models)
     seeds = [None] * len(models) if seeds is None else list(seeds)
     if len(seeds) != len(models):
         raise ConfigError(f"{len(seeds)} seeds for {len(models)} models")
     if not isinstance(data, pd.DataFrame):
         raise ConfigError(f"data must be a pandas DataFrame; got {type(data).__name__}")
+    for mdl in models:
+        if not isinstance(mdl, Mapping) or set(mdl) - _MODEL_KEYS or not {"x", "m", "y"} <= set(mdl):
+            raise ConfigError(f"a model is a mapping with keys x, m, y and optionally covariates, categorical; "
+                              f"got {list(mdl) if isinstance(mdl, Mapping) else repr(mdl)}")
     nestings: dict = {}
     columns = _Columns(data)
     equations = [_model_equations(data, mdl["x"], mdl["m"], mdl["y"], mdl.get("covariates", ()),
