@@ -451,6 +451,37 @@ def test_batch_of_responses_equals_one_fit_each():
         assert batch.deviance[r] == pytest.approx(one.deviance, abs=1e-8)
 
 
+@pytest.mark.parametrize("levels", [1, 2, 3])
+def test_criterion_equals_the_dense_reml_criterion(levels):
+    """The closed-form criterion (level by level, the innermost units summed by size) against
+    the REML criterion computed densely from V = I + sum_l psi_l Z_l Z_l' (unequal unit sizes)."""
+    from fidelitymed.stats.multilevel.lmm import _Criterion, equation_statistics
+
+    rng = np.random.default_rng(21)
+    n = 150
+    site = rng.integers(0, 3, n)
+    team = site * 4 + rng.integers(0, 4, n)
+    cm = team * 3 + rng.integers(0, 3, n)
+    columns = [site, team, cm][3 - levels:]
+    groups = NestedGroups.from_columns(columns, [f"g{i}" for i in range(levels)])
+    X = np.column_stack([np.ones(n), rng.normal(size=n), rng.integers(0, 2, n)])
+    y = X @ [10.0, 0.5, -1.0] + rng.normal(0, 1.0, groups.sizes[-1])[groups.codes[-1]] + rng.normal(0, 2.0, n)
+    crit = _Criterion(*(a[None] for a in equation_statistics(y, X, groups)), n, groups)
+    assert len(np.unique(np.bincount(groups.codes[-1]))) > 1          # sizes differ: the grouping by size matters
+    Z = [np.eye(size)[codes] for codes, size in zip(groups.codes, groups.sizes)]
+    p = X.shape[1]
+    for psi in ([0.0] * levels, [0.3, 1.2, 0.05][:levels], [2.0, 0.0, 0.7][:levels]):
+        V = np.eye(n) + sum(w * (Zl @ Zl.T) for w, Zl in zip(psi, Z))
+        Vi = np.linalg.inv(V)
+        XtViX = X.T @ Vi @ X
+        beta = np.linalg.solve(XtViX, X.T @ Vi @ y)
+        r2 = (y - X @ beta) @ Vi @ (y - X @ beta)
+        dense = (np.linalg.slogdet(V)[1] + np.linalg.slogdet(XtViX)[1]
+                 + (n - p) * (1.0 + np.log(2.0 * np.pi * r2 / (n - p))))
+        ours = crit.profiled(np.array(psi, dtype=float)[None, None, :], reml=True)[0, 0]
+        assert ours == pytest.approx(dense, rel=1e-11, abs=1e-9)
+
+
 def test_equations_with_their_own_designs_in_one_batch_equal_one_fit_each():
     """fit_nested_lmm_many (a design per response, one search) gives each equation's own digits."""
     from fidelitymed.stats.multilevel.lmm import fit_nested_lmm_many
