@@ -46,6 +46,7 @@ from ...errors import ConfigError, DataIssue, StudyDataError
 from .._json import json_float
 from ...seeding import SeedLike, root_sequence
 from .lmm import NestedGroups, NestedLMMFit, equation_statistics, fits_from_statistics
+from ..process.design import level_label, float_values, level_order
 
 __all__ = ["IndirectEstimate", "MultilevelMediationResult", "PathEstimate", "indirect_estimates",
            "mediate_multilevel", "mediate_multilevel_many", "monte_carlo_products"]
@@ -283,12 +284,6 @@ def monte_carlo_products(mean: np.ndarray, cov: np.ndarray, pairs: Sequence[tupl
 # ---------------------------------------------------------------------------- input handling
 
 
-def _level_label(v) -> str:
-    if isinstance(v, (float, np.floating)) and float(v).is_integer():
-        return str(int(v))
-    return str(v)
-
-
 class _Columns:
     """The columns of one data set, each read once however many models use it."""
 
@@ -309,10 +304,7 @@ class _Columns:
         if col not in self._numbers:
             s = self.data[col]
             if s.dtype.kind in "fiub":  # already numbers (an imputed frame): no parse, no per-value check
-                # a nullable integer or boolean column holds pd.NA where a value is missing
-                values = (s.to_numpy(dtype=np.float64) if isinstance(s.dtype, np.dtype)
-                          else s.to_numpy(dtype=np.float64, na_value=np.nan))
-                self._numbers[col] = values, None
+                self._numbers[col] = float_values(s), None
             else:
                 values = pd.to_numeric(s, errors="coerce")
                 self._numbers[col] = (values.to_numpy(dtype=np.float64),
@@ -418,14 +410,13 @@ def _prepare(data, x, m, y, covariates, categorical, groups, nestings: dict | No
         if col in categorical:
             codes, uniques = columns.factor(col)
             value_code = codes[rows]
-            levels = np.unique(value_code)  # the levels of the complete rows
-            order = sorted(levels.tolist(), key=lambda i: (isinstance(uniques[i], str), uniques[i]))
+            order = level_order(uniques, np.unique(value_code).tolist())  # the levels of the complete rows
             if len(order) < 2:
                 raise StudyDataError(column=col, value=uniques[order[0]] if len(order) else None,
                                      expected="at least two levels of a categorical covariate")
             for i in order[1:]:
                 blocks.append((value_code == i).astype(np.float64))
-                names.append(f"{col}[T.{_level_label(uniques[i])}]")
+                names.append(f"{col}[T.{level_label(uniques[i])}]")
         else:
             blocks.append(values[col])
             names.append(col)

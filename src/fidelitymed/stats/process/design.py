@@ -106,10 +106,30 @@ def seed_report(seed: SeedLike, seq: np.random.SeedSequence):
     return int(seed)
 
 
-def _level_label(v) -> str:
+def level_label(v) -> str:
+    """A categorical level as a dummy's name shows it: ``2.0`` as ``2``."""
     if isinstance(v, (float, np.floating)) and float(v).is_integer():
         return str(int(v))
     return str(v)
+
+
+def float_values(s: pd.Series) -> np.ndarray:
+    """A numeric or boolean column as float64, NaN where a value is missing.
+
+    A numpy column holds NaN as NaN already; ``na_value=`` would first scan it for missing values
+    in pandas (a tenth of a millisecond a column), so only a nullable column (pd.NA) is given it.
+    """
+    if isinstance(s.dtype, np.dtype):
+        return s.to_numpy(dtype=np.float64)
+    return s.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def level_order(uniques: Any, present: Sequence[int] | None = None) -> list[int]:
+    """Positions in ``uniques`` (of :func:`pandas.factorize`) of a categorical's levels, the
+    reference first: numbers sorted, then strings sorted (PROCESS's and SPSS's indicator coding).
+    ``present``: only these positions (the levels of the analysed rows)."""
+    positions = range(len(uniques)) if present is None else present
+    return sorted(positions, key=lambda i: (isinstance(uniques[i], str), uniques[i]))
 
 
 def _coerce_numeric(s: pd.Series, col: str, positions: np.ndarray) -> np.ndarray:
@@ -226,10 +246,7 @@ def prepare(data: pd.DataFrame, x: str, m: Sequence[str], y: str, covariates: Se
     for col in cols:
         s = data[col]
         if col not in categorical and (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)):
-            # a numpy column holds NaN as NaN already; na_value= would first scan it for missing
-            # values in pandas (a tenth of a millisecond a column)
-            arr = (s.to_numpy(dtype=np.float64) if isinstance(s.dtype, np.dtype)
-                   else s.to_numpy(dtype=np.float64, na_value=np.nan))
+            arr = float_values(s)
             complete &= ~np.isnan(arr)
             raw[col] = arr
         else:
@@ -260,14 +277,14 @@ def prepare(data: pd.DataFrame, x: str, m: Sequence[str], y: str, covariates: Se
             s = subset(raw[col])
             # one factorization, then integer comparisons: a pandas == per level cost more than the fits
             codes, uniques = pd.factorize(s if isinstance(s, pd.Series) else pd.Series(s))
-            order = sorted(range(len(uniques)), key=lambda i: (isinstance(uniques[i], str), uniques[i]))
+            order = level_order(uniques)
             levels = [uniques[i] for i in order]
             if len(levels) < 2:
                 raise StudyDataError(column=col, value=levels[0] if levels else None,
                                      expected="at least two levels of a categorical covariate")
             for code, lev in zip(order[1:], levels[1:]):
                 blocks.append((codes == code).astype(np.float64))
-                names.append(f"{col}[T.{_level_label(lev)}]")
+                names.append(f"{col}[T.{level_label(lev)}]")
                 in_med.append("mediators" in where[col])
                 in_out.append("outcome" in where[col])
         else:
