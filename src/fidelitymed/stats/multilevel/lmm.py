@@ -108,9 +108,10 @@ class _Criterion:
         self.n, self.p = int(n), k - 1
         self.inner_counts = np.bincount(groups.codes[-1], minlength=U).astype(np.float64)
         self.WtW = WtW[:, None]  # (R, 1, k, k): broadcasts against the S points of each problem
-        # dense 0/1 maps child -> parent (a few dozen units: a matmul beats np.add.at)
+        # dense 0/1 maps child -> parent (a few dozen units: a matmul beats np.add.at) of the levels
+        # above the innermost, whose units reach their parents through count_to_parent below
         self.up = []
-        for level, parent in enumerate(groups.parents, start=1):
+        for level, parent in enumerate(groups.parents[:-1], start=1):
             P = np.zeros((groups.sizes[level - 1], groups.sizes[level]))
             P[parent, np.arange(groups.sizes[level])] = 1.0
             self.up.append(P)
