@@ -363,7 +363,7 @@ def test_item_runs_share_one_gram_and_match_the_item_by_item_fits(study, imputed
 
 
 def test_run_gram_after_rank_updates_equals_direct_cross_products():
-    from fidelitymed.stats.impute import _ItemRun, _run_block, _run_target
+    from fidelitymed.stats.impute import _ItemRun, _run_block, _run_items
 
     rng = np.random.default_rng(9)
     n_chains, n, q = 2, 400, 5
@@ -376,14 +376,46 @@ def test_run_gram_after_rank_updates_equals_direct_cross_products():
                    observed_pos={t: np.setdiff1d(rows, missing[t]) for t in range(3)},
                    missing_pos=missing)
     block, gram = _run_block(values, run)
-    for t in range(3):
-        p = run.predictor_pos[t].size
-        _run_target(values, block, gram, run, t, rng.standard_normal((n_chains, p, 1)),
-                    rng.chisquare(n - p, n_chains), u_pairs=rng.random(n_chains * missing[t].size),
-                    ridge=1e-5, donors=5)
-        direct = np.matmul(block, np.swapaxes(block, 1, 2))
-        np.testing.assert_allclose(gram, direct, rtol=1e-12, atol=1e-9)
-        np.testing.assert_array_equal(block[:, 1:, :], values)     # the block follows the imputed values
+    before = values.copy()
+    p = sum(run.predictor_pos[t].size for t in range(3))
+    _run_items(values, block, gram, run, rng.standard_normal((n_chains, p)), rng.chisquare(n - 4, (n_chains, 3)),
+               rng.random((n_chains, 90)), ridge=1e-5, donors=5)
+    direct = np.matmul(block, np.swapaxes(block, 1, 2))
+    np.testing.assert_allclose(gram, direct, rtol=1e-12, atol=1e-9)
+    np.testing.assert_array_equal(block[:, 1:, :], values)     # the block follows the imputed values
+    changed = values != before
+    for t in range(3):                                          # only the items' missing cells are imputed
+        assert not changed[:, t, np.setdiff1d(rows, missing[t])].any()
+        assert changed[:, t, missing[t]].any()
+    assert not changed[:, 3:, :].any()
+
+
+def test_run_kernel_takes_chain_after_chain_with_the_draws_of_item_after_item():
+    """One chain at a time through the run's items gives what each chain alone gives (the
+    chains are independent), so the chain order of the kernel cannot change a draw."""
+    from fidelitymed.stats.impute import _ItemRun, _run_block, _run_items
+
+    rng = np.random.default_rng(21)
+    n_chains, n, q = 3, 300, 6
+    values = rng.integers(1, 6, size=(n_chains, q, n)).astype(float)
+    rows = np.arange(n)
+    missing = {t: np.sort(rng.choice(n, 25 + 5 * t, replace=False)) for t in range(4)}
+    run = _ItemRun(targets=(0, 1, 2, 3), columns=np.arange(q), rows=rows,
+                   y_pos={t: t + 1 for t in range(4)},
+                   predictor_pos={t: np.array([0, *[c + 1 for c in range(q) if c != t]]) for t in range(4)},
+                   observed_pos={t: np.setdiff1d(rows, missing[t]) for t in range(4)},
+                   missing_pos=missing)
+    z = rng.standard_normal((n_chains, 4 * q))
+    chi = rng.chisquare(n - q, (n_chains, 4))
+    u = rng.random((n_chains, sum(m.size for m in missing.values())))
+    together = values.copy()
+    block, gram = _run_block(together, run)
+    _run_items(together, block, gram, run, z, chi, u, ridge=1e-5, donors=5)
+    for k in range(n_chains):
+        alone = values[k:k + 1].copy()
+        block_k, gram_k = _run_block(alone, run)
+        _run_items(alone, block_k, gram_k, run, z[k:k + 1], chi[k:k + 1], u[k:k + 1], ridge=1e-5, donors=5)
+        np.testing.assert_array_equal(alone[0], together[k])
 
 
 def test_compiled_normal_draw_equals_lapack_and_refuses_an_indefinite_matrix():

@@ -28,8 +28,13 @@ def _warm_kernels() -> None:
     cols = np.array([0, 2, 3], dtype=np.intp)
     observed, missing = np.arange(2, rows, dtype=np.intp), np.arange(2, dtype=np.intp)
     z = rng.standard_normal((n_chains, cols.size))
-    _kernels.item_update(block, gram, cols, 1, observed, missing, z, np.ones(n_chains), rng.random(n_chains * 2),
-                         1e-5, 5, np.empty((n_chains, missing.size)), _impute._RADIX_FROM)
+    values = np.ascontiguousarray(block[:, 1:, :])
+    starts = np.array([0, cols.size], dtype=np.intp)
+    _kernels.run_update(values, block, gram, np.arange(width - 1, dtype=np.intp), np.arange(rows, dtype=np.intp),
+                        np.array([1], dtype=np.intp), cols, starts, observed,
+                        np.array([0, observed.size], dtype=np.intp), missing,
+                        np.array([0, missing.size], dtype=np.intp), z, np.ones((n_chains, 1)),
+                        rng.random((n_chains, missing.size)), 1e-5, 5, _impute._RADIX_FROM)
     xtx = np.ascontiguousarray(gram[:, :3, :3])
     _kernels.normal_draw(xtx, np.ascontiguousarray(gram[:, :3, 3]), z, np.empty((n_chains, 3)),
                          np.empty((n_chains, 3)))

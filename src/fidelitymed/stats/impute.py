@@ -41,7 +41,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -125,6 +126,30 @@ class _ItemRun:
     predictor_pos: dict[int, np.ndarray]  # target -> block positions of [intercept, predictors]
     observed_pos: dict[int, np.ndarray]   # target -> positions in ``rows`` where it is observed
     missing_pos: dict[int, np.ndarray]    # target -> positions in ``rows`` where it is imputed
+
+    @cached_property
+    def packed(self) -> _PackedRun:
+        """The run's per-item positions, concatenated in item order, for the compiled kernel."""
+        def flat(parts):
+            arrays = [np.asarray(parts[t], dtype=np.intp) for t in self.targets]
+            starts = np.concatenate([[0], np.cumsum([a.size for a in arrays])]).astype(np.intp)
+            return np.concatenate(arrays).astype(np.intp), starts
+
+        cols, cols_start = flat(self.predictor_pos)
+        obs, obs_start = flat(self.observed_pos)
+        mis, mis_start = flat(self.missing_pos)
+        y_pos = np.array([self.y_pos[t] for t in self.targets], dtype=np.intp)
+        return _PackedRun(y_pos, cols, cols_start, obs, obs_start, mis, mis_start)
+
+
+class _PackedRun(NamedTuple):
+    y_pos: np.ndarray
+    cols: np.ndarray
+    cols_start: np.ndarray
+    obs: np.ndarray
+    obs_start: np.ndarray
+    mis: np.ndarray
+    mis_start: np.ndarray
 
 
 def _item_runs(targets: Sequence[_Target], passives: Sequence[_Passive], observed: Sequence[np.ndarray],
@@ -238,6 +263,7 @@ def _run_chains(base: np.ndarray, targets: Sequence[_Target], passives: Sequence
                 dirty.discard(j)
 
     n_pred = np.array([len(t.predictors) + 1 for t in targets], dtype=np.int64)
+    z_start = np.concatenate([[0], np.cumsum(n_pred)])
     trace = np.full((len(trace_groups), iterations, n_chains), np.nan)
     for it in range(iterations):
         # per chain and iteration, all draws at once: chi-square per target, normals, uniforms
@@ -262,8 +288,11 @@ def _run_chains(base: np.ndarray, targets: Sequence[_Target], passives: Sequence
                 if t == run.targets[0]:
                     clean(run.columns)
                     block, gram = _run_block(values, run)
-                _run_target(values, block, gram, run, t, zt, chi[:, t], u_pairs=np.concatenate(
-                    [u[k][u_offset[k]:u_offset[k] + n_mis[k, t]] for k in range(n_chains)]), ridge=ridge, donors=donors)
+                    first, stop = t, run.targets[-1] + 1
+                    width = n_mis[:, first:stop].sum(axis=1)
+                    _run_items(values, block, gram, run, z[:, z_start[first]:z_start[stop]], chi[:, first:stop],
+                               np.stack([u[k][u_offset[k]:u_offset[k] + width[k]] for k in range(n_chains)]),
+                               ridge=ridge, donors=donors)
                 dirty.update(member_of.get(target.y, ()))
                 u_offset += n_mis[:, t]
                 continue
@@ -329,25 +358,24 @@ def _run_block(values: np.ndarray, run: _ItemRun) -> tuple[np.ndarray, np.ndarra
     return block, np.matmul(block, np.swapaxes(block, 1, 2))
 
 
-def _run_target(values: np.ndarray, block: np.ndarray, gram: np.ndarray, run: _ItemRun, t: int, z: np.ndarray,
-                chi: np.ndarray, *, u_pairs: np.ndarray, ridge: float, donors: int) -> None:
-    """One item of an :class:`_ItemRun`: the same draw and match as the general path, from the Gram.
+def _run_items(values: np.ndarray, block: np.ndarray, gram: np.ndarray, run: _ItemRun, z: np.ndarray,
+               chi: np.ndarray, u: np.ndarray, *, ridge: float, donors: int) -> None:
+    """Every item of an :class:`_ItemRun`: the same draws and matches as the general path, from the Gram.
 
-    The step is one compiled call (:func:`fidelitymed.stats._kernels.item_update`): at a few
-    hundred cases the two dozen numpy calls it replaced cost more in fixed overhead than in
-    arithmetic. Updates ``values``, ``block`` and ``gram`` in place.
+    One compiled call (:func:`fidelitymed.stats._kernels.run_update`) for the whole run: at a
+    few hundred cases the two dozen numpy calls per item it replaced cost more in fixed
+    overhead than in arithmetic, and at many thousands one chain's block stays in the cache
+    across the run's items. ``z`` (K, sum p), ``chi`` (K, items) and ``u`` (K, sum missing)
+    hold the run's draws in item order. Updates ``values``, ``block`` and ``gram`` in place.
     """
-    from ._kernels import item_update
+    from ._kernels import run_update
 
-    n_chains = values.shape[0]
-    mis_pos = run.missing_pos[t]
-    new = np.empty((n_chains, mis_pos.size))
-    if not item_update(block, gram, run.predictor_pos[t], run.y_pos[t], run.observed_pos[t], mis_pos,
-                       np.ascontiguousarray(z[:, :, 0]), np.ascontiguousarray(chi, dtype=np.float64),
-                       np.ascontiguousarray(u_pairs, dtype=np.float64), float(ridge), int(donors), new, _RADIX_FROM):
+    packed = run.packed
+    if not run_update(values, block, gram, run.columns, run.rows, packed.y_pos, packed.cols, packed.cols_start,
+                      packed.obs, packed.obs_start, packed.mis, packed.mis_start, np.ascontiguousarray(z),
+                      np.ascontiguousarray(chi, dtype=np.float64), np.ascontiguousarray(u, dtype=np.float64),
+                      float(ridge), int(donors), _RADIX_FROM):
         raise np.linalg.LinAlgError("an imputation model's X'X is not positive definite")
-    values[np.repeat(np.arange(n_chains), mis_pos.size), run.columns[run.y_pos[t] - 1],
-           np.tile(run.rows[mis_pos], n_chains)] = new.ravel()
 
 
 def _sorted_order(keyed: np.ndarray) -> np.ndarray:
