@@ -25,6 +25,7 @@ from report_fixture import make_assessments, make_results
 from fidelitymed import parallel
 from fidelitymed.report import figures as F
 from fidelitymed.report.html import render_report
+from fidelitymed.study.config import StudyConfig
 
 DECLARED = "Hope-Declared"
 
@@ -294,3 +295,42 @@ def test_a_run_on_processes_draws_the_same_figures_as_a_serial_run(tmp_path):
     assert {"figure1_model.png", "figure1_model.svg"} <= set(serial)
     assert any("fidelity_trajectories" in name for name in serial)
     assert serial == workers
+
+
+# --------------------------------------------------------------------------- scheduling
+
+@pytest.mark.parametrize("on_workers", [False, True])
+def test_work_given_as_meanwhile_runs_once_before_the_tables(results, tmp_path, executor, on_workers):
+    """render_report(meanwhile=...) is how a study run writes results.json while the workers draw."""
+    out = tmp_path / "report"
+    seen = []
+    render_report(results, out, fidelity_assessments=make_assessments(), config=StudyConfig(),
+                  executor=executor if on_workers else None,
+                  meanwhile=lambda: seen.append(sorted(p.name for p in out.glob("tables.*"))))
+    assert seen == [[]]                                   # once, before tables.xlsx / tables.docx
+    assert (out / "tables.xlsx").exists() and (out / "report.html").exists()
+
+
+def test_figures_come_back_in_spec_order_though_the_diagrams_are_drawn_last(results):
+    from fidelitymed.report.multilevel import multilevel_figure_spec
+
+    # as the report asks for them: its sections' figures after the catalogue's diagrams
+    specs = [*F.figure_specs(results, assessments=make_assessments()), multilevel_figure_spec(results)]
+    names = [s.name for s in specs]
+    first_diagram = next(i for i, n in enumerate(names) if n.startswith("diagram_"))
+    assert any(not n.startswith("diagram_") for n in names[first_diagram:])  # the reordering matters here
+    drawn_order = []
+    serial = parallel.Executor("serial")
+    real_map = serial.map
+
+    def recording_map(func, tasks, **kwargs):
+        drawn_order.extend(t.key[1] for t in tasks)
+        return real_map(func, tasks, **kwargs)
+
+    serial.map = recording_map
+    rendered = F.render_figures(specs, StudyConfig(), executor=serial)
+    assert [r.key for r in rendered] == [s.key for s in specs]
+    is_diagram = ["_diagram_" in key for key in drawn_order]
+    assert is_diagram == sorted(is_diagram)               # every diagram after every other figure
+    alone = F.render_figure(next(s for s in specs if s.name == names[-1]))
+    assert rendered[-1].png == alone.png

@@ -166,7 +166,8 @@ def normalize_results(results: Any) -> dict[str, Any]:
 def render_report(results: dict[str, Any], out_dir: str | os.PathLike, *,
                   fidelity_assessments: pd.DataFrame | str | os.PathLike | None = None,
                   config: Any = None, min_cell: int | None = None, executor: Any = None,
-                  drawn: dict[str, F.RenderedFigure] | None = None) -> Path:
+                  drawn: dict[str, F.RenderedFigure] | None = None,
+                  meanwhile: Callable[[], None] | None = None) -> Path:
     """Write the HTML report, the figures (PNG/SVG) and the APA tables (XLSX/DOCX) to ``out_dir``.
 
     Parameters
@@ -190,6 +191,10 @@ def render_report(results: dict[str, Any], out_dir: str | os.PathLike, *,
     drawn
         The figures :func:`draw_study_figures` drew for the same ``config`` and
         ``fidelity_assessments`` (before the results existed); they are not drawn again.
+    meanwhile
+        Work for this process while the executor's workers draw the figures, before the tables
+        are written (a study run writes its other result files there). Called once, also
+        without an executor (after the figures are drawn).
 
     Returns
     -------
@@ -201,7 +206,7 @@ def render_report(results: dict[str, Any], out_dir: str | os.PathLike, *,
     # a study's declared instruments (instruments.<name>.label) are labelled as declared everywhere
     with study_labels(config_dict(config, normalize_results(results))):
         return _render(results, out_dir, fidelity_assessments=fidelity_assessments, config=config, min_cell=min_cell,
-                       executor=executor, drawn=drawn)
+                       executor=executor, drawn=drawn, meanwhile=meanwhile)
 
 
 def draw_study_figures(config: Any, fidelity_assessments: pd.DataFrame | str | os.PathLike | None = None,
@@ -243,7 +248,8 @@ def _figure_inputs(cfg: dict[str, Any], results: dict[str, Any], assessments: An
 
 
 def _render(results: dict[str, Any], out_dir: str | os.PathLike, *, fidelity_assessments: Any, config: Any,
-            min_cell: int | None, executor: Any, drawn: dict[str, F.RenderedFigure] | None) -> Path:
+            min_cell: int | None, executor: Any, drawn: dict[str, F.RenderedFigure] | None,
+            meanwhile: Callable[[], None] | None = None) -> Path:
     results = normalize_results(results)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -259,14 +265,19 @@ def _render(results: dict[str, Any], out_dir: str | os.PathLike, *, fidelity_ass
     multilevel_spec = multilevel_figure_spec(results)
     heatmap_spec = domain_heatmap_spec(results.get("domains"))
     section_specs = [s for s in (multilevel_spec, heatmap_spec) if s is not None]
-    tables = T.all_tables(results, min_cell=min_cell)
+    built: list[list[T.ReportTable]] = []
 
     def write_tables() -> None:
-        T.write_xlsx(tables, out_dir / "tables.xlsx", results=results)
-        T.write_docx(tables, out_dir / "tables.docx", heading=f"{_study_name(cfg)}: tables")
+        # built here, while the workers draw: the workers need none of it
+        if meanwhile is not None:
+            meanwhile()
+        built.append(T.all_tables(results, min_cell=min_cell))
+        T.write_xlsx(built[0], out_dir / "tables.xlsx", results=results)
+        T.write_docx(built[0], out_dir / "tables.docx", heading=f"{_study_name(cfg)}: tables")
 
     # one batch for every figure of the report; the workers return bytes, the files are written here
     rendered = _render_figures_meanwhile(specs + section_specs, cfg, executor, write_tables, drawn)
+    tables = built[0]
     for r in rendered.values():
         if r.png is not None:
             F.write_figure_files(fig_dir / r.key, r.png, r.svg)  # 300 dpi PNG + SVG for the journal
