@@ -103,3 +103,27 @@ def test_parallel_records_match_mediate_and_pooling_by_hand(tmp_path):
     html = Path(render_report(results.to_dict(), tmp_path / "report", config=study.config)).read_text()
     assert "Parallel mediation models" in html and "RPRS core relationship" in html
     assert any(p.name.endswith(".png") and "parallel_diagram" in p.name for p in (tmp_path / "report" / "figures").iterdir())
+
+
+def test_frames_prepared_while_drawing_hand_back_both_results_and_the_helpers_error():
+    """The processes run imputes on a helper thread while this thread draws the trajectories."""
+    import threading
+
+    from fidelitymed.errors import StudyDataError
+    from fidelitymed.pipeline import _while_drawing
+
+    threads = []
+    frames, drawn = _while_drawing(lambda: threads.append(threading.current_thread()) or "frames", lambda: "drawn")
+    assert (frames, drawn) == ("frames", "drawn")
+    assert threads and threads[0] is not threading.main_thread()
+
+    def failing():
+        raise StudyDataError(file="interviews.csv", column="qoli_1", value="x", expected="an integer 1-7")
+
+    with pytest.raises(StudyDataError, match="interviews.csv"):
+        _while_drawing(failing, lambda: "drawn")
+    # the drawing's own error wins, after the helper has finished
+    finished = threading.Event()
+    with pytest.raises(KeyError):
+        _while_drawing(lambda: finished.set(), lambda: {}["missing"])
+    assert finished.is_set()
