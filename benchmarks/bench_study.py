@@ -41,12 +41,13 @@ from pathlib import Path
 #: the stage table's columns: name -> the run_study timings they sum
 STAGES = {
     "load": ("load", "exposure + frame"),
-    "imputation": ("imputation",),
+    # on processes with the report the trajectories are drawn while the workers impute: one stage
+    "imputation": ("imputation", "imputation + study figures"),
     "models": ("mediation models",),
     "multilevel": ("multilevel models",),
     "ICCs": ("ICCs",),
     "boot-MI": ("boot_mi",),
-    "outputs": ("study figures", "outputs"),
+    "outputs": ("outputs",),
 }
 MOMENT_COLUMNS = 171
 

@@ -709,7 +709,7 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
             # the first map waits for the fork server's import of the analysis (~2 s): this process
             # draws a report figure that needs no results meanwhile (the same bytes as later)
             prepared, drawn_figures = _while_drawing(prepare, lambda: _draw_study_figures(study))
-            lap("study figures")
+            lap("imputation + study figures")   # one stage: the drawing runs inside the imputation's wall time
         else:
             prepared = prepare()
         if not do_impute:
