@@ -39,9 +39,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .errors import ConfigError
+from .stats.distributions import t_sf
 
 __all__ = ["DEFAULT_LABELS", "DEFAULT_VALUE_LABELS", "IDENTIFIER_COLUMNS", "Table1", "Table2", "cell_label",
            "feasible_ranges", "measures_from_columns", "protect_cells", "suppress_rows", "table1", "table1_equations",
@@ -475,7 +475,7 @@ def _paired(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
     if sd == 0:
         return {"n_pairs": k, "mean_diff": mean, "sd_diff": 0.0, "t": None, "df": k - 1, "p": None, "d_z": None}
     t = mean / (sd / math.sqrt(k))
-    p = float(2 * stats.t.sf(abs(t), k - 1))
+    p = float(2 * t_sf(abs(t), k - 1))
     return {"n_pairs": k, "mean_diff": mean, "sd_diff": sd, "t": t, "df": k - 1, "p": p, "d_z": mean / sd}
 
 

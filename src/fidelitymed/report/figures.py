@@ -40,10 +40,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from PIL import Image
-from scipy import stats
 
 from ..study.io import atomic_path
 from .. import labels as L
+from ..stats.distributions import t_ppf
 from .tables import (
     OUTCOME_LABELS,
     PATH_LABELS,
@@ -451,7 +451,7 @@ def outcome_means(results: dict[str, Any], *, conf: float = 0.95) -> Figure:
             mean = pd.to_numeric(d["mean"], errors="coerce").to_numpy(float)
             sd = pd.to_numeric(d["sd"], errors="coerce").to_numpy(float)
             with np.errstate(invalid="ignore", divide="ignore"):
-                half = stats.t.ppf(0.5 + conf / 2, np.maximum(n - 1, 1)) * sd / np.sqrt(n)
+                half = t_ppf(0.5 + conf / 2, np.maximum(n - 1, 1)) * sd / np.sqrt(n)
             months = d["month"].astype(float).to_numpy()
             ax.errorbar(months, mean, yerr=half, color=ACCENT, marker="o", markersize=4, capsize=3, linewidth=1.3)
             ax.set_title(str(label), fontsize=9)

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from scipy import stats
 
 from .. import labels as L
+from ..stats.distributions import t_ppf
 
 MINUS = "\u2212"
 PRIME = "\u2032"
@@ -506,7 +506,7 @@ def path_ci(record: dict[str, Any], path: str, level: float) -> tuple[float | No
     df = path_df(record, path)
     if _is_missing(coef) or _is_missing(se) or df is None:
         return None, None
-    half = float(stats.t.ppf(0.5 + level / 2, df)) * float(se)
+    half = float(t_ppf(0.5 + level / 2, df)) * float(se)
     return float(coef) - half, float(coef) + half
 
 

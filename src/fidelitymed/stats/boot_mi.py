@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from ..errors import ConfigError
+from .distributions import t_ppf
 
 __all__ = ["BootMIPooled", "boot_mi_pool", "MIN_DF"]
 
@@ -121,7 +121,7 @@ def boot_mi_pool(estimates, conf: float = 0.95) -> BootMIPooled:
              + msw ** 2 / (n_boot * n_imp ** 2 * (n_imp - 1)))
     with np.errstate(divide="ignore", invalid="ignore"):
         df = np.maximum(MIN_DF, np.where(denom > 0, variance ** 2 / denom, np.inf))
-    half = stats.t.ppf(0.5 + conf / 2, df) * np.sqrt(variance)
+    half = t_ppf(0.5 + conf / 2, df) * np.sqrt(variance)
     out = dict(estimate=grand, variance=variance, df=df, ci_low=grand - half, ci_high=grand + half, msb=msb,
                msw=msw, between_variance=between, within_variance=within, resamples=n_boot.astype(int))
     if scalar:

@@ -42,9 +42,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import special
 
 from ..errors import ConfigError, FidelityMedError
+from .distributions import f_sf, t_sf
 
 __all__ = ["COV_TYPES", "OLSResult", "cluster_robust_cr2", "fit_ols", "process_t_quantile", "t_quantile"]
 
@@ -124,7 +125,7 @@ class OLSResult:
 
     @property
     def p(self) -> np.ndarray:
-        return 2.0 * stats.t.sf(np.abs(self.t), self.df_resid)
+        return 2.0 * t_sf(np.abs(self.t), self.df_resid)
 
     @property
     def ci_low(self) -> np.ndarray:
@@ -170,7 +171,7 @@ class OLSResult:
     @property
     def F_p(self) -> float:
         F = self.F
-        return float(stats.f.sf(F, self.df1, self.df2)) if np.isfinite(F) else float("nan")
+        return float(f_sf(F, self.df1, self.df2)) if np.isfinite(F) else float("nan")
 
     def coef_of(self, name: str) -> dict[str, float]:
         """``coef, se, t, p, ci_low, ci_high`` of one coefficient."""

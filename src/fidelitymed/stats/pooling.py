@@ -56,10 +56,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..errors import ConfigError
 from ..seeding import SeedLike, generator
+from .distributions import f_sf, t_ppf, t_sf
 
 __all__ = ["SCHEMES", "RubinPooled", "rubin", "barnard_rubin_df", "pool_wald", "pool_r2",
            "PooledMediationResult", "pool_mediation", "rubin_mc_draws"]
@@ -131,15 +131,15 @@ class RubinPooled:
 
     @property
     def p(self) -> np.ndarray:
-        return 2.0 * stats.t.sf(np.abs(self.statistic), self.df)
+        return 2.0 * t_sf(np.abs(self.statistic), self.df)
 
     @property
     def ci_low(self) -> np.ndarray:
-        return self.estimate - stats.t.ppf(0.5 + self.conf / 2.0, self.df) * self.se
+        return self.estimate - t_ppf(0.5 + self.conf / 2.0, self.df) * self.se
 
     @property
     def ci_high(self) -> np.ndarray:
-        return self.estimate + stats.t.ppf(0.5 + self.conf / 2.0, self.df) * self.se
+        return self.estimate + t_ppf(0.5 + self.conf / 2.0, self.df) * self.se
 
     def to_frame(self, names: Sequence[str] | None = None) -> pd.DataFrame:
         """Columns as ``summary(mice::pool(...))`` plus the pooling quantities of ``pool()$pooled``."""
@@ -222,7 +222,7 @@ def pool_wald(coefs, vcovs, dfcom: float | None = None) -> dict[str, float]:
         v1 = 4.0 + (t - 4.0) * (1.0 + (1.0 - 2.0 / t) / r1) ** 2
     else:
         v1 = t * (1.0 + 1.0 / k) * (1.0 + 1.0 / r1) ** 2 / 2.0
-    p = float(stats.f.sf(d1, k, v1))
+    p = float(f_sf(d1, k, v1))
     return {"F": d1, "df1": int(k), "df2": float(v1), "p": p, "riv": r1}
 
 

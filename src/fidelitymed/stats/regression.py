@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..blas import single_thread
 from ..errors import ConfigError
 from .pooling import rubin
+from .distributions import chi2_sf, f_sf, t_ppf, t_sf
 
 __all__ = ["BlockResult", "HierarchicalResult", "design_matrix", "hierarchical_regression", "pool_hierarchical"]
 
@@ -234,7 +234,7 @@ def hierarchical_regression(data: pd.DataFrame, y: str, blocks: Sequence[Sequenc
         r2 = 1.0 - sse / tss
         delta = r2 - prev_r2
         f_change = (delta / df1) / ((1.0 - r2) / df2)
-        p = float(stats.f.sf(f_change, df1, df2))
+        p = float(f_sf(f_change, df1, df2))
         adj = 1.0 - (1.0 - r2) * (n - 1) / df2
         results.append(BlockResult(k, tuple(block), tuple(block_terms), math.sqrt(max(r2, 0.0)), r2, adj, delta,
                                    f_change, df1, df2, p, delta / (1.0 - r2)))
@@ -246,8 +246,8 @@ def hierarchical_regression(data: pd.DataFrame, y: str, blocks: Sequence[Sequenc
     xtx_inv = np.linalg.pinv(X.T @ X)
     se = np.sqrt(np.diag(xtx_inv) * sigma2)
     t = beta / se
-    pv = 2 * stats.t.sf(np.abs(t), df_resid)
-    q = stats.t.ppf(0.5 + conf / 2, df_resid)
+    pv = 2 * t_sf(np.abs(t), df_resid)
+    q = t_ppf(0.5 + conf / 2, df_resid)
     coefs = pd.DataFrame({"coef": beta, "se": se, "t": t, "p": pv, "ci_low": beta - q * se, "ci_high": beta + q * se},
                          index=["constant", *terms_so_far])
     return HierarchicalResult(y=y, n=n, n_dropped=n_dropped, blocks=tuple(results), coefficients=coefs, conf=conf)
@@ -264,7 +264,7 @@ def _d2(d: np.ndarray, k: int) -> tuple[float, float, float]:
     r = (1 + 1 / m) * float(np.var(np.sqrt(d), ddof=1))
     val = (dbar / k - (m + 1) / (m - 1) * r) / (1 + r)
     v = k ** (-3 / m) * (m - 1) * (1 + 1 / r) ** 2 if r > 0 else math.inf
-    p = float(stats.f.sf(max(val, 0.0), k, v)) if math.isfinite(v) else float(stats.chi2.sf(max(val, 0) * k, k))
+    p = float(f_sf(max(val, 0.0), k, v)) if math.isfinite(v) else float(chi2_sf(max(val, 0) * k, k))
     return max(val, 0.0), v, p
 
 

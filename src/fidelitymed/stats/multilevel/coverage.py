@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from ...errors import ConfigError
 from ...seeding import SeedLike, generator
 from .lmm import NestedGroups, fit_nested_lmm_batch
+from ..distributions import t_ppf
 
 __all__ = ["CoverageResult", "coverage_a_path"]
 
@@ -95,7 +95,7 @@ def coverage_a_path(team: np.ndarray, case_manager: np.ndarray, x_team: dict | n
     n = x.size
     X = np.column_stack([np.ones(n), x])
     XtX_inv = np.linalg.inv(X.T @ X)
-    q_ols = stats.t.ppf(0.5 + conf / 2.0, n - 2)
+    q_ols = t_ppf(0.5 + conf / 2.0, n - 2)
     hits_ml, hits_ols, widths_ml, widths_ols, dfs, singular = [], [], [], [], [], []
     for k, start in enumerate(range(0, n_rep, block)):
         r = min(block, n_rep - start)
@@ -104,7 +104,7 @@ def coverage_a_path(team: np.ndarray, case_manager: np.ndarray, x_team: dict | n
              + rng.normal(0.0, np.sqrt(var_case_manager), (r, groups.sizes[1]))[:, cm_code]
              + rng.normal(0.0, np.sqrt(var_residual), (r, n)))
         fit = fit_nested_lmm_batch(Y, X, groups)
-        q = stats.t.ppf(0.5 + conf / 2.0, fit.df[:, 1])
+        q = t_ppf(0.5 + conf / 2.0, fit.df[:, 1])
         half = q * fit.se[:, 1]
         hits_ml.append(np.abs(fit.coef[:, 1] - a) <= half)
         widths_ml.append(2.0 * half)

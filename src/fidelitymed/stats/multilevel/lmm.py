@@ -45,10 +45,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import special
 
 from ...blas import single_thread
 from ...errors import FidelityMedError
+from ..distributions import t_sf
 
 __all__ = ["NestedGroups", "NestedLMMBatch", "NestedLMMFit", "fit_nested_lmm", "fit_nested_lmm_batch",
            "fit_nested_lmm_many", "fits_from_statistics", "equation_statistics"]
@@ -454,7 +455,7 @@ class NestedLMMFit:
 
     @property
     def p(self) -> np.ndarray:
-        return 2.0 * stats.t.sf(np.abs(self.t), self.df)
+        return 2.0 * t_sf(np.abs(self.t), self.df)
 
     @property
     def log_likelihood(self) -> float:

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..ols import OLSResult, cluster_robust_cr2
+from ..distributions import t_ppf, t_sf
 
 __all__ = ["CR2Result", "refit_cr2", "FEW_CLUSTERS"]
 
@@ -41,11 +41,11 @@ class CR2Result(OLSResult):
 
     @property
     def p(self) -> np.ndarray:
-        return 2.0 * stats.t.sf(np.abs(self.t), self.df_coef)
+        return 2.0 * t_sf(np.abs(self.t), self.df_coef)
 
     @property
     def _tvals(self) -> np.ndarray:
-        return stats.t.ppf(0.5 + self.conf / 2.0, self.df_coef)
+        return t_ppf(0.5 + self.conf / 2.0, self.df_coef)
 
     @property
     def ci_low(self) -> np.ndarray:

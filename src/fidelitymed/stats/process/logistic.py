@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import special
 
 from ...errors import FidelityMedError
 from .. import bootstrap as bs
+from ..distributions import chi2_sf, norm_ppf, norm_sf
 
 __all__ = ["LogitResult", "fit_logit", "newton_batch", "MAX_ITER", "STEP_TOL"]
 
@@ -77,11 +78,11 @@ class LogitResult:
 
     @property
     def p(self) -> np.ndarray:
-        return 2.0 * stats.norm.sf(np.abs(self.z))
+        return 2.0 * norm_sf(np.abs(self.z))
 
     @property
     def zval(self) -> float:
-        return float(stats.norm.ppf(0.5 + self.conf / 2.0))
+        return float(norm_ppf(0.5 + self.conf / 2.0))
 
     @property
     def ci_low(self) -> np.ndarray:
@@ -107,7 +108,7 @@ class LogitResult:
         lr = 2.0 * (ll - ll0)
         df = self.k - 1
         cox_snell = 1.0 - np.exp(-lr / n)
-        return {"neg2ll": -2.0 * ll, "model_ll": lr, "df": int(df), "p": float(stats.chi2.sf(lr, df)),
+        return {"neg2ll": -2.0 * ll, "model_ll": lr, "df": int(df), "p": float(chi2_sf(lr, df)),
                 "mcfadden": 1.0 - ll / ll0, "cox_snell": float(cox_snell),
                 "nagelkerke": float(cox_snell / (1.0 - np.exp(2.0 * ll0 / n)))}
 

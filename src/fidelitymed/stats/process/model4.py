@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ...errors import ConfigError, FidelityMedError
 from ...seeding import SeedLike, child_sequence, root_sequence
@@ -24,6 +23,7 @@ from .. import bootstrap as bs
 from . import linear, logistic, montecarlo
 from .design import check_options, mediator_list, prepare, seed_report
 from .results import MediationResult
+from ..distributions import norm_sf
 
 __all__ = ["mediate_complete", "mediate_complete_many"]
 
@@ -383,7 +383,7 @@ def _complete(model: _Model, fits, run: bs.BootstrapRun | None, save_boot: bool,
             ab = float(a[j] * b[j])
             se_ab = float(np.sqrt(a[j] ** 2 * se_b ** 2 + b[j] ** 2 * se_a ** 2 + se_a ** 2 * se_b ** 2))
             z = ab / se_ab
-            tests[mm] = {"effect": ab, "se": se_ab, "z": float(z), "p": float(2 * stats.norm.sf(abs(z)))}
+            tests[mm] = {"effect": ab, "se": se_ab, "z": float(z), "p": float(2 * norm_sf(abs(z)))}
         normal_test = tests[mediators[0]] if k == 1 else tests
 
     boot_frame = None
