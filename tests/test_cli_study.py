@@ -103,3 +103,31 @@ def test_validate_empty_tables(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.count("expected at least one data row (the table is empty)") == 4
     assert isinstance(pd.read_csv(target / "teams.csv"), pd.DataFrame)
+
+
+@pytest.mark.parametrize(("options", "started"), [
+    ({"backend": "processes", "workers": 2}, True), ({"backend": None, "workers": 2}, True),
+    ({"backend": "serial", "workers": None}, False), ({"backend": None, "workers": None}, False),
+])
+def test_run_on_processes_starts_the_fork_server_before_the_analysis_is_read(monkeypatch, tmp_path, options, started):
+    """`run --backend processes` starts the fork server first, so it imports the analysis while
+    the command imports its own; the run itself is what `run_study` does (stubbed here)."""
+    from fidelitymed import parallel, pipeline
+    from fidelitymed.cli import cmd_run
+
+    calls = []
+    monkeypatch.setattr(parallel, "start_fork_server", lambda: calls.append("fork server"))
+
+    class Done(Exception):
+        pass
+
+    def stub(*args, **kwargs):
+        calls.append(("run", (kwargs.get("executor") or {}).get("backend")))
+        raise Done
+
+    monkeypatch.setattr(pipeline, "run_study", stub)
+    with pytest.raises(Done):
+        cmd_run._run(tmp_path / "study", tmp_path / "out", force=False, no_impute=False, scheduler=None, quiet=True,
+                     **options)
+    assert calls[0] == "fork server" if started else "fork server" not in calls
+    assert calls[-1][0] == "run"

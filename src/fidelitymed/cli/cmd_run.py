@@ -38,12 +38,17 @@ def _print_results(results, quiet: bool) -> None:
 def _run(study: Path, out: Path, *, force: bool, no_impute: bool, backend: str | None, workers: int | None,
          scheduler: str | None, quiet: bool, imputations: int | None = None, n_boot: int | None = None,
          seed: int | None = None) -> None:
-    from ..pipeline import run_study
-
     executor = None
     if backend is not None or workers is not None or scheduler is not None:
         executor = {"backend": backend or ("dask" if scheduler else "processes"), "workers": workers,
                     "scheduler": scheduler}
+    if executor is not None and executor["backend"] == "processes":
+        from ..parallel import start_fork_server
+
+        # before the analysis is imported here (~0.7 s): the fork server imports it meanwhile
+        start_fork_server()
+    from ..pipeline import run_study
+
     results = run_study(study, out=str(out), force=force, executor=executor, progress=not quiet,
                         impute=False if no_impute else None, imputations=imputations, n_boot=n_boot, seed=seed)
     try:
