@@ -491,9 +491,13 @@ def fidelity_trajectories(assessments: Any, *, threshold: float | None = None, n
 
 # --------------------------------------------------------------------------- all figures
 
+#: what a model's path diagram's file stem (and spec name) begins with
+DIAGRAM_PREFIX = "diagram_"
+
+
 def figure_key(record: dict[str, Any]) -> str:
     """File stem of a model's diagram from its display labels, e.g. ``diagram_QOLI-20_9-months_180-day``."""
-    return "diagram_" + L.file_slug(outcome_label(record), L.month_text(record.get("outcome_month")),
+    return DIAGRAM_PREFIX + L.file_slug(outcome_label(record), L.month_text(record.get("outcome_month")),
                                     L.window_text(record.get("window_days")))
 
 
@@ -728,7 +732,7 @@ def render_figures(specs: Sequence[FigureSpec], config: Any, *, executor: Any = 
     # the many small path diagrams (~0.09 s each) go last, after the panels (0.2-0.5 s): the
     # workers then run out of figures at nearly the same time (the demo study's two workers
     # had finished 0.3 s apart)
-    todo = sorted((spec for spec in specs if spec.name not in drawn), key=lambda spec: spec.name.startswith("diagram_"))
+    todo = sorted((spec for spec in specs if spec.name not in drawn), key=lambda spec: spec.name.startswith(DIAGRAM_PREFIX))
     # the config rides in each payload rather than as the map's shared context: a new context
     # would restart a process pool's workers, and it is a few kB
     tasks = parallel.make_tasks({("figure", spec.key): (spec, config) for spec in todo}, seeded=False)
