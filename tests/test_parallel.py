@@ -190,6 +190,37 @@ def test_start_map_returns_at_once_and_gives_what_map_gives(tasks, backend):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("backend", ["serial", "processes", "dask"])
+def test_on_result_sees_each_result_as_it_arrives_before_its_progress(tasks, backend):
+    seen: dict[int, np.ndarray] = {}
+    seen_at_progress: list[int] = []
+    with parallel.Executor(backend, workers=2) as ex:
+        got = ex.map(parallel.example_task, tasks, on_result=lambda i, result: seen.setdefault(i, result),
+                     progress=lambda done, total, key: seen_at_progress.append(len(seen)))
+        pending = ex.start_map(parallel.example_task, tasks[:3], on_result=lambda i, result: seen.pop(i))
+        assert len(pending.results()) == 3
+    assert sorted(seen) == list(range(3, len(tasks)))     # each index once; the second map popped 0-2
+    for i, result in seen.items():
+        np.testing.assert_array_equal(result, got[i])
+    assert seen_at_progress == list(range(1, len(tasks) + 1))
+
+
+def test_an_error_in_on_result_stops_the_map_and_cancels_its_waiting_tasks():
+    from parallel_tasks import sleepy_task
+
+    def refuse(index, result):
+        raise RuntimeError(f"on_result refused task {index}")
+
+    with parallel.Executor("processes", workers=1) as ex:
+        ex.map(sleepy_task, parallel.make_tasks({(0,): 0.0}, seeded=False))
+        slow = parallel.make_tasks({(i,): 0.1 for i in range(10)}, seeded=False)
+        start = time.perf_counter()
+        with pytest.raises(RuntimeError, match="on_result refused task 0"):
+            ex.map(sleepy_task, slow, on_result=refuse)
+        assert len(ex.map(sleepy_task, parallel.make_tasks({(0,): 0.0}, seeded=False))) == 1
+        assert time.perf_counter() - start < 0.8   # not behind the nine cancelled tasks
+
+
 def test_an_error_while_a_map_is_pending_cancels_its_waiting_tasks():
     from parallel_tasks import sleepy_task
 

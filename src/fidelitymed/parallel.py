@@ -379,7 +379,8 @@ class Executor:
 
     # -- the one operation
     def map(self, func: Callable[..., Any], tasks: Iterable[Task], *,
-            progress: ProgressCallback | None = None, context: Any = None) -> list[Any]:
+            progress: ProgressCallback | None = None, context: Any = None,
+            on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
         """``[func(task) for task in tasks]`` (or ``func(task, context)``), in task order.
 
         The same as ``start_map(...).results()`` (:meth:`start_map`).
@@ -396,22 +397,29 @@ class Executor:
             Optional object shared by all tasks, shipped once per worker. On ``"processes"`` a
             context other than the last map's starts new workers; a map without one runs on the
             workers already started.
+        on_result
+            ``on_result(index, result)``, called in this process as each task's result arrives
+            (in the order the tasks finish; serially, in task order), before ``progress``: work
+            on one result need not wait for the whole map. Its exception stops the map as a
+            task's does.
 
         Raises
         ------
         Exception
             The first failing task's exception, re-raised here with a note naming its key.
         """
-        return self.start_map(func, tasks, progress=progress, context=context).results()
+        return self.start_map(func, tasks, progress=progress, context=context, on_result=on_result).results()
 
     def start_map(self, func: Callable[..., Any], tasks: Iterable[Task], *,
-                  progress: ProgressCallback | None = None, context: Any = None) -> PendingMap:
+                  progress: ProgressCallback | None = None, context: Any = None,
+                  on_result: Callable[[int, Any], None] | None = None) -> PendingMap:
         """Start :meth:`map` on the workers and return at once; :meth:`PendingMap.results` waits.
 
         This process is free meanwhile (e.g. to pool what an earlier map returned). Use it as a
         context manager: leaving the ``with`` block by an exception cancels the tasks not yet
         started. ``"serial"`` runs the tasks here, now (there is no one else to run them).
-        Arguments and errors as :meth:`map`; the results are the same on every backend.
+        Arguments and errors as :meth:`map` (``on_result`` is called while
+        :meth:`PendingMap.results` waits); the results are the same on every backend.
         """
         tasks = list(tasks)
         for task in tasks:
@@ -422,13 +430,13 @@ class Executor:
         if not tasks:
             return PendingMap(lambda: [])
         if self.backend == "serial":
-            done = self._map_serial(func, tasks, progress, context)
+            done = self._map_serial(func, tasks, progress, context, on_result)
             return PendingMap(lambda: done)
         if self.backend == "processes":
-            return self._map_processes(func, tasks, progress, context)
-        return self._map_dask(func, tasks, progress, context)
+            return self._map_processes(func, tasks, progress, context, on_result)
+        return self._map_dask(func, tasks, progress, context, on_result)
 
-    def _map_serial(self, func, tasks, progress, context) -> list[Any]:
+    def _map_serial(self, func, tasks, progress, context, on_result=None) -> list[Any]:
         out: list[Any] = []
         total = len(tasks)
         for i, task in enumerate(tasks):
@@ -437,6 +445,8 @@ class Executor:
                     out.append(func(task) if context is None else func(task, context))
             except Exception as exc:
                 raise _annotate(exc, task)
+            if on_result is not None:
+                on_result(i, out[-1])
             if progress is not None:
                 progress(i + 1, total, task.key)
         return out
@@ -456,13 +466,13 @@ class Executor:
             self._pool_context_id = id(context)
         return self._pool
 
-    def _map_processes(self, func, tasks, progress, context) -> list[Any]:
+    def _map_processes(self, func, tasks, progress, context, on_result=None) -> list[Any]:
         with _single_threaded_blas():
             # worker processes (and the forkserver they fork from) start during these submits
             pool = self._ensure_pool(context)
             with_context = context is not None
             futures = {pool.submit(_run_in_process, func, task, with_context): i for i, task in enumerate(tasks)}
-        return PendingMap(lambda: self._collect(futures, tasks, progress, as_completed), futures)
+        return PendingMap(lambda: self._collect(futures, tasks, progress, as_completed, on_result), futures)
 
     def _ensure_client(self):
         if self._client is None:
@@ -489,7 +499,7 @@ class Executor:
                 self._client = Client(self._cluster, set_as_default=False)
         return self._client
 
-    def _map_dask(self, func, tasks, progress, context) -> list[Any]:
+    def _map_dask(self, func, tasks, progress, context, on_result=None) -> list[Any]:
         client = self._ensure_client()
         if context is not None:
             # Wrapped in a list so a dict/list context travels as one object (scatter splits
@@ -509,7 +519,7 @@ class Executor:
 
         def collect() -> list[Any]:
             try:
-                return self._collect(futures, tasks, progress, completed)
+                return self._collect(futures, tasks, progress, completed, on_result)
             finally:
                 for fut in futures_list:
                     fut.release()
@@ -517,7 +527,7 @@ class Executor:
         return PendingMap(collect, futures)
 
     @staticmethod
-    def _collect(futures: dict, tasks: list[Task], progress, completed) -> list[Any]:
+    def _collect(futures: dict, tasks: list[Task], progress, completed, on_result=None) -> list[Any]:
         results: list[Any] = [None] * len(tasks)
         total = len(tasks)
         try:
@@ -532,6 +542,8 @@ class Executor:
                                            f"{died} time{'s' if died > 1 else ''} (out of memory or "
                                            "killed?); no results") from None
                     raise _annotate(exc, tasks[i])
+                if on_result is not None:
+                    on_result(i, results[i])
                 if progress is not None:
                     progress(done_count, total, tasks[i].key)
         except BaseException:
