@@ -127,3 +127,27 @@ def test_frames_prepared_while_drawing_hand_back_both_results_and_the_helpers_er
     with pytest.raises(KeyError):
         _while_drawing(lambda: finished.set(), lambda: {}["missing"])
     assert finished.is_set()
+
+
+@pytest.mark.parametrize("backend", ["serial", "processes"])
+def test_prepare_frames_hands_each_group_of_chains_over_as_it_is_imputed(backend):
+    """A run starts a group's models while the other groups are still being imputed (pipeline)."""
+    import pandas as pd
+
+    from fidelitymed import parallel
+    from fidelitymed.pipeline import prepare_frames
+    from fidelitymed.study.schema import load_study
+
+    study = load_study(DEMO)
+    groups: dict[int, list[pd.DataFrame]] = {}
+    with parallel.Executor(backend, workers=2) as ex:
+        prepared = prepare_frames(study, seed=7, impute=True, m=5, executor=ex,
+                                  on_frames=lambda first, frames: groups.setdefault(first, list(frames)))
+    assert sorted(groups) == ([0] if backend == "serial" else [0, 3])    # chains 0-2 and 3-4
+    handed = [f for first in sorted(groups) for f in groups[first]]
+    assert len(handed) == len(prepared.frames) == 5
+    for got, frame in zip(handed, prepared.frames, strict=True):
+        pd.testing.assert_frame_equal(got, frame)
+    observed = []
+    listwise = prepare_frames(study, impute=False, on_frames=lambda first, frames: observed.append((first, frames)))
+    assert observed == [(0, listwise.frames)]

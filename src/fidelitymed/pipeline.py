@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import itertools
 from importlib import metadata as importlib_metadata
 import math
 import os
@@ -264,6 +265,12 @@ class _Progress:
         return lambda done, total_, key=(): None
 
 
+def _counted(stage: Callable[[int, int, tuple], None], total: int) -> Callable[[int, int, tuple], None]:
+    """One stage's progress over several maps: their finished tasks counted together, of ``total``."""
+    finished = itertools.count(1)
+    return lambda done, total_, key=(): stage(next(finished), total, key)
+
+
 # ================================================================================== tasks
 
 def _mediation_task(task: parallel.Task) -> Any:
@@ -331,6 +338,16 @@ def _icc_task(task: parallel.Task) -> Any:
     data, column, levels, name = task.payload
     result = icc(data, column, levels=levels)
     return dataclasses.replace(result, y=name)
+
+
+def _study_figures_task(task: parallel.Task) -> dict[str, Any]:
+    """The report figures that need no results, by name, drawn on a worker ({} without the report module)."""
+    config, names = task.payload
+    try:
+        from .report.html import draw_study_figures
+    except ImportError:
+        return {}
+    return draw_study_figures(config, None, names=names)
 
 
 # ================================================================================== helpers
@@ -533,7 +550,8 @@ def _imputation_task(task: parallel.Task, context: Mapping[str, Any]) -> tuple[l
 def prepare_frames(study, *, seed: int | None = None, exposure: pd.DataFrame | None = None,
                    observed_scores: pd.DataFrame | None = None, observed: pd.DataFrame | None = None,
                    impute: bool | None = None, m: int | None = None, executor: parallel.Executor | None = None,
-                   progress: Callable[[int, int, tuple], None] | None = None) -> PreparedFrames:
+                   progress: Callable[[int, int, tuple], None] | None = None,
+                   on_frames: Callable[[int, Sequence[pd.DataFrame]], None] | None = None) -> PreparedFrames:
     """Analysis frames of a study: item-level MI of the interviews, re-scored, one frame per imputation.
 
     Each completed interview table is re-scored with the study's scoring rules and turned into
@@ -545,6 +563,10 @@ def prepare_frames(study, *, seed: int | None = None, exposure: pd.DataFrame | N
     With an ``executor`` of several workers the m chains are split into one group per worker,
     each group a task (:func:`fidelitymed.stats.impute.chain_groups`); the frames are the same
     for any number of groups (tested). Serially all chains run in one vectorized group.
+
+    ``on_frames(first, frames)`` is called in this process as each group's frames arrive (in
+    the order the groups finish): ``frames[i]`` is imputation ``first + i``. Without
+    imputation it is called once, with the observed frame as imputation 0.
     """
     from .exposure import study_exposure
     from .frame import analysis_frame, exposure_at
@@ -561,6 +583,8 @@ def prepare_frames(study, *, seed: int | None = None, exposure: pd.DataFrame | N
     impute = bool(a.impute) if impute is None else bool(impute)
     m = int(a.imputations if m is None else m)
     if not impute:
+        if on_frames is not None:
+            on_frames(0, (observed,))
         return PreparedFrames(observed, (observed,), None, None)
 
     mediator_waves = sorted({float(p.mediator) for p in a.waves})
@@ -572,7 +596,12 @@ def prepare_frames(study, *, seed: int | None = None, exposure: pd.DataFrame | N
     tasks = parallel.make_tasks({("impute", g[0]): g for g in groups}, seeded=False)
     context = {"study": study, "exposure": exposure, "auxiliary": auxiliary, "m": m,
                "seed": a.seed if seed is None else seed}
-    parts = ex.map(_imputation_task, tasks, context=context, progress=progress)
+
+    def group_done(index: int, part: tuple[list[pd.DataFrame], Any, dict]) -> None:
+        on_frames(groups[index][0], part[0])   # the groups are contiguous runs of chains
+
+    parts = ex.map(_imputation_task, tasks, context=context, progress=progress,
+                   on_result=group_done if on_frames is not None else None)
     frames = [f for part_frames, _, _ in parts for f in part_frames]
     convergence = ConvergenceTrace.combine([c for _, c, _ in parts], groups)
     imp_dict = {**parts[0][2], "chains": list(range(m)), "convergence": convergence.to_dict()}
@@ -638,9 +667,8 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
                output_guard: contextlib.ExitStack) -> StudyResults:
     import time
 
-    from .descriptives import table1, table2
     from .exposure import study_exposure
-    from .frame import analysis_frame, exposure_at, score_at
+    from .frame import analysis_frame
     from .study.config import load_config
     from .study.schema import load_study
 
@@ -698,13 +726,36 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
     drawn_figures = None
     specs = study_models(config)
 
-    with _Progress(progress) as prog:
-        # --- imputation --------------------------------------------------------------
+    ml = a.multilevel
+    keep = sorted({c for s in specs for c in (s.x, *s.mediators, s.y, *s.covariates)} | {"client"}
+                  | (set(ml.groups) if ml.enabled else set()))
+    # boot_mi takes the indirect-effect interval from its resamples: no bootstrap per imputation
+    opts = {"n_boot": 0 if scheme == "boot_mi" else a.n_boot, "conf": a.conf, "ci": a.ci,
+            "save_boot": scheme == "stacked"}
+
+    # ``waiting`` holds the maps under way: leaving by an exception cancels what has not started
+    with _Progress(progress) as prog, contextlib.ExitStack() as waiting:
         cb = prog.stage(f"imputing (m={m})" if do_impute else "analysis frame",
                         1 if ex.backend == "serial" or not do_impute else min(m, ex.workers))
+        models_progress = _counted(prog.stage(f"models ({len(specs)} x {m})", m), m)
+        mediation_maps: list[tuple[int, parallel.PendingMap]] = []
+
+        def start_models(first: int, group_frames: Sequence[pd.DataFrame]) -> None:
+            # one task per data set: its models share the resamples (mediate_many); each data
+            # set rides in its task's payload, so a process pool keeps the imputation's workers
+            tasks = parallel.make_tasks({("mediation", first + i): (tuple(specs), f[keep], opts)
+                                         for i, f in enumerate(group_frames)}, seed=root_seed)
+            mediation_maps.append((first, waiting.enter_context(
+                ex.start_map(_mediation_task, tasks, progress=models_progress))))
+
+        # --- imputation --------------------------------------------------------------
+        # on workers a group's models start as soon as its chains are imputed: a worker done with
+        # its chains fits models rather than wait for the other's (demo study: 0.1-0.4 s of a core).
+        # Serially the models start after the imputation, so its lap times the imputation alone.
         prepare = functools.partial(prepare_frames, study, seed=seed_value, exposure=exposure,
                                     observed_scores=observed_scores, observed=observed, impute=do_impute, m=m,
-                                    executor=ex, progress=cb)
+                                    executor=ex, progress=cb,
+                                    on_frames=start_models if ex.backend != "serial" else None)
         if target is not None and report and ex.backend == "processes":
             # the first map waits for the fork server's import of the analysis (~2 s): this process
             # draws a report figure that needs no results meanwhile (the same bytes as later)
@@ -714,37 +765,49 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
             prepared = prepare()
         if not do_impute:
             cb(1, 1, ("frame",))
-        frames = list(prepared.frames)
         imputation_info = prepared.imputation
         missing_info = prepared.missing
         lap("imputation")
-        ml = a.multilevel
-        keep = sorted({c for s in specs for c in (s.x, *s.mediators, s.y, *s.covariates)} | {"client"}
-                      | (set(ml.groups) if ml.enabled else set()))
-        frames = [f[keep] for f in frames]
+        frames = [f[keep] for f in prepared.frames]
 
         # --- model tasks -------------------------------------------------------------
-        # boot_mi takes the indirect-effect interval from its resamples: no bootstrap per imputation
-        opts = {"n_boot": 0 if scheme == "boot_mi" else a.n_boot, "conf": a.conf, "ci": a.ci,
-                "save_boot": scheme == "stacked"}
-        # one task per data set: its models share the resamples (mediate_many)
-        # each data set in its task's payload: no shared context, so a process pool keeps the
-        # imputation's workers for the models, the ICCs and the multilevel fits
-        tasks = parallel.make_tasks({("mediation", k): (tuple(specs), frames[k], opts) for k in range(m)},
-                                    seed=root_seed)
-        fitted = ex.map(_mediation_task, tasks,
-                        progress=prog.stage(f"models ({len(specs)} x {m})", len(tasks)))
-        by_model: dict[ModelColumns, list[Any]] = {spec: [] for spec in specs}
-        for results in fitted:  # in imputation order
-            for spec, result in zip(specs, results, strict=True):
-                by_model[spec].append(result)
+        # every map that needs no result of another is queued at once: a worker that runs out of
+        # model tasks takes an ICC or a multilevel fit instead of waiting for the other worker's
+        # last model and for this process to submit the next map (demo study: ~0.1 s of both
+        # cores). ``"serial"`` runs each map as it is started, so the laps time each stage there.
+        if not mediation_maps:
+            start_models(0, prepared.frames)
         lap("mediation models")
 
         # --- ICCs of every dependent variable (observed data) -------------------------
         levels = ["team", "case_manager"]
         icc_tasks = parallel.make_tasks({("icc", name): (observed[["client", *levels, col]], col, levels, name)
                                          for col, name in _dependent_variables(a)}, seeded=False)
-        icc_results = ex.map(_icc_task, icc_tasks, progress=prog.stage("ICCs", len(icc_tasks)))
+        icc_pending = waiting.enter_context(
+            ex.start_map(_icc_task, icc_tasks, progress=prog.stage("ICCs", len(icc_tasks))))
+        lap("ICCs")
+
+        # --- the same models with nested random intercepts ------------------------------
+        # boot_mi's resamples bring a new shared context (a new pool): its fits are started after them
+        ml_pending = None
+        if ml.enabled and scheme != "boot_mi":
+            ml_pending = waiting.enter_context(_start_multilevel(ex, specs, frames, a, m, root_seed, prog))
+            lap("multilevel models")   # serially the fits run here; on workers the rest is waited for below
+        figures_pending = None
+        if drawn_figures is not None:
+            # the conceptual model, on a worker after the fits: it fills the worker's wait for
+            # this process to pool the results and submit the report's figures
+            figures_pending = waiting.enter_context(ex.start_map(_study_figures_task, parallel.make_tasks(
+                {("figure", "study"): (config, ("model",))}, seeded=False)))
+
+        fitted = [results for _, pending in sorted(mediation_maps, key=lambda fp: fp[0])
+                  for results in pending.results()]
+        by_model: dict[ModelColumns, list[Any]] = {spec: [] for spec in specs}
+        for results in fitted:  # in imputation order
+            for spec, result in zip(specs, results, strict=True):
+                by_model[spec].append(result)
+        lap("mediation models")
+        icc_results = icc_pending.results()
         rule = a.alpha_rule
         icc_source = getattr(rule, "level", "max")
         iccs = {r.y: r for r in icc_results}
@@ -766,79 +829,34 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
                 progress=prog.stage(f"boot-MI ({a.boot_mi_resamples} x {a.boot_mi_imputations})",
                                     a.boot_mi_resamples))
             lap("boot_mi")
-
-        # --- the same models with nested random intercepts ------------------------------
-        # started, not waited for: the workers fit them while this process pools the models above
-        ml_pending = None
-        if ml.enabled:
-            # with imputations the CIs come from the pooled paths: per data set a token MC
-            ml_opts = {"groups": list(ml.groups), "decompose": ml.decompose, "conf": a.conf,
-                       "n_mc": 100 if m > 1 else ml.n_mc}
-            # each model's seed keyed by (outcome, wave, window, imputation); one task per data set
-            model_seeds = parallel.make_tasks({("multilevel", s.outcome, f"{s.outcome_wave:g}", s.window, k): s
-                                               for k in range(m) for s in specs}, seed=root_seed)
-            ml_tasks = parallel.make_tasks({("multilevel", k): (tuple((t.payload, t.seed) for t in
-                                                                      model_seeds[k * len(specs):(k + 1) * len(specs)]),
-                                                                frames[k], ml_opts) for k in range(m)}, seeded=False)
-            ml_pending = ex.start_map(_multilevel_task, ml_tasks,
-                                      progress=prog.stage(f"multilevel models ({len(specs)} x {m})", len(ml_tasks)))
-            lap("multilevel models")   # serially the fits run here; on workers the rest is waited for below
-        with ml_pending or contextlib.nullcontext():
-            imputation_scheme = f"item-level MICE-PMM, m={m}" if do_impute else "listwise"
-            mediation_records, decision_records, direct_records = _pool_mediation(
-                specs, by_model, config, iccs=iccs, imputation_scheme=imputation_scheme, scheme=scheme,
-                boot_mi_estimates=boot_mi_estimates, root_seed=root_seed, seed_value=seed_value)
-            lap("pooling + alpha rule")
-            hier_records = _hierarchical_records(specs, frames, a)
-            lap("hierarchical regressions")
-            ml_by_model: dict[ModelColumns, list[Any]] = {}
-            if ml_pending is not None:
-                ml_by_model = {spec: [] for spec in specs}
-                for results in ml_pending.results():  # in imputation order
-                    for spec, result in zip(specs, results, strict=True):
-                        ml_by_model[spec].append(result)
+            if ml.enabled:
+                ml_pending = waiting.enter_context(_start_multilevel(ex, specs, frames, a, m, root_seed, prog))
                 lap("multilevel models")
+
+        # the workers fit the multilevel models while this process pools the models above
+        imputation_scheme = f"item-level MICE-PMM, m={m}" if do_impute else "listwise"
+        mediation_records, decision_records, direct_records = _pool_mediation(
+            specs, by_model, config, iccs=iccs, imputation_scheme=imputation_scheme, scheme=scheme,
+            boot_mi_estimates=boot_mi_estimates, root_seed=root_seed, seed_value=seed_value)
+        lap("pooling + alpha rule")
+        hier_records = _hierarchical_records(specs, frames, a)
+        lap("hierarchical regressions")
+        descriptives, missing_info = _descriptives(study, observed, observed_scores, missing_info)
+        lap("descriptives")
+        ml_by_model: dict[ModelColumns, list[Any]] = {}
+        if ml_pending is not None:
+            ml_by_model = {spec: [] for spec in specs}
+            for results in ml_pending.results():  # in imputation order
+                for spec, result in zip(specs, results, strict=True):
+                    ml_by_model[spec].append(result)
+            lap("multilevel models")
+        multilevel_records = _pool_multilevel(specs, ml_by_model, config, imputation_scheme=imputation_scheme,
+                                              root_seed=root_seed, seed_value=seed_value)
+        lap("pooling + alpha rule")
+        if figures_pending is not None:   # drawn meanwhile
+            drawn_figures = {**drawn_figures, **figures_pending.results()[0]}
     if owned and (target is None or not report):
         ex.close()  # no figures to draw: the workers are not needed past the analysis
-    multilevel_records = _pool_multilevel(specs, ml_by_model, config, imputation_scheme=imputation_scheme,
-                                          root_seed=root_seed, seed_value=seed_value)
-    lap("pooling + alpha rule")
-
-    # --- descriptives -----------------------------------------------------------------------
-    threshold = a.small_cell_threshold
-    clients = observed.copy()
-    t1 = table1(clients, continuous=[c for c in ("age", "ace") if c in clients.columns],
-                categorical=[c for c in ("gender", "housing", "employment", "education", "long_hospitalization",
-                                         "site") if c in clients.columns], threshold=threshold)
-    measures: dict[str, dict[float, str]] = {"fidelity": {}}
-    for w in sorted({float(p.mediator) for p in a.waves}):
-        measures["fidelity"][w] = exposure_at(w, config.exposure.primary_window)
-    for inst in (a.mediator, *a.outcomes) if not a.parallel else a.outcomes:
-        cols = {float(w): score_at(a.score_column(inst), w) for w in config.waves if inst in config.schedule[w]}
-        measures[inst] = {w: c for w, c in cols.items() if c in observed.columns}
-    if a.parallel:
-        # each parallel mediator by its score column (rprs_core_relationship), placed before the outcomes
-        mediator_measures = {}
-        for (inst, _), column in zip(a.mediator_scores(), a.mediator_columns(), strict=True):
-            cols = {float(w): score_at(column, w) for w in config.waves if inst in config.schedule[w]}
-            mediator_measures[column] = {w: c for w, c in cols.items() if c in observed.columns}
-        measures = {"fidelity": measures.pop("fidelity"), **mediator_measures, **measures}
-    t2 = table2(observed, measures, threshold=threshold)
-    t2_records = t2.to_dict()
-    for r in t2_records:
-        r["month"] = _month(r["month"])
-        r["column"] = (f"fidelity_{r['month']:g}m_{config.exposure.primary_window}d" if r["variable"] == "fidelity"
-                       else _var(r["variable"], r["month"]))
-        if r["comparison"] is not None and r["comparison"].get("vs_month") is not None:
-            r["comparison"]["vs_month"] = _month(r["comparison"]["vs_month"])
-    descriptives = {"table1": t1.to_dict(), "table2": t2_records,
-                    "table2_test": "paired t test of each wave against the variable's first wave, complete pairs, "
-                                   "observed scores"}
-    if missing_info is None:
-        from .descriptives import missing_by_scale
-
-        missing_info = missing_by_scale(observed_scores, study.clients["client"], config)
-    lap("descriptives")
 
     # --- manifest ---------------------------------------------------------------------------
     from . import __version__
@@ -875,6 +893,67 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
         results = _write_outputs(results, target, study=study, report=report, executor=ex, drawn=drawn_figures)
         lap("outputs")
     return dataclasses.replace(results, timings=dict(timings))
+
+
+def _start_multilevel(ex: parallel.Executor, specs: Sequence[ModelColumns], frames: Sequence[pd.DataFrame], a,
+                      m: int, root_seed: np.random.SeedSequence, prog: _Progress) -> parallel.PendingMap:
+    """Start the models with nested random intercepts: one task per data set, each model its own seed."""
+    ml = a.multilevel
+    # with imputations the CIs come from the pooled paths: per data set a token MC
+    ml_opts = {"groups": list(ml.groups), "decompose": ml.decompose, "conf": a.conf,
+               "n_mc": 100 if m > 1 else ml.n_mc}
+    # each model's seed keyed by (outcome, wave, window, imputation)
+    model_seeds = parallel.make_tasks({("multilevel", s.outcome, f"{s.outcome_wave:g}", s.window, k): s
+                                       for k in range(m) for s in specs}, seed=root_seed)
+    ml_tasks = parallel.make_tasks({("multilevel", k): (tuple((t.payload, t.seed) for t in
+                                                              model_seeds[k * len(specs):(k + 1) * len(specs)]),
+                                                        frames[k], ml_opts) for k in range(m)}, seeded=False)
+    return ex.start_map(_multilevel_task, ml_tasks,
+                        progress=prog.stage(f"multilevel models ({len(specs)} x {m})", len(ml_tasks)))
+
+
+def _descriptives(study, observed: pd.DataFrame, observed_scores: pd.DataFrame,
+                  missing_info: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Table 1 (clients), Table 2 (the measures by wave) and the missing data by scale, from the observed data."""
+    from .descriptives import table1, table2
+    from .frame import exposure_at, score_at
+
+    config = study.config
+    a = config.analysis
+    threshold = a.small_cell_threshold
+    clients = observed.copy()
+    t1 = table1(clients, continuous=[c for c in ("age", "ace") if c in clients.columns],
+                categorical=[c for c in ("gender", "housing", "employment", "education", "long_hospitalization",
+                                         "site") if c in clients.columns], threshold=threshold)
+    measures: dict[str, dict[float, str]] = {"fidelity": {}}
+    for w in sorted({float(p.mediator) for p in a.waves}):
+        measures["fidelity"][w] = exposure_at(w, config.exposure.primary_window)
+    for inst in (a.mediator, *a.outcomes) if not a.parallel else a.outcomes:
+        cols = {float(w): score_at(a.score_column(inst), w) for w in config.waves if inst in config.schedule[w]}
+        measures[inst] = {w: c for w, c in cols.items() if c in observed.columns}
+    if a.parallel:
+        # each parallel mediator by its score column (rprs_core_relationship), placed before the outcomes
+        mediator_measures = {}
+        for (inst, _), column in zip(a.mediator_scores(), a.mediator_columns(), strict=True):
+            cols = {float(w): score_at(column, w) for w in config.waves if inst in config.schedule[w]}
+            mediator_measures[column] = {w: c for w, c in cols.items() if c in observed.columns}
+        measures = {"fidelity": measures.pop("fidelity"), **mediator_measures, **measures}
+    t2 = table2(observed, measures, threshold=threshold)
+    t2_records = t2.to_dict()
+    for r in t2_records:
+        r["month"] = _month(r["month"])
+        r["column"] = (f"fidelity_{r['month']:g}m_{config.exposure.primary_window}d" if r["variable"] == "fidelity"
+                       else _var(r["variable"], r["month"]))
+        if r["comparison"] is not None and r["comparison"].get("vs_month") is not None:
+            r["comparison"]["vs_month"] = _month(r["comparison"]["vs_month"])
+    descriptives = {"table1": t1.to_dict(), "table2": t2_records,
+                    "table2_test": "paired t test of each wave against the variable's first wave, complete pairs, "
+                                   "observed scores"}
+    if missing_info is None:
+        from .descriptives import missing_by_scale
+
+        missing_info = missing_by_scale(observed_scores, study.clients["client"], config)
+    return descriptives, missing_info
 
 
 def _pool_mediation(specs: Sequence[ModelColumns], by_model: Mapping[ModelColumns, list[Any]], config, *,
