@@ -171,6 +171,7 @@ def test_pipeline_runs_boot_mi_with_the_other_schemes_keys(small_study, tmp_path
     stacked = run_study(folder, pooling="stacked", **kw)
     saved = json.loads((tmp_path / "b" / "results.json").read_text())
     rec, other = saved["mediation"][0], stacked.to_dict()["mediation"][0]
+    assert boot.mediation[0]["pooling"] == "boot_mi" and boot.out == tmp_path / "b"
     assert set(rec) == set(other) | {"boot_mi"}
     assert rec["pooling"] == "boot_mi" and rec["n_boot"] == B
     assert rec["boot_mi"]["resamples"] == B and rec["boot_mi"]["imputations_per_resample"] == M

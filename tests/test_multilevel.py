@@ -257,6 +257,7 @@ def test_monte_carlo_ci_of_result_from_its_paths():
     cov[1:, 1:] = fit.vcov[np.ix_(idx, idx)]
     evals, evecs = np.linalg.eigh(cov)
     draws = mean + rng.standard_normal((5000, 3)) @ (evecs * np.sqrt(evals)).T
+    assert b.coef == mean[1]     # the b path the draws start from is the outcome equation's
     ab = draws[:, 0] * draws[:, 1]
     ind = res.indirect_effect("indirect_between")
     assert (ind.ci_low, ind.ci_high) == pytest.approx(tuple(np.quantile(ab, [0.025, 0.975])), rel=1e-10)

@@ -469,7 +469,7 @@ def odd_study_run(tmp_path_factory) -> tuple[Path, Path, Path]:
     base = tmp_path_factory.mktemp("odd")
     parent = base / "parent"
     shutil.copytree(DEMO, parent / "study")
-    data = _study_with_outside_input(parent)
+    _study_with_outside_input(parent)
     teams = pd.read_csv(parent / "study" / "teams.csv")
     teams["site"] = teams["site"].map(lambda s: EVIL_SITES.get(s, f"Site {s}"))
     elsewhere = base / "elsewhere"

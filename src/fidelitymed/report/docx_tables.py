@@ -348,7 +348,6 @@ def _fixed_layout(table: Any, widths_pt: Sequence[float]) -> None:
 def _row_flags(row: Any, *, header: bool) -> None:
     """``w:cantSplit`` on every row; ``w:tblHeader`` (repeat on each page) on header rows."""
     from docx.oxml import OxmlElement
-    from docx.oxml.ns import qn
 
     tr_pr = row._tr.get_or_add_trPr()
     tr_pr.append(OxmlElement("w:cantSplit"))
