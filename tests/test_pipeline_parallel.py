@@ -151,3 +151,16 @@ def test_prepare_frames_hands_each_group_of_chains_over_as_it_is_imputed(backend
     observed = []
     listwise = prepare_frames(study, impute=False, on_frames=lambda first, frames: observed.append((first, frames)))
     assert observed == [(0, listwise.frames)]
+
+
+def test_the_models_stage_counts_every_group_once_and_starts_after_the_imputation_stage():
+    """On workers the models come in one map per group of chains; the user sees one stage."""
+    from fidelitymed.pipeline import run_study
+
+    seen: list[tuple[str, int, int]] = []
+    run_study(DEMO, imputations=4, n_boot=50, report=False, executor={"backend": "processes", "workers": 2},
+              progress=lambda stage, done, total: seen.append((stage, done, total)))
+    stages = list(dict.fromkeys(stage for stage, _, _ in seen))
+    assert stages[:2] == ["imputing (m=4)", "models (24 x 4)"]
+    models = [(done, total) for stage, done, total in seen if stage == "models (24 x 4)"]
+    assert models == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]

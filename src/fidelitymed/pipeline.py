@@ -737,10 +737,13 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
     with _Progress(progress) as prog, contextlib.ExitStack() as waiting:
         cb = prog.stage(f"imputing (m={m})" if do_impute else "analysis frame",
                         1 if ex.backend == "serial" or not do_impute else min(m, ex.workers))
-        models_progress = _counted(prog.stage(f"models ({len(specs)} x {m})", m), m)
+        models_progress = None   # the stage (and its clock) starts with the first group's models
         mediation_maps: list[tuple[int, parallel.PendingMap]] = []
 
         def start_models(first: int, group_frames: Sequence[pd.DataFrame]) -> None:
+            nonlocal models_progress
+            if models_progress is None:
+                models_progress = _counted(prog.stage(f"models ({len(specs)} x {m})", m), m)
             # one task per data set: its models share the resamples (mediate_many); each data
             # set rides in its task's payload, so a process pool keeps the imputation's workers
             tasks = parallel.make_tasks({("mediation", first + i): (tuple(specs), f[keep], opts)
