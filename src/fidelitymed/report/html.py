@@ -266,18 +266,26 @@ def _render(results: dict[str, Any], out_dir: str | os.PathLike, *, fidelity_ass
     heatmap_spec = domain_heatmap_spec(results.get("domains"))
     section_specs = [s for s in (multilevel_spec, heatmap_spec) if s is not None]
     built: list[list[T.ReportTable]] = []
+    views: dict[str, Any] = {}
+    ws = T.windows(results)
 
     def write_tables() -> None:
-        # built here, while the workers draw: the workers need none of it
+        # built here, while the workers draw: the workers need none of it, and this process
+        # would otherwise do it after the last figure with both workers idle
         if meanwhile is not None:
             meanwhile()
         built.append(T.all_tables(results, min_cell=min_cell))
         T.write_xlsx(built[0], out_dir / "tables.xlsx", results=results)
         T.write_docx(built[0], out_dir / "tables.docx", heading=f"{_study_name(cfg)}: tables")
+        views["tables"] = {t.key: _table_view(t) for t in built[0]}
+        by_key = {t.key: t for t in built[0]}
+        views["alpha_primary"] = (_table_view(replace(T.alpha_decisions_table(results, ws[0]),
+                                                      number=by_key["alpha_decisions"].number))
+                                  if ws and "alpha_decisions" in by_key else None)
+        views["template"] = _environment().get_template("report.html.j2")
 
     # one batch for every figure of the report; the workers return bytes, the files are written here
     rendered = _render_figures_meanwhile(specs + section_specs, cfg, executor, write_tables, drawn)
-    tables = built[0]
     for r in rendered.values():
         if r.png is not None:
             F.write_figure_files(fig_dir / r.key, r.png, r.svg)  # 300 dpi PNG + SVG for the journal
@@ -288,17 +296,15 @@ def _render(results: dict[str, Any], out_dir: str | os.PathLike, *, fidelity_ass
                                      (f"figures/{spec.key}.png", f"figures/{spec.key}.svg"), spec.number, spec.caption)
 
     # ---- table views
-    by_key = {t.key: t for t in tables}
-    ws = T.windows(results)
+    table_views = views["tables"]
     diag = _imputation_diagnostics(results)
     mediation_sections = []
     for w in ws:
-        t = by_key.get(f"mediation_{w}d")
         suffix = "_" + L.file_slug(L.window_text(w))
         panels = [f for k, f in items.items() if "_mediation_" in k and k.endswith(suffix)]
         models = [f for k, f in items.items() if "_diagram_" in k and k.endswith(suffix)]
         mediation_sections.append({"window": w, "primary": w == (ws[0] if ws else None),
-                                   "table": _table_view(t) if t else None, "figures": panels,
+                                   "table": table_views.get(f"mediation_{w}d"), "figures": panels,
                                    "model_figures": models})
     methods = methods_text(results, cfg)
     manifest = results.get("manifest") or {}
@@ -311,11 +317,9 @@ def _render(results: dict[str, Any], out_dir: str | os.PathLike, *, fidelity_ass
         "summary": _summary(results),
         "missing_share_ptr": "/missing/overall_share" if (results.get("missing") or {}).get("overall_share")
         is not None else None,
-        "tables": {k: _table_view(t) for k, t in by_key.items()},
+        "tables": table_views,
         "mediation_sections": mediation_sections,
-        "alpha_primary": (_table_view(replace(T.alpha_decisions_table(results, ws[0]),
-                                              number=by_key["alpha_decisions"].number))
-                          if ws and "alpha_decisions" in by_key else None),
+        "alpha_primary": views["alpha_primary"],
         "figures": {k.split("_", 1)[1] if k.startswith("figureS") else k: v for k, v in items.items()},
         "diag": diag,
         "warnings": report_warnings(results),
@@ -335,7 +339,7 @@ def _render(results: dict[str, Any], out_dir: str | os.PathLike, *, fidelity_ass
         "domains_html": domains_section_html(results.get("domains"),
                                              rendered[heatmap_spec.key].inline_png if heatmap_spec else None),
     }
-    html = _environment().get_template("report.html.j2").render(**context)
+    html = views["template"].render(**context)
     path = out_dir / "report.html"
     write_text(path, html)
     return path
