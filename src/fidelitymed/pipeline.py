@@ -739,15 +739,17 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
                         1 if ex.backend == "serial" or not do_impute else min(m, ex.workers))
         models_progress = None   # the stage (and its clock) starts with the first group's models
         mediation_maps: list[tuple[int, parallel.PendingMap]] = []
+        kept: dict[int, pd.DataFrame] = {}   # imputation -> its frame's model columns, for every later stage
 
         def start_models(first: int, group_frames: Sequence[pd.DataFrame]) -> None:
             nonlocal models_progress
             if models_progress is None:
                 models_progress = _counted(prog.stage(f"models ({len(specs)} x {m})", m), m)
+            kept.update({first + i: f[keep] for i, f in enumerate(group_frames)})
             # one task per data set: its models share the resamples (mediate_many); each data
             # set rides in its task's payload, so a process pool keeps the imputation's workers
-            tasks = parallel.make_tasks({("mediation", first + i): (tuple(specs), f[keep], opts)
-                                         for i, f in enumerate(group_frames)}, seed=root_seed)
+            tasks = parallel.make_tasks({("mediation", first + i): (tuple(specs), kept[first + i], opts)
+                                         for i in range(len(group_frames))}, seed=root_seed)
             mediation_maps.append((first, waiting.enter_context(
                 ex.start_map(_mediation_task, tasks, progress=models_progress))))
 
@@ -771,7 +773,6 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
         imputation_info = prepared.imputation
         missing_info = prepared.missing
         lap("imputation")
-        frames = [f[keep] for f in prepared.frames]
 
         # --- model tasks -------------------------------------------------------------
         # every map that needs no result of another is queued at once: a worker that runs out of
@@ -781,6 +782,7 @@ def _run_study(path: str | Any, *, out: str | None, force: bool,
         if not mediation_maps:
             start_models(0, prepared.frames)
         lap("mediation models")
+        frames = [kept[k] for k in range(len(prepared.frames))]
 
         # --- ICCs of every dependent variable (observed data) -------------------------
         levels = ["team", "case_manager"]
