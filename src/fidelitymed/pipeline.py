@@ -343,11 +343,7 @@ def _icc_task(task: parallel.Task) -> Any:
 def _study_figures_task(task: parallel.Task) -> dict[str, Any]:
     """The report figures that need no results, by name, drawn on a worker ({} without the report module)."""
     config, names = task.payload
-    try:
-        from .report.html import draw_study_figures
-    except ImportError:
-        return {}
-    return draw_study_figures(config, None, names=names)
+    return _study_figures(config, None, names) or {}
 
 
 # ================================================================================== helpers
@@ -1251,13 +1247,18 @@ def _draw_study_figures(study) -> dict[str, Any] | None:
     when the study is read and they are drawn. With the conceptual model drawn here too the demo
     study took 0.75 s longer on 2 processes, in each of three interleaved rounds (17.6 against
     16.9 s, 16.3 / 15.4, 18.4 / 17.7): the workers waited for it; drawn with the other figures it
-    costs them 0.2 s.
+    costs them 0.2 s (it is drawn on a worker after the multilevel fits, ``_study_figures_task``).
     """
+    return _study_figures(study.config, _report_assessments(study), ("fidelity_trajectories",))
+
+
+def _study_figures(config, assessments: pd.DataFrame | None, names: Sequence[str]) -> dict[str, Any] | None:
+    """:func:`fidelitymed.report.html.draw_study_figures` of ``names`` (``None`` without the report module)."""
     try:
         from .report.html import draw_study_figures
     except ImportError:
         return None
-    return draw_study_figures(study.config, _report_assessments(study), names=("fidelity_trajectories",))
+    return draw_study_figures(config, assessments, names=names)
 
 
 def _render_report(results: StudyResults, folder: Path, study, executor: parallel.Executor | None,
