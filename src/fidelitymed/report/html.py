@@ -265,7 +265,6 @@ def _render(results: dict[str, Any], out_dir: str | os.PathLike, *, fidelity_ass
     multilevel_spec = multilevel_figure_spec(results)
     heatmap_spec = domain_heatmap_spec(results.get("domains"))
     section_specs = [s for s in (multilevel_spec, heatmap_spec) if s is not None]
-    built: list[list[T.ReportTable]] = []
     views: dict[str, Any] = {}
     ws = T.windows(results)
 
@@ -274,11 +273,11 @@ def _render(results: dict[str, Any], out_dir: str | os.PathLike, *, fidelity_ass
         # would otherwise do it after the last figure with both workers idle
         if meanwhile is not None:
             meanwhile()
-        built.append(T.all_tables(results, min_cell=min_cell))
-        T.write_xlsx(built[0], out_dir / "tables.xlsx", results=results)
-        T.write_docx(built[0], out_dir / "tables.docx", heading=f"{_study_name(cfg)}: tables")
-        views["tables"] = {t.key: _table_view(t) for t in built[0]}
-        by_key = {t.key: t for t in built[0]}
+        tables = T.all_tables(results, min_cell=min_cell)
+        T.write_xlsx(tables, out_dir / "tables.xlsx", results=results)
+        T.write_docx(tables, out_dir / "tables.docx", heading=f"{_study_name(cfg)}: tables")
+        views["tables"] = {t.key: _table_view(t) for t in tables}
+        by_key = {t.key: t for t in tables}
         views["alpha_primary"] = (_table_view(replace(T.alpha_decisions_table(results, ws[0]),
                                                       number=by_key["alpha_decisions"].number))
                                   if ws and "alpha_decisions" in by_key else None)
