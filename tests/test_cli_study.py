@@ -131,3 +131,20 @@ def test_run_on_processes_starts_the_fork_server_before_the_analysis_is_read(mon
                      **options)
     assert calls[0] == "fork server" if started else "fork server" not in calls
     assert calls[-1][0] == "run"
+
+
+@pytest.mark.parametrize("argv, code", [(["--version"], 0), (["validate", "no-such-study"], 2)])
+def test_the_script_entry_returns_mains_exit_code_and_leaves_the_collector_frozen(argv, code):
+    """``console_main`` (the ``fidelitymed`` script, ``python -m fidelitymed``) is :func:`main` and
+    then a shutdown without the interpreter's last full collections; run in a child process, as
+    it freezes the garbage collector of the process it ends."""
+    import subprocess
+    import sys
+
+    probe = ("import gc, sys; from fidelitymed.cli import console_main; sys.argv = ['fidelitymed', *sys.argv[1:]]; "
+             "c = console_main(); print(c, gc.isenabled(), gc.get_freeze_count() > 1000, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[-1] == f"{code} False True"
+    module = subprocess.run([sys.executable, "-m", "fidelitymed", *argv], capture_output=True, text=True, timeout=120)
+    assert module.returncode == code

@@ -10,6 +10,7 @@ same way -- every temporary output is removed -- print one line and exit 130 and
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import os
 import pkgutil
@@ -139,5 +140,24 @@ def main(argv: list[str] | None = None) -> int:
     return returned if isinstance(returned, int) else 0
 
 
+def console_main() -> int:
+    """The ``fidelitymed`` script and ``python -m fidelitymed``: :func:`main`, then a shutdown
+    without the interpreter's last garbage collections.
+
+    After the command returns, Python's shutdown runs full cyclic garbage collections over every
+    object still alive -- numpy, pandas, matplotlib, numba and the run's results: 0.5-0.6 s on one
+    core after a demo study's outputs are in place (measured: the process ended 0.64 s after
+    ``main`` returned, 0.11 s with this). The process is about to end, every output is already
+    written, closed and moved into place, and its memory returns to the OS with it, so the
+    objects are moved out of the collector's reach (:func:`gc.freeze`). ``atexit`` handlers and
+    module finalisation still run. Not done by :func:`main`, which tests and other programs call
+    in a process that goes on.
+    """
+    code = main()
+    gc.disable()
+    gc.freeze()
+    return code
+
+
 if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    raise SystemExit(console_main())
