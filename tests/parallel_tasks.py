@@ -32,3 +32,10 @@ def context_task(task, context) -> tuple[int, object]:
 def pid_task(task) -> int:
     """The worker's process id."""
     return os.getpid()
+
+
+def frozen_objects_task(task) -> int:
+    """How many objects the worker's garbage collector has frozen (``gc.get_freeze_count``)."""
+    import gc
+
+    return gc.get_freeze_count()

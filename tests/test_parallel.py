@@ -255,6 +255,20 @@ def test_starting_a_process_executor_starts_the_fork_server_but_no_pool(tasks):
     assert all(np.array_equal(a, b) for a, b in zip(results, parallel.map(parallel.example_task, tasks)))
 
 
+def test_process_workers_inherit_the_preloaded_modules_frozen_out_of_the_garbage_collector():
+    """The fork server freezes what it imported (``fidelitymed._preload``), so a worker's
+    collections do not walk, or copy on write, the ~190,000 inherited module objects."""
+    import multiprocessing
+
+    from parallel_tasks import frozen_objects_task
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork server on this platform")
+    with parallel.Executor("processes", workers=1) as ex:
+        frozen = ex.map(frozen_objects_task, parallel.make_tasks({(0,): None}, seeded=False))[0]
+    assert frozen > 50_000
+
+
 def test_single_thread_nests_and_restores():
     from fidelitymed.blas import single_thread
 
