@@ -436,3 +436,36 @@ def test_release_freed_memory_is_a_safe_no_op_when_the_allocator_is_left_alone(m
     assert isinstance(heap.release_freed_memory(), bool)
     monkeypatch.setenv("FIDELITYMED_MALLOC", "default")
     assert heap.release_freed_memory() is False
+
+
+def test_objects_frozen_keeps_the_objects_of_entry_out_of_collections_and_restores_the_collector():
+    import gc
+
+    from fidelitymed import heap
+
+    if gc.get_freeze_count():
+        gc.unfreeze()   # another test's leftover; this one needs a collector nobody froze
+    with heap.objects_frozen():
+        assert gc.get_freeze_count() > 0
+        made_inside = [[]]
+        made_inside[0].append(made_inside)   # a cycle made in the block: collected as usual
+        del made_inside
+        assert gc.collect() >= 1
+        with heap.objects_frozen():          # an enclosing freeze is left alone
+            frozen = gc.get_freeze_count()
+        assert gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() == 0
+    gc.freeze()                              # the program froze objects itself: not unfrozen here
+    try:
+        ours = gc.get_freeze_count()
+        with heap.objects_frozen():
+            pass
+        assert gc.get_freeze_count() == ours
+    finally:
+        gc.unfreeze()
+    gc.disable()                             # no collector: nothing is frozen
+    try:
+        with heap.objects_frozen():
+            assert gc.get_freeze_count() == 0
+    finally:
+        gc.enable()

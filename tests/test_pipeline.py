@@ -46,6 +46,18 @@ def listwise_run():
                      progress=lambda stage, done, total: STAGES.append((stage, done, total)))
 
 
+def test_the_run_leaves_the_objects_it_starts_with_out_of_its_garbage_collections():
+    import gc
+
+    if gc.get_freeze_count():
+        gc.unfreeze()
+    seen: set[bool] = set()
+    run_study(DEMO, impute=False, n_boot=20, seed=SEED, executor="serial", report=False,
+              progress=lambda stage, done, total: seen.add(gc.get_freeze_count() > 0))
+    assert seen == {True}
+    assert gc.get_freeze_count() == 0
+
+
 def _ids(study) -> set[str]:
     return set(study.clients["client"].astype(str)) | set(study.clients["case_manager"].astype(str))
 

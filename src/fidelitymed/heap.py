@@ -17,16 +17,24 @@ they use.
 
 Only glibc is affected; elsewhere (macOS, musl, Windows) this does nothing.  Set
 ``FIDELITYMED_MALLOC=default`` to leave the allocator alone.  It changes speed, never results.
+
+Python's cyclic garbage collector is the other cost of a long run: each full collection walks
+every object alive -- the ~190,000 objects of numpy, pandas, scipy, matplotlib and numba among
+them -- although none of those dies during the run. :func:`objects_frozen` keeps the objects that
+exist when a run starts out of its collections until it ends (``gc.freeze`` / ``gc.unfreeze``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import gc
 import os
 import threading
+from collections.abc import Iterator
 
-__all__ = ["release_freed_memory", "retain_freed_memory"]
+__all__ = ["objects_frozen", "release_freed_memory", "retain_freed_memory"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -85,3 +93,25 @@ def retain_freed_memory() -> bool:
         mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
         mallopt.restype = ctypes.c_int
         return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) & bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+@contextlib.contextmanager
+def objects_frozen() -> Iterator[None]:
+    """Leave the objects alive at entry out of the garbage collector's passes until the block ends.
+
+    The study run wraps itself in this. Measured on the demo study, the full collections in the
+    process that runs it took 1.03 s serially and 0.50 s on two worker processes, and 0.59 s and
+    0.23 s with the imported modules frozen. Objects made inside the block are collected as
+    usual, and the frozen ones return to the oldest generation at exit (``gc.unfreeze``), so
+    garbage among them is collected later rather than never. A program that froze objects itself
+    (``gc.get_freeze_count() > 0``, also an enclosing call of this) or disabled the collector is
+    left as it is.
+    """
+    if gc.get_freeze_count() or not gc.isenabled():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

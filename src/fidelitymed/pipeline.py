@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from . import blas, interrupt, parallel
+from . import blas, heap, interrupt, parallel
 from .errors import ConfigError
 from .labels import instrument_label, study_labels
 from .study.writers import OutputFolder, neutralise_frame
@@ -649,8 +649,9 @@ def run_study(path: str | Any, *, out: str | None = None, force: bool = False,
     -------
     StudyResults
     """
-    # the output folder's lock and temporary folder live as long as the run
-    with contextlib.ExitStack() as output_guard:
+    # the output folder's lock and temporary folder live as long as the run; the modules imported
+    # before it are left out of its garbage collections
+    with heap.objects_frozen(), contextlib.ExitStack() as output_guard:
         return _run_study(path, out=out, force=force, executor=executor, progress=progress, impute=impute,
                           imputations=imputations, n_boot=n_boot, seed=seed, pooling=pooling, report=report,
                           output_guard=output_guard)
