@@ -14,11 +14,14 @@ seconds are not.
 Memory (:class:`RunMemory`): the peak over the run of the summed PSS of this process, the fork
 server and the workers, sampled together with psutil (the memory the run takes), and of their
 summed RSS (which counts shared pages once per process); and this process's own peak
-(``resource.getrusage``).
+(``resource.getrusage``). The sampling is not free: ~1 CPU s of a demo run on either backend,
+which a serial run takes from the idle second core and a 2-process run from its workers, so
+``--no-memory`` times the speed-up without it.
 
     .venv/bin/python benchmarks/bench_study.py                      # demo, serial + 2 processes
     .venv/bin/python benchmarks/bench_study.py --quick              # m = 5, 1,000 resamples
     .venv/bin/python benchmarks/bench_study.py --report --repeat 3  # fastest of 3 interleaved runs each
+    .venv/bin/python benchmarks/bench_study.py --report --repeat 3 --no-memory  # the speed-up, unsampled
     .venv/bin/python benchmarks/bench_study.py --clients 20000 --imputations 5 --backends processes
     .venv/bin/python benchmarks/bench_study.py --pooling boot_mi --backends processes
     .venv/bin/python benchmarks/bench_study.py --pooling boot_mi --boot-mi-resamples 40 --backends dask --workers 4
@@ -29,6 +32,7 @@ Not a test: run it when the machine is quiet.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -190,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--boot-mi-resamples", type=int, default=None,
                         help="analysis.boot_mi_resamples of the study (default: the study's, 200); with "
                              "--pooling boot_mi, fewer resamples time the speed-up over workers sooner")
+    parser.add_argument("--no-memory", action="store_true",
+                        help="time without the memory sampler: its reads of /proc/<pid>/smaps_rollup cost "
+                             "~1 CPU s of a demo run on either backend (measured), which a serial run takes "
+                             "from the idle second core and a 2-process run from its workers")
     parser.add_argument("--repeat", type=int, default=1,
                         help="time every backend N times, in interleaved rounds; the ratios then use each "
                              "backend's fastest run (a shared machine's speed drifts within minutes)")
@@ -222,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         for run_index, (backend, workers) in enumerate(runs):
             ex = parallel.Executor(backend, workers=workers)
             start = time.perf_counter()
-            with ex, RunMemory() as memory:
+            memory = None if args.no_memory else RunMemory()
+            with ex, (memory or contextlib.nullcontext()):
                 if backend == "dask":
                     ex._ensure_client()          # cluster start-up timed separately
                 started = time.perf_counter() - start
@@ -240,10 +249,13 @@ def main(argv: list[str] | None = None) -> int:
                 for path, x, y in diffs[:3]:
                     print(f"  {backend} differs at {path}: {x!r} vs {y!r} ({len(diffs)} values differ)")
             rows.append((backend, workers, total, started, stage_row(results.timings), same))
-            print(f"  {backend}: {total:.1f} s; peak memory of the whole run (this process, fork server and "
-                  f"workers, sampled together): {memory.peak_pss_mb:.0f} MiB PSS, {memory.peak_rss_mb:.0f} MiB "
-                  f"summed RSS (workers alone {memory.peak_workers_rss_mb:.0f} MiB RSS; this process's own peak "
-                  f"so far {own_peak_mb():.0f} MiB)", flush=True)
+            if memory is None:
+                print(f"  {backend}: {total:.1f} s (memory not sampled)", flush=True)
+            else:
+                print(f"  {backend}: {total:.1f} s; peak memory of the whole run (this process, fork server and "
+                      f"workers, sampled together): {memory.peak_pss_mb:.0f} MiB PSS, {memory.peak_rss_mb:.0f} MiB "
+                      f"summed RSS (workers alone {memory.peak_workers_rss_mb:.0f} MiB RSS; this process's own "
+                      f"peak so far {own_peak_mb():.0f} MiB)", flush=True)
         n = int(reference["mediation"][0]["n"])
         n_models = len(reference["mediation"])
 
