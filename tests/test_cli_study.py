@@ -109,14 +109,18 @@ def test_validate_empty_tables(tmp_path, capsys):
     ({"backend": "processes", "workers": 2}, True), ({"backend": None, "workers": 2}, True),
     ({"backend": "serial", "workers": None}, False), ({"backend": None, "workers": None}, False),
 ])
-def test_run_on_processes_starts_the_fork_server_before_the_analysis_is_read(monkeypatch, tmp_path, options, started):
-    """`run --backend processes` starts the fork server first, so it imports the analysis while
-    the command imports its own; the run itself is what `run_study` does (stubbed here)."""
-    from fidelitymed import parallel, pipeline
-    from fidelitymed.cli import cmd_run
+@pytest.mark.parametrize("command", ["run", "demo"])
+def test_run_on_processes_starts_the_fork_server_before_the_analysis_is_read(monkeypatch, tmp_path, options, started,
+                                                                            command):
+    """`run --backend processes` (and `demo`) start the fork server first, so it imports the
+    analysis while the command imports its own -- for `demo` before the simulator that finds the
+    demo study; the run itself is what `run_study` does (stubbed here)."""
+    from fidelitymed import parallel, pipeline, simulate
 
     calls = []
     monkeypatch.setattr(parallel, "start_fork_server", lambda: calls.append("fork server"))
+    real_demo_path = simulate.demo_study_path
+    monkeypatch.setattr(simulate, "demo_study_path", lambda: calls.append("demo study") or real_demo_path())
 
     class Done(Exception):
         pass
@@ -126,11 +130,15 @@ def test_run_on_processes_starts_the_fork_server_before_the_analysis_is_read(mon
         raise Done
 
     monkeypatch.setattr(pipeline, "run_study", stub)
+    argv = [command, *([str(tmp_path / "study")] if command == "run" else []), "--out", str(tmp_path / "out"), "--quiet"]
+    argv += [*(["--backend", options["backend"]] if options["backend"] else []),
+             *(["--workers", str(options["workers"])] if options["workers"] else [])]
     with pytest.raises(Done):
-        cmd_run._run(tmp_path / "study", tmp_path / "out", force=False, no_impute=False, scheduler=None, quiet=True,
-                     **options)
+        from fidelitymed.cli import app
+
+        app(args=argv, standalone_mode=False)
     assert calls[0] == "fork server" if started else "fork server" not in calls
-    assert calls[-1][0] == "run"
+    assert calls[-1] == ("run", "processes" if started else options["backend"])
 
 
 @pytest.mark.parametrize("argv, code", [(["--version"], 0), (["validate", "no-such-study"], 2)])
