@@ -7,7 +7,7 @@ import pytest
 import yaml
 from test_schema import make_tables, write_study
 
-from fidelitymed.cli import main
+from fidelitymed.cli import app, main
 from fidelitymed.errors import FidelityMedError
 from fidelitymed.study.config import default_config, parse_config
 from fidelitymed.study.template import table_headers, template_yaml, write_template
@@ -134,8 +134,6 @@ def test_run_on_processes_starts_the_fork_server_before_the_analysis_is_read(mon
     argv += [*(["--backend", options["backend"]] if options["backend"] else []),
              *(["--workers", str(options["workers"])] if options["workers"] else [])]
     with pytest.raises(Done):
-        from fidelitymed.cli import app
-
         app(args=argv, standalone_mode=False)
     assert calls[0] == "fork server" if started else "fork server" not in calls
     assert calls[-1] == ("run", "processes" if started else options["backend"])
